@@ -1,0 +1,64 @@
+"""The one error tree: every failure a user can see is a ClipperError.
+
+    ClipperError              message + hint, shown to people as is
+    ├── InvalidInput          bad input; nothing was stored (CLI exit 2)
+    │   └── UnsafeURL         URL refused by the fetch-safety rules
+    ├── NotFound              no such clip / flag / user (CLI exit 2)
+    ├── PermissionDenied      the role may not do this (CLI exit 2)
+    ├── Conflict              the action clashes with the clip's state (CLI exit 2)
+    └── ProcessingError       a pipeline stage failed (CLI exit 1)
+        ├── PermanentError    retrying will not help (404, unsupported URL, broken media)
+        └── TransientError    network trouble; the stage retries with backoff
+
+Callers catch ClipperError at a boundary (job, page, CLI) and nowhere else.
+"""
+
+from __future__ import annotations
+
+
+class ClipperError(Exception):
+    """Base of all user-facing errors: `message` says what went wrong, `hint` how to fix it."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} {self.hint}" if self.hint else self.message
+
+
+class InvalidInput(ClipperError):
+    """The request itself is wrong; nothing was stored."""
+
+    exit_code = 2
+
+
+class UnsafeURL(InvalidInput):
+    """The URL points somewhere Clipper must not fetch from."""
+
+
+class NotFound(ClipperError):
+    exit_code = 2
+
+
+class PermissionDenied(ClipperError):
+    exit_code = 2
+
+
+class Conflict(ClipperError):
+    exit_code = 2
+
+
+class ProcessingError(ClipperError):
+    """A pipeline stage failed."""
+
+
+class PermanentError(ProcessingError):
+    """Retrying will not help."""
+
+
+class TransientError(ProcessingError):
+    """Probably temporary (network); worth retrying."""

@@ -1,0 +1,1 @@
+"""Media operations on local files: probe, cut, thumbnail, render (ffmpeg), fetch (yt-dlp)."""

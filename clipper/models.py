@@ -1,0 +1,75 @@
+"""Plain dataclasses that cross module boundaries (never raw yt-dlp or ffprobe dicts)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """What ffprobe says about a local media file."""
+
+    path: Path
+    duration: float
+    has_video: bool
+    has_audio: bool
+    width: int = 0
+    height: int = 0
+    fps: float = 0.0
+    video_codec: str = ""
+    audio_codec: str = ""
+    format_name: str = ""
+    start_time: float = 0.0
+
+
+@dataclass(frozen=True)
+class FetchedSection:
+    """A downloaded piece of a source: file time t corresponds to source time `offset + t`."""
+
+    path: Path
+    offset: float
+    duration: float
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class CutResult:
+    """A finished cut: `method` is "smart" (partial re-encode) or "reencode" (the fallback)."""
+
+    path: Path
+    method: str
+    duration: float
+
+
+@dataclass(frozen=True)
+class Word:
+    """One word on the clip's timeline (seconds)."""
+
+    start: float
+    end: float
+    word: str
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One transcript segment on the clip's timeline, with its words."""
+
+    start: float
+    end: float
+    text: str
+    words: tuple[Word, ...] = ()
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """A whole transcript of one clip."""
+
+    text: str
+    language: str
+    engine: str
+    model: str
+    segments: tuple[Segment, ...] = field(default_factory=tuple)
+
+    def words(self) -> list[Word]:
+        return [w for s in self.segments for w in s.words]
