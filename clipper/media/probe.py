@@ -1,0 +1,174 @@
+"""What a local media file holds: streams, duration, frame and keyframe times (ffprobe).
+
+Times are on the file's presentation timeline: t = 0 where `ffmpeg -ss 0 -i file` starts, i.e.
+edit-list-aware presentation time minus the container's start_time (MPEG-TS files start at 1.4 s).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from clipper.errors import InvalidInput, PermanentError
+from clipper.media import ffrun
+from clipper.models import MediaInfo
+
+# Image "formats" that ffprobe reads as one-frame video: not a broadcast.
+_IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "gif", "webp_pipe", "tiff_pipe")
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One video frame (packet) as stored: presentation time, decode time, keyframe or not."""
+
+    pts: float
+    dts: float
+    key: bool
+
+
+def _rate(text: str | None) -> float:
+    num, _, den = (text or "0/1").partition("/")
+    return float(num) / float(den or 1) if float(den or 1) else 0.0
+
+
+def _media_streams(streams: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [s for s in streams if s.get("codec_type") == kind
+            and not (s.get("disposition") or {}).get("attached_pic")]
+
+
+def probe_media(path: Path) -> MediaInfo:
+    """Describe a local media file; InvalidInput when it is not audio or video."""
+    try:
+        data = ffrun.probe(str(path))
+    except PermanentError as exc:
+        raise InvalidInput(f"{Path(path).name} is not a media file ({exc.message}).",
+                           "Upload an audio or video file.") from exc
+    fmt = data.get("format") or {}
+    video = _media_streams(data.get("streams") or [], "video")
+    audio = _media_streams(data.get("streams") or [], "audio")
+    duration = float(fmt.get("duration") or 0)
+    if fmt.get("format_name") in _IMAGE_FORMATS or not (video or audio) or duration <= 0:
+        raise InvalidInput(f"{Path(path).name} has no audio or video to clip.",
+                           "Upload an audio or video file.")
+    v = video[0] if video else {}
+    return MediaInfo(
+        path=Path(path), duration=duration, has_video=bool(video), has_audio=bool(audio),
+        width=int(v.get("width") or 0), height=int(v.get("height") or 0),
+        fps=_rate(v.get("avg_frame_rate")) or _rate(v.get("r_frame_rate")),
+        video_codec=v.get("codec_name", ""), audio_codec=(audio[0] if audio else {}).get("codec_name", ""),
+        format_name=fmt.get("format_name", ""), start_time=float(fmt.get("start_time") or 0))
+
+
+def video_stream(path: Path) -> dict[str, Any]:
+    """ffprobe's description of the first video stream ({} when there is none)."""
+    streams = ffrun.probe(str(path), extra=["-select_streams", "v:0"]).get("streams") or []
+    return streams[0] if streams else {}
+
+
+def video_frames(path: Path, start_time: float = 0.0) -> list[Frame]:
+    """Every shown video frame in presentation order (packets only, no decoding: fast).
+
+    Packets the edit list hides (flag D) are left out; times are shifted by -start_time.
+    """
+    data = ffrun.probe(str(path), extra=["-select_streams", "v:0",
+                                          "-show_entries", "packet=pts_time,dts_time,flags"])
+    frames = []
+    for p in data.get("packets") or []:
+        flags = p.get("flags", "")
+        if "D" in flags or p.get("pts_time") in (None, "N/A"):
+            continue
+        pts = float(p["pts_time"]) - start_time
+        dts = float(p["dts_time"]) - start_time if p.get("dts_time") not in (None, "N/A") else pts
+        frames.append(Frame(pts, dts, "K" in flags))
+    return sorted(frames, key=lambda f: f.pts)
+
+
+def keyframe_times(path: Path) -> list[float]:
+    """Presentation times of the keyframes (seconds on the file's -ss timeline)."""
+    start = probe_media(path).start_time
+    return [f.pts for f in video_frames(path, start) if f.key]
+
+
+# --- MP4 edit lists: where the first shown video frame lies relative to the edit's start ---
+
+def _boxes(buf: bytes, pos: int = 0, end: int | None = None):  # type: ignore[no-untyped-def]
+    end = len(buf) if end is None else end
+    while pos + 8 <= end:
+        size, kind = struct.unpack(">I4s", buf[pos:pos + 8])
+        head = 8
+        if size == 1:
+            size, head = struct.unpack(">Q", buf[pos + 8:pos + 16])[0], 16
+        elif size == 0:
+            size = end - pos
+        if size < head:
+            return
+        yield kind.decode("latin-1"), pos + head, pos + size
+        pos += size
+
+
+def _child(buf: bytes, start: int, end: int, kind: str) -> tuple[int, int] | None:
+    return next(((s, e) for k, s, e in _boxes(buf, start, end) if k == kind), None)
+
+
+def _elst_media_time(buf: bytes, start: int, end: int) -> int | None:
+    version, = struct.unpack(">B", buf[start:start + 1])
+    count, = struct.unpack(">I", buf[start + 4:start + 8])
+    fmt, size = (">QqI", 20) if version == 1 else (">IiI", 12)
+    for i in range(count):
+        _, media_time, _ = struct.unpack(fmt, buf[start + 8 + i * size:start + 8 + (i + 1) * size])
+        if media_time >= 0:  # -1 marks an empty edit (a delay), not the media start
+            return media_time
+    return None
+
+
+def _video_edit_start(buf: bytes) -> int | None:
+    """media_time of the video track's first edit (track timescale units), if it has one."""
+    moov = _child(buf, 0, len(buf), "moov")
+    for kind, s, e in _boxes(buf, *moov) if moov else ():
+        mdia = _child(buf, s, e, "mdia") if kind == "trak" else None
+        hdlr = _child(buf, *mdia, "hdlr") if mdia else None
+        if hdlr and buf[hdlr[0] + 8:hdlr[0] + 12] == b"vide":
+            edts = _child(buf, s, e, "edts")
+            elst = _child(buf, *edts, "elst") if edts else None
+            return _elst_media_time(buf, *elst) if elst else None
+    return None
+
+
+def _read_moov(path: Path) -> bytes:
+    """The file's top-level boxes up to and including moov (skipping mdat's payload)."""
+    out = bytearray()
+    with open(path, "rb") as f:
+        while header := f.read(8):
+            if len(header) < 8:
+                break
+            size, kind = struct.unpack(">I4s", header)
+            extra = f.read(8) if size == 1 else b""
+            size = struct.unpack(">Q", extra)[0] if size == 1 else size
+            if kind == b"moov":
+                return bytes(out + header + extra + f.read(size - 8 - len(extra)))
+            out += struct.pack(">I4s", 8, kind)  # keep order, drop payload
+            if size == 0:
+                break
+            f.seek(size - 8 - len(extra), 1)
+    return b""
+
+
+def edit_list_lag(path: Path) -> float:
+    """Seconds between an MP4 video edit's start and the first frame it shows (0 if none).
+
+    `ffmpeg -ss S -i URL -c copy` (yt-dlp's section download) starts the edit exactly at S, but
+    the decoder presents the first frame at or after S as t = 0; this is that frame's lateness.
+    """
+    if not str(path).lower().endswith((".mp4", ".m4v", ".mov", ".m4a")):
+        return 0.0
+    media_time = _video_edit_start(_read_moov(Path(path)))
+    if not media_time:
+        return 0.0
+    data = ffrun.probe(str(path), extra=["-ignore_editlist", "1", "-select_streams", "v:0",
+                                          "-show_entries", "packet=pts:stream=time_base"])
+    num, _, den = (data["streams"][0]["time_base"]).partition("/")
+    raw = [int(p["pts"]) for p in data.get("packets") or [] if p.get("pts") not in (None, "N/A")]
+    after = [p for p in raw if p >= media_time]
+    return (min(after) - media_time) * int(num) / int(den) if after else 0.0
