@@ -1,0 +1,35 @@
+"""The bundle every service and job receives: settings, database, and (lazily) Redis."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import redis
+
+from clipper import queue
+from clipper.config import Settings
+from clipper.db import Database
+
+
+@dataclass
+class Context:
+    """Built once at an edge (CLI command, worker process, dashboard) and passed down."""
+
+    settings: Settings
+    db: Database
+    _redis: redis.Redis | None = field(default=None, repr=False)
+
+    @classmethod
+    def build(cls, settings: Settings, *, redis_conn: redis.Redis | None = None) -> Context:
+        return cls(settings=settings, db=Database(settings.database_url), _redis=redis_conn)
+
+    @property
+    def redis(self) -> redis.Redis:
+        if self._redis is None:
+            self._redis = queue.connect(self.settings)
+        return self._redis
+
+    def close(self) -> None:
+        if self._redis is not None:
+            self._redis.close()
+        self.db.dispose()

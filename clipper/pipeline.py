@@ -1,0 +1,261 @@
+"""The clip pipeline: fetch -> cut -> asr, each stage idempotent and version-checked.
+
+A stage runs in three steps: `_begin` (in a transaction: is this job still current? mark the
+status, open a StageRun), the work itself (outside any transaction: network, ffmpeg, Whisper),
+and `_finish` (in a transaction: re-check the version, write results, move to the next status).
+A job that finds its clip at another version exits quietly: a newer job owns the clip.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from clipper import queue
+from clipper.context import Context
+from clipper.errors import ClipperError, PermanentError, ProcessingError
+from clipper.schema import Clip, StageRun, utcnow
+from clipper.states import STATUS_OF_STAGE, move
+
+log = logging.getLogger(__name__)
+
+NEXT_STAGE = {"fetch": "cut", "cut": "asr", "asr": None}
+#: Share of the overall progress bar each stage covers.
+PROGRESS_SPAN = {"fetch": (0.0, 0.3), "cut": (0.3, 0.5), "asr": (0.5, 1.0), "render": (0.0, 1.0)}
+
+
+@dataclass
+class StageInput:
+    """What a stage needs to know about its clip, read in `_begin`."""
+
+    clip_id: int
+    version: int
+    stage: str
+    run_id: int
+    source_id: int
+    source_kind: str
+    location: str
+    start: float
+    end: float
+    section_path: str | None
+    section_offset: float | None
+    section_start: float | None
+    section_end: float | None
+    media_path: str | None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StageOutput:
+    """Column updates for the clip, plus an optional hook run in the finishing transaction."""
+
+    updates: dict[str, Any] = field(default_factory=dict)
+    apply: Callable[[Session, Clip], None] | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+    next_status: str | None = None
+
+
+def clip_dir(ctx: Context, clip_id: int, version: int) -> Path:
+    return ctx.settings.media_dir / "clips" / str(clip_id) / f"v{version}"
+
+
+def run_stage(ctx: Context, stage: str, clip_id: int, version: int,
+              options: dict[str, Any] | None = None) -> str:
+    """Run one stage for one clip version; returns "done", "stale" or "failed"."""
+    inp = _begin(ctx, stage, clip_id, version, options or {})
+    if inp is None:
+        return "stale"
+    t0 = time.perf_counter()
+    try:
+        out = STAGES[stage](ctx, inp)
+    except ClipperError as exc:
+        _fail(ctx, inp, exc, time.perf_counter() - t0)
+        return "failed"
+    except Exception as exc:  # the job boundary: a bug becomes a readable failure, not a lost clip
+        log.exception("%s failed for clip %s", stage, clip_id)
+        _fail(ctx, inp, ProcessingError(f"Internal error while {STATUS_OF_STAGE[stage]}: {exc}"),
+              time.perf_counter() - t0)
+        return "failed"
+    nxt = _finish(ctx, inp, out, time.perf_counter() - t0)
+    if nxt:
+        queue_next(ctx, clip_id, version, nxt)
+    if out.next_status == "ready":
+        from clipper.services.notifications import notify_ready
+
+        notify_ready(ctx, clip_id)
+    return "done"
+
+
+def queue_next(ctx: Context, clip_id: int, version: int, stage: str) -> None:
+    with ctx.db.session() as session:
+        urgent = session.get(Clip, clip_id).urgency == "high"
+    try:
+        queue.enqueue_stage(ctx.redis, queue.StageJob(stage, clip_id, version),
+                            timeout=ctx.settings.job_timeout, urgent=urgent)
+    except Exception as exc:  # noqa: BLE001 - the reconciler re-queues from the clip's status
+        log.warning("could not queue %s for clip %s: %s", stage, clip_id, exc)
+
+
+def _begin(ctx: Context, stage: str, clip_id: int, version: int,
+           options: dict[str, Any]) -> StageInput | None:
+    status = STATUS_OF_STAGE[stage]
+    with ctx.db.session() as session:
+        clip = session.get(Clip, clip_id, with_for_update=True)
+        if clip is None or clip.version != version:
+            return None
+        allowed = {"fetch": {"queued", "fetching"}}.get(stage, {status})
+        if clip.status not in allowed:
+            return None
+        if clip.status != status:
+            move(session, clip, status, actor="system")
+        clip.progress = PROGRESS_SPAN[stage][0]
+        run = StageRun(clip_id=clip_id, clip_version=version, stage=stage)
+        session.add(run)
+        session.flush()
+        src = clip.source
+        return StageInput(clip_id, version, stage, run.id, src.id, src.kind, src.location,
+                          clip.start, clip.end, clip.section_path, clip.section_offset,
+                          clip.section_start, clip.section_end, clip.media_path, options)
+
+
+def _finish(ctx: Context, inp: StageInput, out: StageOutput, seconds: float) -> str | None:
+    with ctx.db.session() as session:
+        run = session.get(StageRun, inp.run_id)
+        run.ended_at, run.seconds, run.detail = utcnow(), seconds, out.detail
+        clip = session.get(Clip, inp.clip_id, with_for_update=True)
+        if clip.version != inp.version or clip.status != STATUS_OF_STAGE[inp.stage]:
+            return None
+        for key, value in out.updates.items():
+            setattr(clip, key, value)
+        if out.apply:
+            out.apply(session, clip)
+        nxt = NEXT_STAGE.get(inp.stage)
+        new_status = out.next_status or (STATUS_OF_STAGE[nxt] if nxt else "ready")
+        move(session, clip, new_status, actor="system", action=f"stage.{inp.stage}.done",
+             details={"seconds": round(seconds, 3), "version": inp.version})
+        clip.progress = PROGRESS_SPAN[inp.stage][1] if nxt else 1.0
+        return nxt
+
+
+def _fail(ctx: Context, inp: StageInput, exc: ClipperError, seconds: float) -> None:
+    message = str(exc)
+    with ctx.db.session() as session:
+        run = session.get(StageRun, inp.run_id)
+        run.ended_at, run.seconds, run.error = utcnow(), seconds, message
+        clip = session.get(Clip, inp.clip_id, with_for_update=True)
+        if clip.version != inp.version or clip.status != STATUS_OF_STAGE[inp.stage]:
+            return
+        clip.error, clip.error_stage = message, inp.stage
+        move(session, clip, "failed", actor="system", action=f"stage.{inp.stage}.failed",
+             details={"error": message, "version": inp.version})
+
+
+def set_progress(ctx: Context, inp: StageInput, fraction: float) -> None:
+    """Record a stage's progress (0..1 within the stage) for status pages and the CLI bar."""
+    lo, hi = PROGRESS_SPAN[inp.stage]
+    with ctx.db.session() as session:
+        clip = session.get(Clip, inp.clip_id)
+        if clip is not None and clip.version == inp.version:
+            clip.progress = lo + (hi - lo) * max(0.0, min(1.0, fraction))
+
+
+def throttled(fn: Callable[[float], None], every: float = 0.5) -> Callable[[float], None]:
+    last = [0.0]
+
+    def call(fraction: float) -> None:
+        now = time.monotonic()
+        if now - last[0] >= every:
+            last[0] = now
+            fn(fraction)
+    return call
+
+
+# --- the stages -------------------------------------------------------------------------------
+
+def fetch_stage(ctx: Context, inp: StageInput) -> StageOutput:
+    """Bring the flagged section (plus padding) to local disk; skip when we already have it."""
+    from clipper.media.fetch import fetch_section, local_section
+
+    if inp.source_kind == "file":
+        section = local_section(Path(inp.location))
+        return StageOutput(updates=_section_updates(section, 0.0, section.duration),
+                           detail={"skipped": True, "kind": "file"})
+    covered = (inp.section_path and Path(inp.section_path).exists()
+               and inp.section_start is not None and inp.section_end is not None
+               and inp.section_start <= max(0.0, inp.start - ctx.settings.pad_seconds) + 1e-6
+               and inp.section_end >= inp.end)
+    if covered:
+        return StageOutput(detail={"skipped": True, "kind": "url"})
+    dest = ctx.settings.media_dir / "sources" / str(inp.source_id)
+    from clipper.netguard import GuardProxy
+
+    with GuardProxy(ctx.settings.url_allowlist) as proxy:
+        section = fetch_section(inp.location, inp.start, inp.end, dest_dir=dest,
+                                pad=ctx.settings.pad_seconds, proxy=proxy.url,
+                                tries=ctx.settings.fetch_tries)
+    lo = max(0.0, inp.start - ctx.settings.pad_seconds)
+    return StageOutput(updates=_section_updates(section, lo, section.offset + section.duration),
+                       detail={"bytes": section.path.stat().st_size, "kind": "url"})
+
+
+def _section_updates(section: Any, lo: float, hi: float) -> dict[str, Any]:
+    return {"section_path": str(section.path), "section_offset": section.offset,
+            "section_start": lo, "section_end": hi}
+
+
+def cut_stage(ctx: Context, inp: StageInput) -> StageOutput:
+    """Frame-accurate clip and its thumbnail, from the fetched section."""
+    from clipper.media.cut import cut_clip
+    from clipper.media.probe import probe_media
+    from clipper.media.thumbnail import make_thumbnail
+
+    section = Path(inp.section_path or "")
+    if not section.exists():
+        raise PermanentError("The fetched section is missing from disk.", "Retry the clip to fetch it again.")
+    offset = inp.section_offset or 0.0
+    available = offset + probe_media(section).duration
+    if inp.start >= available - 0.04:
+        raise PermanentError(f"The clip starts at {inp.start:.2f} s, after the end of the media "
+                             f"({available:.2f} s).", "Flag a time inside the recording.")
+    if inp.end > available + 0.5:
+        raise PermanentError(f"The clip ends at {inp.end:.2f} s, after the end of the media "
+                             f"({available:.2f} s).", f"Flag an end at or before {available:.2f} s.")
+    end = min(inp.end, available)
+    out_dir = clip_dir(ctx, inp.clip_id, inp.version)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = cut_clip(section, inp.start - offset, end - offset, out_dir / "clip.mp4")
+    thumb = make_thumbnail(result.path, out_dir / "thumb.jpg")
+    return StageOutput(
+        updates={"media_path": str(result.path), "thumbnail_path": str(thumb),
+                 "duration": result.duration, "cut_method": result.method},
+        detail={"method": result.method},
+    )
+
+
+def asr_stage(ctx: Context, inp: StageInput) -> StageOutput:
+    """Word-timed transcript, subtitle files, and the search index."""
+    from clipper.services.transcripts import store_transcript, write_transcript_files
+    from clipper.transcribe import get_engine
+
+    engine = get_engine(ctx.settings)
+    progress = throttled(lambda f: set_progress(ctx, inp, f))
+    transcript = engine.transcribe(Path(inp.media_path or ""), progress=progress)
+    files = write_transcript_files(transcript, clip_dir(ctx, inp.clip_id, inp.version))
+
+    def apply(session: Session, clip: Clip) -> None:
+        store_transcript(session, clip, transcript, by="system")
+
+    return StageOutput(updates=files, apply=apply,
+                       detail={"engine": transcript.engine, "words": len(transcript.words())})
+
+
+STAGES: dict[str, Callable[[Context, StageInput], StageOutput]] = {
+    "fetch": fetch_stage, "cut": cut_stage, "asr": asr_stage,
+}
+

@@ -1,0 +1,97 @@
+"""Reading clips: the status object the CLI prints and the dashboard shows; retrying failures."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from clipper.context import Context
+from clipper.errors import Conflict, NotFound
+from clipper.schema import Clip, Event, Publication, RenderRow, StageRun
+from clipper.services.transcripts import load_transcript, transcript_dict
+from clipper.states import move
+
+
+def get_clip(session: Session, clip_id: int) -> Clip:
+    clip = session.get(Clip, clip_id)
+    if clip is None:
+        raise NotFound(f"No clip with id {clip_id}.", "List clips with `clipper list`.")
+    return clip
+
+
+def _stages(session: Session, clip: Clip) -> dict[str, Any]:
+    runs = session.scalars(select(StageRun).where(StageRun.clip_id == clip.id).order_by(StageRun.id))
+    out: dict[str, Any] = {}
+    for run in runs:
+        if run.clip_version == clip.version or run.stage == "render":
+            out[run.stage] = {"seconds": run.seconds, "error": run.error}
+    return out
+
+
+def status_dict(session: Session, clip: Clip, *, heavy: bool = True) -> dict[str, Any]:
+    """The contract's status object; `heavy=False` leaves out the transcript and event log."""
+    d: dict[str, Any] = {
+        "id": clip.id, "status": clip.status, "source": clip.source.location,
+        "start": clip.start, "end": clip.end, "duration": clip.duration,
+        "media_path": clip.media_path, "thumbnail_path": clip.thumbnail_path,
+        "srt_path": clip.srt_path, "vtt_path": clip.vtt_path, "error": clip.error,
+        "error_stage": clip.error_stage, "version": clip.version, "urgency": clip.urgency,
+        "progress": round(clip.progress or 0.0, 3), "created_at": clip.created_at.isoformat(),
+        "flaggers": [{"by": f.by, "note": f.note, "tags": list(f.tags or []), "urgency": f.urgency,
+                      "at": f.created_at.isoformat()} for f in clip.flags],
+        "tags": sorted({t for f in clip.flags for t in (f.tags or [])}),
+        "stages": _stages(session, clip),
+        "caption": clip.caption_text, "claimed_by": clip.claimed_by,
+        "trim_in": clip.trim_in, "trim_out": clip.trim_out, "reject_reason": clip.reject_reason,
+        "export_path": clip.export_path,
+        "renders": [{"format": r.format, "fit": r.fit, "captions": r.captions, "path": r.path,
+                     "duration": r.duration, "width": r.width, "height": r.height}
+                    for r in session.scalars(select(RenderRow).where(RenderRow.clip_id == clip.id)
+                                             .order_by(RenderRow.id))],
+        "published": [{"platform": p.platform, "url": p.url, "by": p.by, "at": p.at.isoformat()}
+                      for p in session.scalars(select(Publication).where(Publication.clip_id == clip.id)
+                                               .order_by(Publication.id))],
+    }
+    if heavy:
+        t = load_transcript(session, clip.id)
+        d["transcript"] = transcript_dict(t) if t else None
+    return d
+
+
+def clip_status(ctx: Context, clip_id: int) -> dict[str, Any]:
+    with ctx.db.session() as session:
+        return status_dict(session, get_clip(session, clip_id))
+
+
+def list_clips(ctx: Context, *, status: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+    with ctx.db.session() as session:
+        stmt = select(Clip).order_by(Clip.id.desc()).limit(limit)
+        if status:
+            stmt = stmt.where(Clip.status == status)
+        return [status_dict(session, c, heavy=False) for c in session.scalars(stmt).unique()]
+
+
+def clip_events(ctx: Context, clip_id: int) -> list[dict[str, Any]]:
+    with ctx.db.session() as session:
+        get_clip(session, clip_id)
+        rows = session.scalars(select(Event).where(Event.clip_id == clip_id).order_by(Event.id))
+        return [{"at": e.at.isoformat(), "actor": e.actor, "action": e.action, "details": e.details}
+                for e in rows]
+
+
+def retry_clip(ctx: Context, clip_id: int, *, by: str) -> int:
+    """Send a failed clip back through the pipeline as a new version."""
+    from clipper.services.flags import queue_clip
+
+    with ctx.db.session() as session:
+        clip = get_clip(session, clip_id)
+        if clip.status != "failed":
+            raise Conflict(f"Clip {clip_id} is {clip.status}, not failed; nothing to retry.")
+        clip.version += 1
+        clip.error = clip.error_stage = None
+        clip.progress = 0.0
+        move(session, clip, "queued", actor=by, action="clip.retried", details={"version": clip.version})
+    queue_clip(ctx, clip_id)
+    return clip_id

@@ -1,0 +1,1 @@
+"""The Streamlit dashboard (pages per role); run by `clipper up`."""
