@@ -1,0 +1,362 @@
+"""Social renders of a clip: 16x9 / 1x1 / 9x16, crop or blurred pad, burned captions, -14 LUFS.
+
+Settings (measured on the 2-vCPU workers, 60 s 1280x720 clip, see bench/render.py):
+- Video: libx264 `veryfast`, CRF 22, high profile, yuv420p, x264's own thread count; 9x16 at
+  1080x1920 is the costliest shape (~2x the pixels of 1x1), 16x9 keeps the source size
+  (at most 1920x1080) and is cheapest, so a package renders 16x9 first for the earliest preview.
+- Pad: the background is scaled down to 1/8, blurred there and scaled back up (blurring a
+  full-size frame costs as much as encoding it); the foreground is the whole frame, fitted.
+- Crop: the crop is taken at source resolution, then scaled (fewer pixels through the scaler).
+- Audio: loudnorm two-pass — an audio-only measuring pass (cheap), then `linear=true` to
+  -14 LUFS integrated, true peak -1.5 dBTP (0.5 dB of room for the AAC encoder), AAC 128 kb/s,
+  48 kHz stereo. Silent clips are passed through unchanged.
+- Several shapes can be rendered by one ffmpeg process (`render_shapes`): the source is decoded
+  and the audio normalised once, then split.
+- MP4 with `+faststart`, written to a temp name beside `out` and renamed into place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ffmpeg
+
+from clipper.errors import InvalidInput, PermanentError
+from clipper.media import ffrun
+from clipper.media.captions_ass import CaptionLayout, build_ass, layout_for, shift_words, write_ass
+from clipper.media.probe import probe_media
+from clipper.models import MediaInfo, Word
+
+SHAPES = ("16x9", "1x1", "9x16")
+FITS = ("crop", "pad")
+PRESET = "veryfast"
+CRF = 22
+AUDIO_BITRATE = "128k"
+TRUE_PEAK = -1.5  # target; leaves room under the -1 dBTP limit for AAC's overshoot
+LOUDNESS_RANGE = 11.0
+PAD_BLUR_SCALE = 8  # background blurred at 1/8 size
+LOGO_WIDTH = 0.14   # of the output width
+
+Progress = Callable[[float, str], None]
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    """One finished render: the file, its shape and fit, and how it was made."""
+
+    path: Path
+    format: str
+    fit: str
+    captions: bool
+    width: int
+    height: int
+    duration: float
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    """One output of `render_shapes`."""
+
+    out: Path
+    shape: str
+    fit: str = "crop"
+
+
+def output_size(shape: str, src_w: int, src_h: int) -> tuple[int, int]:
+    """Output width, height for a shape; 16x9 keeps the source size up to 1920x1080 (pure)."""
+    if shape == "1x1":
+        return 1080, 1080
+    if shape == "9x16":
+        return 1080, 1920
+    if shape != "16x9":
+        raise InvalidInput(f"Unknown render shape {shape!r}.", f"Use one of {', '.join(SHAPES)}.")
+    height = min(1080, src_h - src_h % 2, int(src_w * 9 / 16))
+    height -= height % 2
+    width = round(height * 16 / 9)
+    return width + width % 2, height
+
+
+def crop_box(src_w: int, src_h: int, width: int, height: int) -> tuple[int, int, int, int]:
+    """Centred (w, h, x, y) of the largest source region with the output's aspect (pure)."""
+    if src_w * height > src_h * width:  # source wider than output: trim the sides
+        h, w = src_h, round(src_h * width / height)
+    else:
+        w, h = src_w, round(src_w * height / width)
+    w, h = min(src_w, w - w % 2), min(src_h, h - h % 2)
+    return w, h, (src_w - w) // 2, (src_h - h) // 2
+
+
+def parse_loudnorm(stderr: str) -> dict[str, str]:
+    """The JSON block loudnorm prints at the end of a measuring pass (pure)."""
+    blocks = re.findall(r"\{[^{}]*\"input_i\"[^{}]*\}", stderr)
+    if not blocks:
+        raise PermanentError("ffmpeg's loudness measurement printed no result.")
+    return json.loads(blocks[-1])
+
+
+def loudnorm_options(measured: dict[str, str] | None, target: float) -> dict[str, Any] | None:
+    """Options for loudnorm's second pass, or None for silence (nothing to normalise) (pure)."""
+    if not measured:
+        return None
+    try:
+        input_i = float(measured["input_i"])
+    except (KeyError, ValueError):
+        return None
+    if not input_i > -70.0:  # -inf or near-silent: normalising would only amplify noise
+        return None
+    return {"I": target, "TP": TRUE_PEAK, "LRA": LOUDNESS_RANGE,
+            "measured_I": measured["input_i"], "measured_TP": measured["input_tp"],
+            "measured_LRA": measured["input_lra"], "measured_thresh": measured["input_thresh"],
+            "offset": measured["target_offset"], "linear": "true"}
+
+
+def measure_loudness(src: Path, trim_in: float, duration: float, target: float) -> dict[str, str]:
+    """First loudnorm pass over the audio only, on the trimmed window."""
+    audio = ffmpeg.input(str(src), **_trim_opts(trim_in, duration)).audio
+    stream = audio.filter("loudnorm", I=target, TP=TRUE_PEAK, LRA=LOUDNESS_RANGE,
+                          print_format="json").output("-", f="null")
+    args = ffrun.compile_args(stream)
+    args[args.index("-loglevel") + 1] = "info"  # loudnorm prints its measurement at info level
+    return parse_loudnorm(ffrun.run(args, what="measure the clip's loudness"))
+
+
+def _trim_opts(trim_in: float, duration: float) -> dict[str, Any]:
+    # -ss before -i with re-encoding is frame-accurate and restarts timestamps at 0.
+    opts: dict[str, Any] = {"t": f"{duration:.3f}"}
+    if trim_in > 0:
+        opts["ss"] = f"{trim_in:.3f}"
+    return opts
+
+
+def _crop_chain(v: Any, info: MediaInfo, width: int, height: int) -> Any:
+    w, h, x, y = crop_box(info.width, info.height, width, height)
+    if (w, h) != (info.width, info.height):
+        v = v.filter("crop", w, h, x, y)
+    return v.filter("scale", width, height)
+
+
+def _pad_chain(v: Any, width: int, height: int) -> Any:
+    fg, bg = (lambda s: (s.stream(0), s.stream(1)))(v.filter_multi_output("split", 2))
+    sw, sh = (2 * round(n / PAD_BLUR_SCALE / 2) for n in (width, height))
+    bg = (bg.filter("scale", sw, sh, force_original_aspect_ratio="increase", flags="fast_bilinear")
+          .filter("crop", sw, sh).filter("boxblur", luma_radius=6, luma_power=2)
+          .filter("eq", brightness=-0.08, saturation=0.85)
+          .filter("scale", width, height, flags="bilinear"))
+    fg = fg.filter("scale", width, height, force_original_aspect_ratio="decrease",
+                   force_divisible_by=2)
+    return ffmpeg.overlay(bg, fg, x="(W-w)/2", y="(H-h)/2")
+
+
+def _logo_chain(v: Any, logo: Any, layout: CaptionLayout) -> Any:
+    logo = logo.filter("scale", round(layout.width * LOGO_WIDTH), -1)
+    return ffmpeg.overlay(v, logo, x=f"W-w-{layout.margin_side}", y=str(layout.margin_top))
+
+
+def _split(stream: Any, kind: str, n: int) -> list[Any]:
+    if n == 1:
+        return [stream]
+    node = stream.filter_multi_output(kind, n)
+    return [node.stream(i) for i in range(n)]
+
+
+@dataclass(frozen=True)
+class _Job:
+    request: RenderRequest
+    width: int
+    height: int
+    layout: CaptionLayout
+    ass: Path | None
+    tmp: Path
+
+
+def _video_for(v: Any, job: _Job, info: MediaInfo, logo: Any | None) -> Any:
+    if job.request.fit == "pad":
+        v = _pad_chain(v, job.width, job.height)
+    else:
+        v = _crop_chain(v, info, job.width, job.height)
+    v = v.filter("setsar", 1)
+    if job.ass is not None:
+        v = v.filter("ass", str(job.ass))
+    if logo is not None:
+        v = _logo_chain(v, logo, job.layout)
+    return v.filter("format", "yuv420p")
+
+
+def _encode_opts() -> dict[str, Any]:
+    return {"c:v": "libx264", "preset": PRESET, "crf": CRF, "profile:v": "high",
+            "c:a": "aac", "b:a": AUDIO_BITRATE, "ar": 48000, "ac": 2,
+            "movflags": "+faststart", "f": "mp4"}
+
+
+def _graph(src: Path, jobs: Sequence[_Job], info: MediaInfo, trim_in: float, duration: float,
+           norm: dict[str, Any] | None, logo: Path | None) -> Any:
+    inp = ffmpeg.input(str(src), **_trim_opts(trim_in, duration))
+    videos = _split(inp.video, "split", len(jobs))
+    logos = _split(ffmpeg.input(str(logo)).video, "split", len(jobs)) if logo else [None] * len(jobs)
+    audios: list[Any] = [None] * len(jobs)
+    if info.has_audio:
+        a = inp.audio.filter("loudnorm", **norm) if norm else inp.audio
+        audios = _split(a.filter("aresample", 48000), "asplit", len(jobs))
+    outs = []
+    for job, v, a, lg in zip(jobs, videos, audios, logos, strict=True):
+        streams = [_video_for(v, job, info, lg)] + ([a] if a is not None else [])
+        outs.append(ffmpeg.output(*streams, str(job.tmp), **_encode_opts()))
+    return ffmpeg.merge_outputs(*outs)
+
+
+class _ProgressWatch:
+    """Feeds ffmpeg's `-progress` file to a callback from a side thread while ffmpeg runs."""
+
+    def __init__(self, path: Path, duration: float, callback: Progress | None, stage: str) -> None:
+        self.path, self.duration, self.callback, self.stage = path, duration, callback, stage
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def __enter__(self) -> _ProgressWatch:
+        if self.callback:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2)
+
+    def _poll(self) -> None:
+        while not self._stop.wait(0.5):
+            try:
+                text = self.path.read_text()
+            except OSError:
+                continue
+            times = re.findall(r"out_time_us=(\d+)", text)
+            if times and self.callback:
+                done = int(times[-1]) / 1e6 / max(self.duration, 1e-3)
+                self.callback(min(0.99, 0.05 + 0.95 * done), self.stage)
+
+
+def _check(requests: Sequence[RenderRequest], info: MediaInfo, trim_in: float,
+           trim_out: float | None) -> float:
+    """Validate the request; returns the output duration."""
+    if not requests:
+        raise InvalidInput("Nothing to render.", "Ask for at least one shape.")
+    for r in requests:
+        output_size(r.shape, info.width, info.height)
+        if r.fit not in FITS:
+            raise InvalidInput(f"Unknown fit {r.fit!r}.", f"Use one of {', '.join(FITS)}.")
+    if not info.has_video or info.width <= 0:
+        raise InvalidInput(f"{info.path.name} has no picture to render.")
+    end = info.duration if trim_out is None else min(trim_out, info.duration)
+    if trim_in < 0 or end - trim_in < 0.1:
+        raise InvalidInput(f"Trim {trim_in:.2f}-{end:.2f} s leaves nothing of the clip.",
+                           f"Choose times inside 0-{info.duration:.2f} s.")
+    return end - trim_in
+
+
+def _make_job(r: RenderRequest, info: MediaInfo, work: Path, captions: bool,
+              words: Sequence[Word], duration: float, attribution: str | None) -> _Job:
+    width, height = output_size(r.shape, info.width, info.height)
+    layout = layout_for(width, height)
+    ass = None
+    if (captions and words) or attribution:
+        subs = build_ass(layout, words=words if captions else (), duration=duration,
+                         attribution=attribution)
+        # mkdtemp names are free of ':' and quotes, which ffmpeg-python mis-escapes.
+        ass = write_ass(subs, work / f"captions-{r.shape}-{r.fit}.ass")
+    tmp = Path(r.out).with_name(f".{Path(r.out).stem}.{uuid.uuid4().hex[:8]}.tmp.mp4")
+    return _Job(r, width, height, layout, ass, tmp)
+
+
+def _settings(job: _Job, trim_in: float, trim_out: float, target: float,
+              measured: dict[str, str] | None, norm: dict[str, Any] | None,
+              attribution: str | None, logo: Path | None, seconds: float) -> dict[str, Any]:
+    return {
+        "video": {"codec": "libx264", "preset": PRESET, "crf": CRF, "profile": "high",
+                  "pix_fmt": "yuv420p"},
+        "audio": {"codec": "aac", "bitrate": AUDIO_BITRATE, "sample_rate": 48000,
+                  "loudness_target": target, "true_peak_target": TRUE_PEAK,
+                  "measured_input_i": float(measured["input_i"]) if measured else None,
+                  "normalised": norm is not None},
+        "trim_in": round(trim_in, 3), "trim_out": round(trim_out, 3),
+        "caption_layout": job.layout.as_dict(), "attribution": attribution,
+        "logo": Path(logo).name if logo else None, "render_seconds": round(seconds, 2),
+    }
+
+
+def _finish(job: _Job, duration: float, captioned: bool, settings: dict[str, Any]) -> RenderResult:
+    """Check the temp output is whole, rename it into place, describe it."""
+    got = probe_media(job.tmp)
+    frame = 1.0 / got.fps if got.fps else 0.05
+    if abs(got.duration - duration) > max(0.25, 3 * frame):
+        raise PermanentError(f"The {job.request.shape} render came out {got.duration:.2f} s long, "
+                             f"expected {duration:.2f} s.", "Render it again.")
+    if (got.width, got.height) != (job.width, job.height):
+        raise PermanentError(f"The {job.request.shape} render is {got.width}x{got.height}, "
+                             f"expected {job.width}x{job.height}.")
+    os.replace(job.tmp, job.request.out)
+    return RenderResult(path=Path(job.request.out), format=job.request.shape, fit=job.request.fit,
+                        captions=captioned, width=got.width, height=got.height,
+                        duration=round(got.duration, 3), settings=settings)
+
+
+def render_shapes(src: Path, requests: Sequence[RenderRequest], *, words: Sequence[Word] = (),
+                  captions: bool = True, trim_in: float = 0.0, trim_out: float | None = None,
+                  attribution: str | None = None, logo: Path | None = None,
+                  loudness: float = -14.0, progress: Progress | None = None) -> list[RenderResult]:
+    """Render several shapes of one clip in a single ffmpeg process (source decoded once).
+
+    `words` are on the clip's timeline; the outputs cover [trim_in, trim_out) and their
+    captions are shifted to start with them. `progress(fraction, stage)` is called from a
+    side thread about twice a second. Each file appears at its `out` only when complete.
+    """
+    info = probe_media(Path(src))
+    duration = _check(requests, info, trim_in, trim_out)
+    end = trim_in + duration
+    report = progress or (lambda _f, _s: None)
+    report(0.0, "measuring loudness")
+    measured = measure_loudness(Path(src), trim_in, duration, loudness) if info.has_audio else None
+    norm = loudnorm_options(measured, loudness)
+    shifted = shift_words(words, trim_in, end) if captions else []
+    work = Path(tempfile.mkdtemp(prefix="clipper_render_"))
+    jobs = [_make_job(r, info, work, captions, shifted, duration, attribution) for r in requests]
+    try:
+        for job in jobs:
+            job.tmp.parent.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        args = ffrun.compile_args(_graph(Path(src), jobs, info, trim_in, duration, norm, logo))
+        args[1:1] = ["-progress", str(work / "progress.txt"), "-nostats"]
+        stage = "rendering " + ", ".join(r.shape for r in requests)
+        with _ProgressWatch(work / "progress.txt", duration, progress, stage):
+            ffrun.run(args, what=f"render {', '.join(r.shape for r in requests)}")
+        seconds = time.monotonic() - started
+        results = [_finish(j, duration, bool(captions and shifted), _settings(
+            j, trim_in, end, loudness, measured, norm, attribution, logo, seconds)) for j in jobs]
+    finally:
+        for job in jobs:
+            job.tmp.unlink(missing_ok=True)
+        shutil.rmtree(work, ignore_errors=True)
+    report(1.0, "done")
+    return results
+
+
+def render_shape(src: Path, out: Path, *, shape: str, fit: str = "crop",
+                 words: Sequence[Word] = (), captions: bool = True, trim_in: float = 0.0,
+                 trim_out: float | None = None, attribution: str | None = None,
+                 logo: Path | None = None, loudness: float = -14.0,
+                 progress: Progress | None = None) -> RenderResult:
+    """Render one shape of a clip (see `render_shapes`)."""
+    return render_shapes(src, [RenderRequest(Path(out), shape, fit)], words=words,
+                         captions=captions, trim_in=trim_in, trim_out=trim_out,
+                         attribution=attribution, logo=logo, loudness=loudness,
+                         progress=progress)[0]
