@@ -1,0 +1,183 @@
+"""Search execution on SQLite (FTS5, bm25) and PostgreSQL (tsvector, ts_rank_cd).
+
+How a search runs: the database finds the newest CANDIDATE_CAP + 1 matching segments
+(newest = highest segment id; the full-text index can walk matches in that order and stop
+early, so a common word costs the same as a rare one) and scores just those. Python then
+orders them by score, then newest clip, then segment id, and cuts the page. So ranking is
+exact whenever a search has at most CANDIDATE_CAP matches; beyond that it ranks the newest
+CANDIDATE_CAP of them ("when did she last say ...") and `total_exact` is False.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from clipper.errors import InvalidInput
+from clipper.schema import Clip, SegmentRow
+from clipper.search.filters import Clauses, Filters, filter_clauses, make_filters
+from clipper.search.query import Query, parse_query, to_fts5, to_tsquery
+from clipper.search.snippet import make_snippet
+
+CANDIDATE_CAP = 1000
+"""Most matches ranked per search (the newest); also the furthest one can page."""
+
+MAX_LIMIT = 100
+"""Largest page size."""
+
+HIT_KEYS = ("clip_id", "start", "end", "source_start", "source_end", "snippet", "source",
+            "status", "score")
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One matching transcript segment. `start`/`end` are on the clip timeline, `source_*` on the
+    source's; `snippet` has matches in **bold** markers, `text` is the same without, and `spans`
+    are the match ranges in `text`. Scores compare only within one search and one backend."""
+
+    clip_id: int
+    segment_id: int
+    start: float
+    end: float
+    source_start: float
+    source_end: float
+    snippet: str
+    text: str
+    spans: list[tuple[int, int]]
+    source: str
+    status: str
+    score: float
+    created_at: datetime
+    words: list[Any] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form: exactly HIT_KEYS."""
+        return {key: getattr(self, key) for key in HIT_KEYS}
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    """One page of hits; `total` counts matches up to CANDIDATE_CAP (`total_exact` False: more)."""
+
+    hits: list[Hit]
+    total: int
+    total_exact: bool
+    offset: int
+    limit: int
+    query: str
+
+    @property
+    def has_more(self) -> bool:
+        return self.offset + len(self.hits) < self.total
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    segment_id: int
+    score: float
+    created_at: Any
+
+
+def _candidates_sql(dialect: str, clauses: Clauses) -> str:
+    where = "".join(f" AND {c}" for c in clauses.sql)
+    if dialect == "sqlite":
+        # CROSS JOIN keeps FTS5 as the outer loop, walking matches newest-first.
+        joins = (" CROSS JOIN segments s ON s.id = segments_fts.rowid"
+                 " CROSS JOIN clips c ON c.id = s.clip_id") if clauses.sql else ""
+        inner = ("SELECT segments_fts.rowid AS sid, -segments_fts.rank AS score FROM segments_fts"
+                 f"{joins} WHERE segments_fts MATCH :q{where}"
+                 " ORDER BY segments_fts.rowid DESC LIMIT :cap")
+        return ("SELECT cand.sid, cand.score, c2.created_at FROM (" + inner + ") AS cand"
+                " JOIN segments s2 ON s2.id = cand.sid JOIN clips c2 ON c2.id = s2.clip_id")
+    tsq = "to_tsquery('simple'::regconfig, :q)"
+    joins = " JOIN clips c ON c.id = s.clip_id" if clauses.sql else ""
+    inner = (f"SELECT s.id AS sid, s.tsv, s.clip_id FROM segments s{joins}"
+             f" WHERE s.tsv @@ {tsq}{where} ORDER BY s.id DESC LIMIT :cap")
+    return (f"SELECT cand.sid, ts_rank_cd(cand.tsv, {tsq}) AS score, c2.created_at"
+            f" FROM ({inner}) AS cand JOIN clips c2 ON c2.id = cand.clip_id")
+
+
+def find_candidates(session: Session, query: Query, filters: Filters) -> list[_Candidate]:
+    """The newest CANDIDATE_CAP + 1 matching segments with their scores (higher = better)."""
+    dialect = session.get_bind().dialect.name
+    clauses = filter_clauses(filters, dialect)
+    match = to_fts5(query) if dialect == "sqlite" else to_tsquery(query)
+    statement = text(_candidates_sql(dialect, clauses))
+    if clauses.typed:
+        statement = statement.bindparams(*clauses.typed)
+    params = {**clauses.params, "q": match, "cap": CANDIDATE_CAP + 1}
+    rows = session.execute(statement, params).all()
+    return [_Candidate(int(r[0]), float(r[1]), r[2]) for r in rows]
+
+
+def _rank(candidates: list[_Candidate]) -> list[_Candidate]:
+    # Best score first; newest clip first among equals; segment id keeps pages stable.
+    return sorted(candidates, key=lambda c: (c.score, c.created_at, c.segment_id), reverse=True)
+
+
+def _hits(session: Session, page: list[_Candidate], query: Query) -> list[Hit]:
+    ids = [c.segment_id for c in page]
+    rows = session.execute(
+        select(SegmentRow, Clip).join(Clip, Clip.id == SegmentRow.clip_id)
+        .where(SegmentRow.id.in_(ids))).all()
+    by_id = {seg.id: (seg, clip) for seg, clip in rows}
+    hits = []
+    for cand in page:
+        if cand.segment_id not in by_id:  # deleted between the two reads
+            continue
+        seg, clip = by_id[cand.segment_id]
+        plain, spans, marked = make_snippet(seg.text, query)
+        hits.append(Hit(
+            clip_id=clip.id, segment_id=seg.id, start=round(seg.start, 3), end=round(seg.end, 3),
+            source_start=round(clip.start + seg.start, 3), source_end=round(clip.start + seg.end, 3),
+            snippet=marked, text=plain, spans=spans, source=clip.source.location,
+            status=clip.status, score=round(cand.score, 6), created_at=clip.created_at,
+            words=list(seg.words or [])))
+    return hits
+
+
+def _check_paging(limit: int, offset: int) -> None:
+    if not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput(f"Page size must be 1 to {MAX_LIMIT}.", "Use e.g. --limit 20")
+    if not isinstance(offset, int) or offset < 0:
+        raise InvalidInput("Offset must be 0 or more.")
+    if offset >= CANDIDATE_CAP:
+        raise InvalidInput(f"Only the first {CANDIDATE_CAP} matches can be paged through.",
+                           "Add words or filters to narrow the search.")
+
+
+def search_session(session: Session, query: str, filters: Filters, *, limit: int = 20,
+                   offset: int = 0) -> SearchPage:
+    """Run a search inside an open session (see `search` for the friendly signature)."""
+    _check_paging(limit, offset)
+    parsed = parse_query(query)
+    ranked = _rank(find_candidates(session, parsed, filters))
+    exact = len(ranked) <= CANDIDATE_CAP
+    ranked = ranked[:CANDIDATE_CAP]
+    hits = _hits(session, ranked[offset : offset + limit], parsed)
+    return SearchPage(hits=hits, total=len(ranked), total_exact=exact, offset=offset,
+                      limit=limit, query=str(parsed))
+
+
+def search(session_or_db: Any, query: str, *, source: str | int | None = None,
+           since: date | str | None = None, until: date | str | None = None,
+           status: str | Sequence[str] | None = None, tag: str | None = None,
+           by: str | None = None, urgency: str | None = None, limit: int = 20,
+           offset: int = 0) -> SearchPage:
+    """Search every transcript segment; raises InvalidInput (and only that) for bad input.
+
+    `session_or_db` is a Session or a clipper.db.Database. `source` is a source id or a
+    piece of its location/title; `since`/`until` are inclusive UTC days on the clip's
+    created_at; `status` one status, a list, or "a,b"; `tag`/`by` match any of the clip's flags.
+    """
+    filters = make_filters(source=source, since=since, until=until, status=status, tag=tag,
+                           by=by, urgency=urgency)
+    if isinstance(session_or_db, Session):
+        return search_session(session_or_db, query, filters, limit=limit, offset=offset)
+    with session_or_db.session() as session:
+        return search_session(session, query, filters, limit=limit, offset=offset)

@@ -1,0 +1,150 @@
+"""Search filters: validate what the editor asked for and turn it into SQL with bound parameters.
+
+Clause text is fixed; every user value travels as a bound parameter. Clauses refer to the
+clip as `c` (a `clips` row). Dates are on the clip's `created_at` (when it was first
+flagged), as UTC calendar days, both ends inclusive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import BindParameter, bindparam
+
+from clipper.errors import InvalidInput
+from clipper.schema import UTCDateTime
+
+_LIKE_ESCAPE = "!"
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What narrows a search besides its words; None means "any"."""
+
+    source: str | None = None
+    since: datetime | None = None  # inclusive
+    until: datetime | None = None  # exclusive (already moved past an inclusive end day)
+    status: tuple[str, ...] = ()
+    tag: str | None = None
+    by: str | None = None
+    urgency: str | None = None
+
+    def empty(self) -> bool:
+        return self == Filters()
+
+
+@dataclass
+class Clauses:
+    """SQL conditions on `c`, their parameters, and which parameters need a column type."""
+
+    sql: list[str] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)
+    typed: list[BindParameter] = field(default_factory=list)
+
+
+def parse_day(value: date | str | None, name: str) -> date | datetime | None:
+    """A date (or datetime) from a date object or an ISO string like 2026-11-23."""
+    if value is None or isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value).strip())
+    except ValueError:
+        raise InvalidInput(f"{name} is not a date: {value!r}.", "Write dates like 2026-11-23.") from None
+
+
+def _day_start(value: date | datetime) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return datetime.combine(value, time(0), tzinfo=UTC)
+
+
+def _day_end(value: date | datetime) -> datetime:
+    if isinstance(value, datetime):
+        return _day_start(value) + timedelta(microseconds=1)
+    return _day_start(value) + timedelta(days=1)
+
+
+def _text(value: str | None, name: str) -> str | None:
+    if value is None:
+        return None
+    value = str(value).strip()
+    if not value:
+        raise InvalidInput(f"The {name} filter is empty.", f"Leave out --{name} to search everything.")
+    return value
+
+
+def _statuses(status: str | Sequence[str] | None) -> tuple[str, ...]:
+    if status is None:
+        return ()
+    items = status.split(",") if isinstance(status, str) else list(status)
+    cleaned = tuple(s.strip() for s in items if str(s).strip())
+    if not cleaned:
+        raise InvalidInput("The status filter is empty.", "Use e.g. --status ready")
+    return cleaned
+
+
+def make_filters(*, source: str | int | None = None, since: date | str | None = None,
+                 until: date | str | None = None, status: str | Sequence[str] | None = None,
+                 tag: str | None = None, by: str | None = None,
+                 urgency: str | None = None) -> Filters:
+    """Validated filters; raises InvalidInput for empty values, bad dates or since > until."""
+    first, last = parse_day(since, "since"), parse_day(until, "until")
+    start = _day_start(first) if first is not None else None
+    end = _day_end(last) if last is not None else None
+    if start is not None and end is not None and start >= end:
+        raise InvalidInput("The date range is empty: since is after until.", "Swap the two dates.")
+    tag_text = _text(tag, "tag")
+    return Filters(source=_text(None if source is None else str(source), "source"),
+                   since=start, until=end, status=_statuses(status),
+                   tag=tag_text.lower() if tag_text else None,
+                   by=_text(by, "by"), urgency=_text(urgency, "urgency"))
+
+
+def _like(value: str) -> str:
+    for ch in (_LIKE_ESCAPE, "%", "_"):
+        value = value.replace(ch, _LIKE_ESCAPE + ch)
+    return f"%{value.lower()}%"
+
+
+def _tag_elements(dialect: str) -> str:
+    if dialect == "sqlite":
+        return "json_each(fl.tags) AS t WHERE json_type(fl.tags) = 'array' AND lower(t.value) = :tag"
+    return ("json_array_elements_text(CASE WHEN json_typeof(fl.tags) = 'array' THEN fl.tags"
+            " ELSE '[]'::json END) AS t(value) WHERE lower(t.value) = :tag")
+
+
+def filter_clauses(filters: Filters, dialect: str) -> Clauses:
+    """SQL conditions on the clip `c` for `filters` on `dialect` ("sqlite" or "postgresql")."""
+    out = Clauses()
+    if filters.source is not None:
+        out.sql.append(
+            "c.source_id IN (SELECT id FROM sources WHERE id = :source_id"
+            f" OR lower(location) LIKE :source_like ESCAPE '{_LIKE_ESCAPE}'"
+            f" OR lower(title) LIKE :source_like ESCAPE '{_LIKE_ESCAPE}')")
+        source_id = int(filters.source) if filters.source.isdigit() and len(filters.source) < 18 else -1
+        out.params.update(source_id=source_id, source_like=_like(filters.source))
+    if filters.since is not None:
+        out.sql.append("c.created_at >= :since")
+        out.params["since"] = filters.since
+        out.typed.append(bindparam("since", type_=UTCDateTime()))
+    if filters.until is not None:
+        out.sql.append("c.created_at < :until")
+        out.params["until"] = filters.until
+        out.typed.append(bindparam("until", type_=UTCDateTime()))
+    if filters.status:
+        names = [f"status_{i}" for i in range(len(filters.status))]
+        out.sql.append(f"c.status IN ({', '.join(':' + n for n in names)})")
+        out.params.update(zip(names, filters.status, strict=True))
+    if filters.urgency is not None:
+        out.sql.append("c.urgency = :urgency")
+        out.params["urgency"] = filters.urgency
+    if filters.by is not None:
+        out.sql.append("c.id IN (SELECT fl.clip_id FROM flags fl WHERE fl.by = :by)")
+        out.params["by"] = filters.by
+    if filters.tag is not None:
+        out.sql.append(f"c.id IN (SELECT fl.clip_id FROM flags fl, {_tag_elements(dialect)})")
+        out.params["tag"] = filters.tag
+    return out

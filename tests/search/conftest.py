@@ -1,0 +1,100 @@
+"""Search fixtures: a migrated SQLite file and a throwaway PostgreSQL database, plus a clip factory."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from clipper.db import Database
+from clipper.schema import Base, Clip, Flag, SegmentRow, Source, TranscriptRow
+
+PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+BASE_TIME = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="session")
+def sqlite_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+    db = Database(f"sqlite:///{tmp_path_factory.mktemp('search') / 'clipper.db'}")
+    yield db
+    db.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_db() -> Iterator[Database]:
+    name = f"clipper_search_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    db = Database(f"postgresql://postgres@127.0.0.1:5432/{name}")
+    yield db
+    db.dispose()
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request: pytest.FixtureRequest) -> Database:
+    """Each test runs on both backends, starting from empty tables."""
+    database = request.getfixturevalue("sqlite_db" if request.param == "sqlite" else "postgres_db")
+    with database.session() as session:
+        for table in reversed(Base.metadata.sorted_tables):
+            session.execute(table.delete())
+    return database
+
+
+@dataclass
+class Corpus:
+    """Adds sources, clips, flags and transcripts straight through the ORM."""
+
+    db: Database
+    count: int = 0
+
+    def source(self, location: str, title: str = "") -> int:
+        with self.db.session() as session:
+            row = Source(kind="url", key=location, location=location, title=title)
+            session.add(row)
+            session.flush()
+            return row.id
+
+    def clip(self, segments: Sequence[str], *, source_id: int | None = None, start: float = 100.0,
+             status: str = "ready", urgency: str = "normal", age_days: float | None = None,
+             tags: Sequence[str] = (), by: str = "vol1") -> int:
+        """A clip whose segments are 5 s each; newer than every earlier clip unless age_days."""
+        self.count += 1
+        if source_id is None:
+            source_id = self.source(f"https://example.org/live/{self.count}")
+        created = BASE_TIME + timedelta(minutes=self.count) if age_days is None else \
+            BASE_TIME - timedelta(days=age_days)
+        with self.db.session() as session:
+            clip = Clip(source_id=source_id, start=start, end=start + 5 * len(segments),
+                        status=status, urgency=urgency, created_at=created)
+            session.add(clip)
+            session.flush()
+            session.add(Flag(clip_id=clip.id, source_id=source_id, start=start, end=clip.end,
+                             tags=list(tags), by=by, urgency=urgency, created_at=created))
+            self.write_transcript(session, clip.id, segments)
+            return clip.id
+
+    @staticmethod
+    def write_transcript(session, clip_id: int, segments: Sequence[str]) -> None:
+        session.add(TranscriptRow(clip_id=clip_id, clip_version=1, text=" ".join(segments),
+                                  engine="test", model="none"))
+        Corpus.write_transcript_segments(session, clip_id, segments)
+
+    @staticmethod
+    def write_transcript_segments(session, clip_id: int, segments: Sequence[str]) -> None:
+        for i, line in enumerate(segments):
+            words = [[5 * i + k * 0.4, 5 * i + k * 0.4 + 0.3, w] for k, w in enumerate(line.split())]
+            session.add(SegmentRow(clip_id=clip_id, idx=i, start=5.0 * i, end=5.0 * i + 5,
+                                   text=line, words=words))
+
+
+@pytest.fixture
+def corpus(db: Database) -> Corpus:
+    return Corpus(db)
