@@ -203,6 +203,7 @@ class _Server(socketserver.TCPServer):
         self._threads: set[threading.Thread] = set()
         self._lock = threading.Lock()
         self._count = 0
+        self._closing = False
         super().__init__(address, _Handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
@@ -236,6 +237,9 @@ class _Server(socketserver.TCPServer):
     def track(self, sock: socket.socket) -> None:
         with self._lock:
             self._socks.add(sock)
+            closing = self._closing
+        if closing:  # opened while close() was cutting connections: cut this one too
+            _shut(sock)
 
     def untrack(self, sock: socket.socket) -> None:
         with self._lock:
@@ -244,12 +248,10 @@ class _Server(socketserver.TCPServer):
     def abort_connections(self) -> None:
         """Wake every handler blocked on a socket, so that it ends promptly."""
         with self._lock:
+            self._closing = True
             socks = list(self._socks)
         for sock in socks:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass  # already closed
+            _shut(sock)
 
     def join_handlers(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -397,6 +399,13 @@ def _pump(a: socket.socket, b: socket.socket, idle_timeout: float) -> None:
                     dst.shutdown(socket.SHUT_WR)
                 except OSError:
                     pass  # the other side is gone already
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed
 
 
 def _send_plain(sock: socket.socket, status: int, phrase: str, body: str) -> None:
