@@ -1,0 +1,241 @@
+"""Frame-accurate clips: smart cut (re-encode only the partial GOPs at the ends), else full re-encode.
+
+Timeline: a time t on `src` is the presentation time ffmpeg's decoder gives a frame, edit lists
+honoured, minus the container's start_time — the timeline `ffmpeg -ss t -i src` seeks on. In a
+yt-dlp section file (edit list hiding a lead-in) t = 0 is the first *shown* frame; in MPEG-TS
+t = 0 is the file's start_time (often 1.4 s of raw PTS). The clip holds exactly the source frames
+with start <= t < end; clip time 0 is the first of them, and the audio is cut to the same span.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import statistics
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ffmpeg
+
+from clipper.errors import InvalidInput, PermanentError
+from clipper.media import ffrun
+from clipper.media.probe import Frame, probe_media, video_frames, video_stream
+from clipper.models import CutResult, MediaInfo
+
+log = logging.getLogger(__name__)
+
+_EPS = 1e-3  # timestamps in files are rounded to the container's time base
+_TS_FORMATS = ("mpegts", "hls", "applehttp")
+_PROFILES = {"High": "high", "Main": "main", "Constrained Baseline": "baseline", "Baseline": "baseline"}
+ENCODE = {"c:v": "libx264", "preset": "veryfast", "crf": 20, "pix_fmt": "yuv420p"}
+AUDIO = {"c:a": "aac", "b:a": "128k"}
+
+
+def _piece(stream: dict[str, Any]) -> dict[str, Any]:
+    """Muxer options for a piece. The concat demuxer does not rescale between pieces' time bases,
+    and the noise bsf's `tb` is the source's: so every piece keeps the source's time base."""
+    num, _, den = str(stream.get("time_base", "1/90000")).partition("/")
+    return {"f": "mp4", "video_track_timescale": int(den) if num == "1" else 90000}
+
+
+class _Unjoinable(Exception):
+    """The smart-cut pieces cannot be joined safely; use the full re-encode."""
+
+
+@dataclass(frozen=True)
+class CutPlan:
+    """Which source frames a clip keeps and how they split into head / copied middle / tail."""
+
+    first: float  # pts of the first kept frame
+    stop: float  # pts just after the last kept frame
+    frames: int
+    k1: float  # first keyframe in the clip (start of the copied middle)
+    k2: float  # last keyframe in the clip (start of the re-encoded tail)
+    head: int
+    mid: int
+    tail: int
+    reason: str = ""  # why smart cut is impossible ("" when it is possible)
+
+
+def frame_duration(frames: list[Frame]) -> float:
+    """Typical frame duration (median pts step); 1/25 s when unknown."""
+    steps = [b.pts - a.pts for a, b in zip(frames, frames[1:], strict=False) if b.pts > a.pts]
+    return statistics.median(steps) if steps else 0.04
+
+
+def plan_cut(frames: list[Frame], start: float, end: float) -> CutPlan:
+    """Pure: split the frames with start <= pts < end at the first and last keyframe inside."""
+    kept = [f for f in frames if start - _EPS <= f.pts < end - _EPS]
+    if not kept:
+        raise InvalidInput(f"No video frames between {start:.3f} s and {end:.3f} s.")
+    keys = [f.pts for f in kept if f.key]
+    k1, k2 = (keys[0], keys[-1]) if keys else (kept[-1].pts, kept[-1].pts)
+    mid = sum(k1 - _EPS <= f.pts < k2 - _EPS for f in kept)
+    head = sum(f.pts < k1 - _EPS for f in kept)
+    plan = CutPlan(kept[0].pts, kept[-1].pts + frame_duration(frames), len(kept), k1, k2,
+                   head, mid, len(kept) - head - mid)
+    reason = "clip shorter than a GOP" if mid == 0 else "" if _dts_ok(frames) else "non-monotonic DTS"
+    return CutPlan(**{**plan.__dict__, "reason": reason})
+
+
+def _dts_ok(frames: list[Frame]) -> bool:
+    dts = sorted(f.dts for f in frames)
+    return all(b > a for a, b in zip(dts, dts[1:], strict=False)) and all(f.dts <= f.pts + _EPS for f in frames)
+
+
+def smart_blocker(stream: dict[str, Any], info: MediaInfo) -> str:
+    """Pure: why this video stream cannot be smart-cut ("" when it can)."""
+    if stream.get("codec_name") != "h264":
+        return f"video codec is {stream.get('codec_name')}, not H.264"
+    if stream.get("pix_fmt") != "yuv420p" or stream.get("profile") not in _PROFILES:
+        return f"{stream.get('profile')} {stream.get('pix_fmt')} cannot be matched"
+    if stream.get("field_order") not in (None, "progressive", "unknown"):
+        return "interlaced video"
+    return ""
+
+
+def x264_args(stream: dict[str, Any]) -> dict[str, Any]:
+    """Encoder options meant to reproduce the source's SPS/PPS (checked afterwards)."""
+    reorder = int(stream.get("has_b_frames") or 0)
+    params = {0: "bframes=0", 1: "b-pyramid=none"}.get(reorder, "b-pyramid=normal")
+    level = int(stream.get("level") or 0)
+    args = {**ENCODE, "crf": 23, "profile:v": _PROFILES[stream["profile"]], "x264-params": params}
+    return {**args, "level:v": f"{level // 10}.{level % 10}"} if level > 0 else args
+
+
+def _input(src: Path, t: float, info: MediaInfo, **extra: Any) -> tuple[Any, dict[str, Any]]:
+    """Open src positioned at t: (input stream, output options). MPEG-TS seeks coarse then exact."""
+    if not info.format_name.startswith(_TS_FORMATS):
+        return ffmpeg.input(str(src), ss=f"{t:.6f}", **extra), {}
+    coarse = max(0.0, t - 12.0)
+    inp = ffmpeg.input(str(src), ss=f"{coarse:.6f}", noaccurate_seek=None, **extra)
+    return inp, {"ss": f"{t - coarse:.6f}"}
+
+
+def _encode_video(src: Path, info: MediaInfo, at: float, count: int, enc: dict[str, Any],
+                  out: Path) -> None:
+    inp, pos = _input(src, at, info)
+    stream = ffmpeg.output(inp["v:0"], str(out), **pos, **enc, vsync="passthrough",
+                           **{"frames:v": count})
+    ffrun.run(stream, what="re-encode the clip's edge")
+
+
+def _copy_middle(src: Path, plan: CutPlan, piece: dict[str, Any], out: Path) -> None:
+    span, half = plan.k2 - plan.k1, 0.5 * (plan.stop - plan.first) / plan.frames
+    drop = f"noise=drop=lt(pts*tb\\,{-half:.6f})+gte(pts*tb\\,{span - half:.6f})"
+    inp = ffmpeg.input(str(src), ss=f"{plan.k1:.6f}")
+    stream = ffmpeg.output(inp["v:0"], str(out), t=f"{span + 2:.6f}", **piece,
+                           **{"c:v": "copy", "bsf:v": drop})
+    ffrun.run(stream, what="copy the clip's middle")
+
+
+def _cut_audio(src: Path, info: MediaInfo, first: float, seconds: float, out: Path) -> None:
+    inp, pos = _input(src, first, info)
+    ffrun.run(ffmpeg.output(inp["a:0"], str(out), **pos, t=f"{seconds:.6f}", vn=None, **AUDIO,
+                            f="mp4"), what="cut the clip's audio")
+
+
+def _param_sets(path: Path, at: float, work: Path) -> set[bytes]:
+    """SPS and PPS NAL units carried with the keyframe at `at` (Annex B)."""
+    raw = work / f"ps-{uuid.uuid4().hex}.h264"
+    stream = ffmpeg.output(ffmpeg.input(str(path), ss=f"{at:.6f}")["v:0"], str(raw),
+                           **{"c:v": "copy", "bsf:v": "h264_mp4toannexb", "frames:v": 1, "f": "h264"})
+    ffrun.run(stream, what="read H.264 parameter sets")
+    nals = raw.read_bytes().replace(b"\x00\x00\x00\x01", b"\x00\x00\x01").split(b"\x00\x00\x01")
+    return {n.rstrip(b"\x00") for n in nals if n and n[0] & 0x1F in (7, 8)}
+
+
+def _join(parts: list[tuple[Path, float]], audio: Path | None, out: Path, work: Path) -> None:
+    listing = work / "parts.ffconcat"
+    lines = ["ffconcat version 1.0"]
+    for path, seconds in parts:
+        lines += [f"file '{path.name}'", f"duration {seconds:.6f}"]
+    listing.write_text("\n".join(lines) + "\n")
+    video = ffmpeg.input(str(listing), f="concat", safe=0)["v:0"]
+    streams = [video, ffmpeg.input(str(audio))["a:0"]] if audio else [video]
+    ffrun.run(ffmpeg.output(*streams, str(out), c="copy", movflags="+faststart", f="mp4"),
+              what="join the clip's pieces")
+
+
+def _smart_cut(src: Path, info: MediaInfo, plan: CutPlan, out: Path, work: Path) -> None:
+    stream = video_stream(src)
+    blocker = smart_blocker(stream, info) or plan.reason
+    if blocker:
+        raise _Unjoinable(blocker)
+    enc, fdur = x264_args(stream) | _piece(stream), (plan.stop - plan.first) / plan.frames
+    parts: list[tuple[Path, float]] = []
+    if plan.head:
+        _encode_video(src, info, plan.first, plan.head, enc, work / "head.mp4")
+        parts.append((work / "head.mp4", plan.k1 - plan.first))
+    _copy_middle(src, plan, _piece(stream), work / "mid.mp4")
+    _encode_video(src, info, plan.k2, plan.tail, enc, work / "tail.mp4")
+    parts += [(work / "mid.mp4", plan.k2 - plan.k1), (work / "tail.mp4", plan.stop - plan.k2)]
+    wanted = _param_sets(src, plan.k1, work)
+    for path, _ in parts:
+        if _param_sets(path, 0.0, work) != wanted:
+            raise _Unjoinable(f"{path.stem} parameter sets differ from the source's")
+    if len(video_frames(work / "mid.mp4")) != plan.mid:
+        raise _Unjoinable("stream copy of the middle lost frames")
+    audio = work / "audio.m4a" if info.has_audio else None
+    if audio:
+        _cut_audio(src, info, plan.first, plan.stop - plan.first, audio)
+    _join(parts, audio, out, work)
+    _check(out, plan.frames, plan.stop - plan.first, fdur)
+
+
+def _check(out: Path, frames: int, seconds: float, fdur: float) -> None:
+    """ffmpeg can exit 0 with a truncated or broken file: verify frames, DTS and duration."""
+    got = video_frames(out, probe_media(out).start_time)
+    if len(got) != frames or not _dts_ok(got):
+        raise _Unjoinable(f"joined clip has {len(got)} frames, expected {frames}")
+    if abs(got[-1].pts + fdur - got[0].pts - seconds) > fdur + _EPS:
+        raise _Unjoinable(f"joined clip lasts {got[-1].pts + fdur:.3f} s, expected {seconds:.3f} s")
+
+
+def _reencode(src: Path, info: MediaInfo, plan: CutPlan | None, start: float, end: float, out: Path) -> None:
+    first, seconds = (plan.first, plan.stop - plan.first) if plan else (start, end - start)
+    inp, pos = _input(src, first, info)
+    streams = ([inp["v:0"]] if info.has_video else []) + ([inp["a:0"]] if info.has_audio else [])
+    opts: dict[str, Any] = {**pos, "t": f"{seconds:.6f}", **AUDIO, "movflags": "+faststart", "f": "mp4"}
+    if info.has_video:
+        opts |= {**ENCODE, "vsync": "passthrough"} | ({"frames:v": plan.frames} if plan else {})
+    ffrun.run(ffmpeg.output(*streams, str(out), **opts), what="re-encode the clip")
+    if plan:
+        _check(out, plan.frames, seconds, seconds / plan.frames)
+    elif probe_media(out).duration < seconds - 0.1:
+        raise PermanentError(f"The clip came out short ({probe_media(out).duration:.2f} s of {seconds:.2f} s).")
+
+
+def cut_clip(src: Path, start: float, end: float, out: Path) -> CutResult:
+    """Cut [start, end) of `src` (seconds on its presentation timeline, see module doc) to an MP4.
+
+    H.264/AAC with +faststart, within one frame of the requested times. Smart cut when the
+    source allows it, else a full re-encode. Written to a temp name in out's folder, then renamed.
+    """
+    src, out = Path(src), Path(out)
+    info = probe_media(src)
+    if not 0 <= start < end or start >= info.duration:
+        raise InvalidInput(f"Cannot cut {start:.2f}–{end:.2f} s from media lasting {info.duration:.2f} s.")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.stem}.{uuid.uuid4().hex}.part.mp4")
+    plan = plan_cut(video_frames(src, info.start_time), start, end) if info.has_video else None
+    method = "reencode"
+    try:
+        with tempfile.TemporaryDirectory(dir=out.parent, prefix=".cut-") as work:
+            if plan is not None:
+                try:
+                    _smart_cut(src, info, plan, tmp, Path(work))
+                    method = "smart"
+                except (_Unjoinable, PermanentError) as exc:
+                    log.info("smart cut of %s not possible (%s); re-encoding", src.name, exc)
+            if method == "reencode":
+                _reencode(src, info, plan, start, min(end, info.duration), tmp)
+        os.replace(tmp, out)
+    except _Unjoinable as exc:
+        raise PermanentError(f"Could not cut {src.name} accurately: {exc}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+    return CutResult(out, method, probe_media(out).duration)

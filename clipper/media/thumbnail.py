@@ -1,0 +1,35 @@
+"""A JPG still from a clip (the middle frame by default), for lists and review pages."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import ffmpeg
+
+from clipper.errors import InvalidInput
+from clipper.media import ffrun
+from clipper.media.probe import probe_media
+
+WIDTH = 640
+
+
+def make_thumbnail(clip: Path, out: Path, at: float | None = None) -> Path:
+    """Write a WIDTH-px-wide JPG of the frame at `at` seconds (default: mid-clip); returns `out`."""
+    info = probe_media(Path(clip))
+    if not info.has_video:
+        raise InvalidInput(f"{Path(clip).name} has no picture to make a thumbnail from.")
+    t = info.duration / 2 if at is None else min(max(0.0, at), max(0.0, info.duration - 0.05))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.stem}.{uuid.uuid4().hex}.jpg")
+    stream = ffmpeg.input(str(clip), ss=f"{t:.3f}").video.filter("scale", WIDTH, -2)
+    try:
+        ffrun.run(ffmpeg.output(stream, str(tmp), **{"frames:v": 1, "q:v": 3}), what="make a thumbnail")
+        if not tmp.exists() or tmp.stat().st_size == 0:
+            raise InvalidInput(f"No frame at {t:.2f} s in {Path(clip).name}.")
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out

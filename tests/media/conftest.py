@@ -1,0 +1,66 @@
+"""Session-wide generated media for the media tests (built once, small frames)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
+from mediacheck import IRREGULAR  # noqa: E402
+from mediagen import make_hls, make_video, serve_dir  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(scope="session")
+def gop2(media_dir: Path) -> Path:
+    return make_video(media_dir / "gop2.mp4", 24, gop=50, extra=["-movflags", "+faststart"])
+
+
+@pytest.fixture(scope="session")
+def gop10(media_dir: Path) -> Path:
+    return make_video(media_dir / "gop10.mp4", 24, gop=250)
+
+
+@pytest.fixture(scope="session")
+def irregular(media_dir: Path) -> Path:
+    return make_video(media_dir / "irregular.mp4", 24, gop=1000, keyframes_at=IRREGULAR)
+
+
+@pytest.fixture(scope="session")
+def mpegts(gop2: Path, media_dir: Path) -> Path:
+    out = media_dir / "gop2.ts"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(gop2), "-c", "copy", "-f", "mpegts", str(out)],
+                   check=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def hls(gop2: Path, media_dir: Path) -> Path:
+    return make_hls(gop2, media_dir / "hls", hls_time=2)
+
+
+@pytest.fixture(scope="session")
+def server(media_dir: Path, gop2: Path, hls: Path):  # type: ignore[no-untyped-def]
+    """Loopback HTTP server over media_dir; paths under /flaky/ answer 503 twice, then serve."""
+    seen: Counter[str] = Counter()
+
+    def hook(handler) -> bool:  # type: ignore[no-untyped-def]
+        if not handler.path.startswith("/flaky/"):
+            return False
+        seen[handler.path] += 1
+        if seen[handler.path] <= 2:
+            handler.send_error(503)
+            return True
+        handler.path = handler.path.removeprefix("/flaky")
+        return False
+
+    with serve_dir(media_dir, hook=hook) as (base, requested):
+        yield base, requested

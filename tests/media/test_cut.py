@@ -1,0 +1,63 @@
+"""cut_clip: frame-exact on MP4, MPEG-TS, irregular keyframes; smart where possible, else re-encode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from mediacheck import assert_frame_exact
+from mediagen import make_video
+
+from clipper.errors import InvalidInput
+from clipper.media.cut import cut_clip, plan_cut
+from clipper.media.probe import Frame, probe_media
+
+
+@pytest.mark.parametrize(("source", "start", "end", "method"), [
+    ("gop2", 3.33, 11.71, "smart"),
+    ("gop10", 3.33, 21.71, "smart"),
+    ("gop10", 11.13, 18.5, "reencode"),  # inside one GOP: nothing to copy
+    ("irregular", 1.01, 14.02, "smart"),  # scene-cut style keyframes at 1.3, 4.7, 5.1, 9.9, 13.2
+    ("mpegts", 2.51, 9.87, "smart"),
+])
+def test_cut_is_frame_exact(request: pytest.FixtureRequest, tmp_path: Path, source: str,
+                            start: float, end: float, method: str) -> None:
+    src = request.getfixturevalue(source)
+    result = cut_clip(src, start, end, tmp_path / "clip.mp4")
+    assert result.method == method
+    assert result.path == tmp_path / "clip.mp4"
+    assert_frame_exact(result.path, src, start, end)
+    assert [p.name for p in tmp_path.iterdir()] == ["clip.mp4"]  # no temp files left behind
+
+
+def test_non_x264_source_falls_back_to_reencode(media_dir: Path, tmp_path: Path) -> None:
+    src = make_video(media_dir / "mpeg4.mkv", 12, vcodec="mpeg4", gop=25)
+    result = cut_clip(src, 2.33, 7.71, tmp_path / "clip.mp4")
+    assert result.method == "reencode"
+    assert probe_media(result.path).video_codec == "h264"
+    assert_frame_exact(result.path, src, 2.33, 7.71)
+
+
+def test_audio_only_source_gives_aac_mp4(media_dir: Path, tmp_path: Path) -> None:
+    src = make_video(media_dir / "radio.m4a", 10, video=False)
+    result = cut_clip(src, 2.0, 6.5, tmp_path / "clip.mp4")
+    info = probe_media(result.path)
+    assert (info.has_video, info.has_audio, info.audio_codec) == (False, True, "aac")
+    assert abs(result.duration - 4.5) < 0.05
+
+
+def test_bad_range_is_refused(gop2: Path, tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput):
+        cut_clip(gop2, 30.0, 35.0, tmp_path / "clip.mp4")
+    with pytest.raises(InvalidInput):
+        cut_clip(gop2, 5.0, 4.0, tmp_path / "clip.mp4")
+    assert not (tmp_path / "clip.mp4").exists()
+
+
+def test_plan_splits_at_keyframes() -> None:
+    frames = [Frame(i * 0.04, i * 0.04 - 0.08, i % 50 == 0) for i in range(300)]
+    plan = plan_cut(frames, 1.01, 7.5)
+    assert (plan.k1, plan.k2) == (2.0, 6.0)
+    assert (plan.head, plan.mid, plan.tail, plan.frames) == (25, 100, 38, 163)
+    assert plan.reason == ""
+    assert plan_cut(frames, 2.1, 3.9).reason == "clip shorter than a GOP"

@@ -1,0 +1,52 @@
+"""probe_media refuses non-media; keyframe_times finds the real keyframes."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from mediacheck import IRREGULAR
+
+from clipper.errors import InvalidInput
+from clipper.media.probe import edit_list_lag, keyframe_times, probe_media
+
+
+def test_probe_video(gop2: Path) -> None:
+    info = probe_media(gop2)
+    assert (info.has_video, info.has_audio, info.width, info.height) == (True, True, 320, 180)
+    assert info.fps == 25 and info.video_codec == "h264" and abs(info.duration - 24) < 0.1
+
+
+def test_probe_mpegts_start_time(mpegts: Path) -> None:
+    assert probe_media(mpegts).start_time > 1.0  # the MPEG-TS default offset
+
+
+@pytest.mark.parametrize("content", [b"hello, not a video\n" * 50, b"\x00" * 4096])
+def test_non_media_is_refused(tmp_path: Path, content: bytes) -> None:
+    bad = tmp_path / "upload.mp4"
+    bad.write_bytes(content)
+    with pytest.raises(InvalidInput, match="upload.mp4"):
+        probe_media(bad)
+
+
+def test_still_image_is_refused(tmp_path: Path) -> None:
+    img = tmp_path / "photo.jpg"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=64x64", "-frames:v", "1",
+                    str(img)], check=True)
+    with pytest.raises(InvalidInput):
+        probe_media(img)
+
+
+def test_keyframe_times(gop2: Path, irregular: Path, mpegts: Path) -> None:
+    assert keyframe_times(gop2) == pytest.approx([2.0 * i for i in range(12)], abs=1e-3)
+    assert keyframe_times(irregular) == pytest.approx(IRREGULAR, abs=0.021)
+    assert keyframe_times(mpegts)[1] - keyframe_times(mpegts)[0] == pytest.approx(2.0, abs=1e-3)
+
+
+def test_edit_list_lag_of_a_section_copy(gop2: Path, tmp_path: Path) -> None:
+    out = tmp_path / "sec.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-ss", "5.31", "-t", "3", "-i", str(gop2), "-c", "copy",
+                    str(out)], check=True)
+    assert edit_list_lag(out) == pytest.approx(0.01, abs=1e-4)  # first frame shown is 5.32
+    assert edit_list_lag(gop2) == 0.0
