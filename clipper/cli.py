@@ -34,12 +34,13 @@ def wait_for(ctx: Context, clip_id: int, *, until: set[str], timeout: float,
     from clipper.services.clips import clip_status
 
     deadline = time.monotonic() + timeout
-    bar = tqdm(total=100, file=sys.stderr, disable=not show_progress, unit="%",
+    bar = tqdm(total=100, file=sys.stderr, disable=not show_progress, unit="%", mininterval=0.5,
                bar_format="{desc:<14} {percentage:3.0f}%|{bar}| {elapsed}")
     try:
         while True:
             st = clip_status(ctx, clip_id)
-            bar.set_description_str(st["status"])
+            if st["status"] != bar.desc:
+                bar.set_description_str(st["status"], refresh=False)
             bar.update(round(st["progress"] * 100) - bar.n)
             if st["status"] in until:
                 return st
@@ -127,7 +128,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from clipper.up import run_up
 
     return run_up(args.settings, demo=args.demo, dashboard=not args.no_dashboard,
-                  workers=args.workers, port=args.port)
+                  workers=args.workers, port=args.port, address=args.address)
 
 
 def cmd_transcript(args: argparse.Namespace) -> int:
@@ -180,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--no-dashboard", action="store_true")
     up.add_argument("--workers", type=int, default=2)
     up.add_argument("--port", type=int, default=8501)
+    up.add_argument("--address", default="127.0.0.1", help="dashboard bind address (0.0.0.0 in containers)")
     up.set_defaults(func=cmd_up)
 
     w = sub.add_parser("worker", help="run one worker")

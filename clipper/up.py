@@ -40,11 +40,16 @@ class Child:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def terminate(self) -> None:
+        if self.alive():
+            _signal_group(self.proc.pid, signal.SIGTERM)  # type: ignore[union-attr]
+
     def stop(self, grace: float = 8.0) -> None:
+        """SIGTERM (a worker finishes or abandons its job), then SIGKILL the whole group."""
         if not self.alive():
             return
         assert self.proc is not None
-        _signal_group(self.proc.pid, signal.SIGTERM)
+        self.terminate()
         try:
             self.proc.wait(grace)
         except subprocess.TimeoutExpired:
@@ -67,6 +72,8 @@ class Stack:
     demo_server: object | None = None
 
     def stop(self) -> None:
+        for child in self.children:
+            child.terminate()
         for child in reversed(self.children):
             child.stop()
         if self.demo_server is not None:
@@ -76,13 +83,13 @@ class Stack:
         (self.settings.run_dir / "up.json").unlink(missing_ok=True)
 
 
-def _children(settings: Settings, env: dict[str, str], workers: int, dashboard: bool, port: int) -> list[Child]:
+def _children(env: dict[str, str], workers: int, dashboard: bool, port: int, address: str) -> list[Child]:
     py = sys.executable
     kids = [Child(f"worker-{i + 1}", [py, "-m", "clipper.cli", "worker"], env) for i in range(workers)]
     if dashboard:
         app = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
         kids.append(Child("dashboard", [py, "-m", "streamlit", "run", str(app), "--server.headless", "true",
-                                        "--server.port", str(port), "--server.address", "127.0.0.1",
+                                        "--server.port", str(port), "--server.address", address,
                                         "--browser.gatherUsageStats", "false"], env))
     return kids
 
@@ -99,7 +106,8 @@ def _already_running(settings: Settings) -> None:
                    "Stop it first (Ctrl-C in its terminal), or use another CLIPPER_HOME.")
 
 
-def start_stack(settings: Settings, *, demo: bool, dashboard: bool, workers: int, port: int) -> Stack:
+def start_stack(settings: Settings, *, demo: bool, dashboard: bool, workers: int, port: int,
+                address: str = "127.0.0.1") -> Stack:
     for d in (settings.home, settings.media_dir, settings.exports_dir, settings.run_dir, settings.home / "logs"):
         d.mkdir(parents=True, exist_ok=True)
     _already_running(settings)
@@ -111,7 +119,7 @@ def start_stack(settings: Settings, *, demo: bool, dashboard: bool, workers: int
             stack.redis = queue.EmbeddedRedis(settings)
         if demo:
             stack.demo_server = _start_demo(settings, env)
-        stack.children = _children(settings, env, workers, dashboard, port)
+        stack.children = _children(env, workers, dashboard, port, address)
         for child in stack.children:
             child.start(settings.home / "logs")
         _write_state(stack, port if dashboard else None)
@@ -209,7 +217,8 @@ def _banner(stack: Stack, port: int, dashboard: bool) -> None:
     print("\nCtrl-C stops everything.", flush=True)
 
 
-def run_up(settings: Settings, *, demo: bool, dashboard: bool, workers: int, port: int) -> int:
+def run_up(settings: Settings, *, demo: bool, dashboard: bool, workers: int, port: int,
+           address: str = "127.0.0.1") -> int:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s: %(message)s")
     stop_flag = [False]
 
@@ -218,7 +227,7 @@ def run_up(settings: Settings, *, demo: bool, dashboard: bool, workers: int, por
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    stack = start_stack(settings, demo=demo, dashboard=dashboard, workers=max(1, workers), port=port)
+    stack = start_stack(settings, demo=demo, dashboard=dashboard, workers=max(0, workers), port=port, address=address)
     try:
         _banner(stack, port, dashboard)
         supervise(stack, stop_flag)
