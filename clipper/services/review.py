@@ -1,0 +1,303 @@
+"""The review desk: queue, claims, captions, trims, approve/reject, and a volunteer's own flags."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from clipper.context import Context
+from clipper.errors import Conflict, InvalidInput, NotFound
+from clipper.roles import Actor, require
+from clipper.schema import Clip, Flag, utcnow
+from clipper.services.clips import status_dict
+from clipper.states import STAGE_OF_STATUS, log_event, move
+
+#: Post-text limits per platform (YouTube Shorts: the title).
+PLATFORM_LIMITS = {"X": 280, "Instagram": 2200, "TikTok": 2200, "Facebook": 63206,
+                   "YouTube Shorts title": 100}
+URGENCY_RANK = {"high": 0, "normal": 1, "low": 2}
+REVIEWABLE = ("ready",)
+UPLOAD_EXTENSIONS = frozenset({"mp4", "mov", "mkv", "webm", "ts", "m4a", "mp3", "wav", "aac", "flac", "ogg"})
+
+
+# ---- pure decisions -------------------------------------------------------------------------
+
+def caption_counts(text: str) -> dict[str, tuple[int, int]]:
+    """{platform: (characters used, limit)} for a post caption."""
+    n = len(text or "")
+    return {platform: (n, limit) for platform, limit in PLATFORM_LIMITS.items()}
+
+
+def claim_active(claimed_by: str | None, claimed_at: datetime | None, now: datetime,
+                 minutes: float) -> bool:
+    """A claim holds until `minutes` pass without activity."""
+    return bool(claimed_by) and claimed_at is not None and now - claimed_at < timedelta(minutes=minutes)
+
+
+def queue_order(urgency: str, created_at: datetime) -> tuple[int, datetime]:
+    """Most urgent first, then oldest first."""
+    return URGENCY_RANK.get(urgency, 1), created_at
+
+
+def stage_label(status: str, progress: float) -> str:
+    """'cut 40%' while a stage runs; the status otherwise."""
+    stage = STAGE_OF_STATUS.get(status)
+    return f"{stage} {round((progress or 0) * 100)}%" if stage else status
+
+
+def check_trim(trim_in: float | None, trim_out: float | None, duration: float | None) -> None:
+    if trim_in is not None and trim_in < 0:
+        raise InvalidInput("Trim in cannot be negative.", "Use seconds from the start of the clip.")
+    if trim_in is not None and trim_out is not None and trim_out - trim_in < 0.1:
+        raise InvalidInput(f"Trim out ({trim_out:.2f} s) must be after trim in ({trim_in:.2f} s).")
+    if duration and trim_out is not None and trim_out > duration + 0.05:
+        raise InvalidInput(f"Trim out ({trim_out:.2f} s) is past the clip's end ({duration:.2f} s).")
+    if duration and trim_in is not None and trim_in >= duration:
+        raise InvalidInput(f"Trim in ({trim_in:.2f} s) is past the clip's end ({duration:.2f} s).")
+
+
+# ---- the queue and claims ---------------------------------------------------------------------
+
+def _clip(session: Session, clip_id: int, *, lock: bool = False) -> Clip:
+    clip = session.get(Clip, clip_id, with_for_update=lock)
+    if clip is None:
+        raise NotFound(f"No clip with id {clip_id}.")
+    return clip
+
+
+def _claim_info(ctx: Context, clip: Clip, now: datetime) -> str | None:
+    active = claim_active(clip.claimed_by, clip.claimed_at, now, ctx.settings.claim_minutes)
+    return clip.claimed_by if active else None
+
+
+def review_queue(ctx: Context, actor: Actor) -> list[dict[str, Any]]:
+    """Clips waiting for review, most urgent then oldest first, with flaggers' notes and tags."""
+    require(actor, "review")
+    now = utcnow()
+    with ctx.db.session() as session:
+        clips = list(session.scalars(select(Clip).where(Clip.status.in_(REVIEWABLE))).unique())
+        clips.sort(key=lambda c: queue_order(c.urgency, c.created_at))
+        out = []
+        for c in clips:
+            d = status_dict(session, c, heavy=False)
+            d["claimed_by"] = _claim_info(ctx, c, now)
+            out.append(d)
+        return out
+
+
+def _hold(ctx: Context, session: Session, clip: Clip, actor: Actor) -> None:
+    """Conflict unless `actor` holds a live claim on the clip; refreshes it (activity)."""
+    now = utcnow()
+    holder = _claim_info(ctx, clip, now)
+    if holder != actor.name:
+        who = f"{holder} has claimed it" if holder else "nobody has claimed it (or the claim lapsed)"
+        raise Conflict(f"Clip {clip.id}: {who}.", "Claim it first from the Review queue.")
+    clip.claimed_at = now
+
+
+def claim(ctx: Context, clip_id: int, actor: Actor) -> None:
+    """Take a ready clip for review; Conflict if someone else holds a live claim."""
+    require(actor, "review")
+    with ctx.db.session() as session:
+        clip = _clip(session, clip_id, lock=True)
+        if clip.status not in REVIEWABLE:
+            raise Conflict(f"Clip {clip_id} is {clip.status}; only ready clips can be claimed.")
+        holder = _claim_info(ctx, clip, utcnow())
+        if holder and holder != actor.name:
+            raise Conflict(f"{holder} has already claimed clip {clip_id}.",
+                           f"Claims lapse after {ctx.settings.claim_minutes:g} minutes without activity.")
+        clip.claimed_by, clip.claimed_at = actor.name, utcnow()
+        log_event(session, actor.name, "clip.claimed", clip_id, {})
+
+
+def release(ctx: Context, clip_id: int, actor: Actor) -> None:
+    """Give a claim back (the holder, or an admin)."""
+    require(actor, "review")
+    with ctx.db.session() as session:
+        clip = _clip(session, clip_id, lock=True)
+        if clip.claimed_by and clip.claimed_by != actor.name and actor.role != "admin":
+            raise Conflict(f"Clip {clip_id} is claimed by {clip.claimed_by}, not you.")
+        clip.claimed_by = clip.claimed_at = None
+        log_event(session, actor.name, "clip.released", clip_id, {})
+
+
+def my_claim(ctx: Context, actor: Actor) -> int | None:
+    """The ready clip `actor` holds a live claim on, if any."""
+    require(actor, "review")
+    now = utcnow()
+    with ctx.db.session() as session:
+        rows = session.scalars(select(Clip).where(Clip.claimed_by == actor.name,
+                                                  Clip.status.in_(REVIEWABLE)).order_by(Clip.id))
+        for clip in rows.unique():
+            if _claim_info(ctx, clip, now) == actor.name:
+                return clip.id
+    return None
+
+
+# ---- editing a claimed clip -------------------------------------------------------------------
+
+def set_caption(ctx: Context, clip_id: int, actor: Actor, text: str) -> dict[str, tuple[int, int]]:
+    """Store the post caption; returns its counts against each platform's limit."""
+    require(actor, "review")
+    text = (text or "").strip()
+    if len(text) > max(PLATFORM_LIMITS.values()):
+        raise InvalidInput(f"The caption is {len(text)} characters; no platform takes that many.")
+    with ctx.db.session() as session:
+        clip = _clip(session, clip_id, lock=True)
+        _hold(ctx, session, clip, actor)
+        if clip.caption_text != text:
+            clip.caption_text = text
+            log_event(session, actor.name, "caption.set", clip_id, {"length": len(text)})
+    return caption_counts(text)
+
+
+def set_trim(ctx: Context, clip_id: int, actor: Actor, trim_in: float | None,
+             trim_out: float | None) -> None:
+    """Seconds on the clip's own timeline; None clears that end."""
+    require(actor, "review")
+    with ctx.db.session() as session:
+        clip = _clip(session, clip_id, lock=True)
+        _hold(ctx, session, clip, actor)
+        check_trim(trim_in, trim_out, clip.duration)
+        clip.trim_in, clip.trim_out = trim_in, trim_out
+        log_event(session, actor.name, "trim.set", clip_id, {"in": trim_in, "out": trim_out})
+
+
+def save_transcript(ctx: Context, clip_id: int, actor: Actor, text: str) -> None:
+    """The reviewer's transcript correction (word timings kept by edit_transcript)."""
+    from clipper.services.transcripts import edit_transcript
+
+    require(actor, "review")
+    touch(ctx, clip_id, actor)
+    edit_transcript(ctx, clip_id, text, by=actor.name)
+
+
+def touch(ctx: Context, clip_id: int, actor: Actor) -> None:
+    """Activity on a claimed clip keeps the claim alive."""
+    require(actor, "review")
+    with ctx.db.session() as session:
+        _hold(ctx, session, _clip(session, clip_id, lock=True), actor)
+
+
+# ---- decisions ---------------------------------------------------------------------------------
+
+def approve(ctx: Context, clip_id: int, actor: Actor, *, formats: Sequence[str] = ("16x9", "1x1", "9x16"),
+            fit: str = "crop", captions: str = "burn") -> dict[str, Any]:
+    """Approve the claimed clip and queue its renders + package export."""
+    from clipper.services.renders import request_render
+
+    require(actor, "approve")
+    if not formats:
+        raise InvalidInput("Choose at least one shape to render.")
+    with ctx.db.session() as session:
+        clip = _clip(session, clip_id, lock=True)
+        _hold(ctx, session, clip, actor)
+        clip.reviewed_by = actor.name
+        move(session, clip, "approved", actor=actor.name, action="clip.approved",
+             details={"formats": list(formats), "fit": fit, "captions": captions})
+        trim_in, trim_out = clip.trim_in, clip.trim_out
+    return request_render(ctx, clip_id, by=actor, formats=tuple(formats), fit=fit, captions=captions,
+                          trim_in=trim_in, trim_out=trim_out, export=True)
+
+
+def reject(ctx: Context, clip_id: int, actor: Actor, reason: str) -> None:
+    """Reject with a reason the flaggers will see."""
+    require(actor, "approve")
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput("Give a reason for rejecting.", "The volunteers who flagged it will see it.")
+    with ctx.db.session() as session:
+        clip = _clip(session, clip_id, lock=True)
+        if clip.status in REVIEWABLE:
+            _hold(ctx, session, clip, actor)
+        clip.reject_reason, clip.reviewed_by = reason, actor.name
+        clip.claimed_by = clip.claimed_at = None
+        move(session, clip, "rejected", actor=actor.name, action="clip.rejected", details={"reason": reason})
+
+
+def export(ctx: Context, clip_id: int, actor: Actor) -> dict[str, Any]:
+    """Build (or rebuild) the distribution package of a rendered clip."""
+    from clipper.services.renders import export_package
+
+    require(actor, "approve")
+    return export_package(ctx, clip_id, by=actor)
+
+
+def publish(ctx: Context, clip_id: int, actor: Actor, *, platform: str, url: str) -> None:
+    """Record where the clip was posted."""
+    from clipper.services.renders import mark_published
+
+    require(actor, "approve")
+    url = (url or "").strip()
+    if not url.lower().startswith(("http://", "https://")):
+        raise InvalidInput("Give the post's address (https://...).")
+    mark_published(ctx, clip_id, platform=platform, url=url, by=actor)
+
+
+def package_files(clip: dict[str, Any]) -> list[Path]:
+    """Files of an exported package (the folder's files and the zip next to it)."""
+    path = clip.get("export_path")
+    if not path:
+        return []
+    folder = Path(path)
+    files = sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
+    zipped = folder.with_suffix(".zip") if folder.is_dir() else folder
+    if zipped.suffix == ".zip" and zipped.is_file():
+        files.append(zipped)
+    return files
+
+
+# ---- volunteers --------------------------------------------------------------------------------
+
+def my_flags(ctx: Context, actor: Actor, *, limit: int = 50) -> list[dict[str, Any]]:
+    """The actor's flags, newest first, with their clip's live status."""
+    require(actor, "view_own_flags")
+    with ctx.db.session() as session:
+        rows = session.scalars(select(Flag).where(Flag.by == actor.name).order_by(Flag.id.desc()).limit(limit))
+        out = []
+        for f in rows:
+            c = f.clip
+            out.append({
+                "flag_id": f.id, "clip_id": c.id, "note": f.note, "tags": list(f.tags or []),
+                "start": f.start, "end": f.end, "urgency": f.urgency, "merged": f.merged,
+                "created_at": f.created_at.isoformat(), "source": c.source.location,
+                "status": c.status, "progress": c.progress or 0.0,
+                "stage": stage_label(c.status, c.progress or 0.0), "error": c.error,
+                "thumbnail_path": c.thumbnail_path, "reject_reason": c.reject_reason,
+            })
+        return out
+
+
+def flag_as(ctx: Context, actor: Actor, source: str, start: str, end: str, *, note: str = "",
+            tags: Sequence[str] | str = (), urgency: str = "normal") -> Any:
+    """File a flag in the actor's name (the role check lives here, not only in the page)."""
+    from clipper.services.flags import file_flag
+
+    require(actor, "flag")
+    return file_flag(ctx, source, start, end, by=actor.name, note=note, tags=tags, urgency=urgency)
+
+
+def save_upload(ctx: Context, actor: Actor, filename: str, data: bytes) -> Path:
+    """Store an uploaded recording as media/uploads/<sha256>.<ext>; returns its path."""
+    require(actor, "flag")
+    ext = Path(filename or "").suffix.lower().lstrip(".")
+    if ext not in UPLOAD_EXTENSIONS:
+        raise InvalidInput(f"{filename!r} is not a recording Clipper takes.",
+                           f"Upload one of: {', '.join(sorted(UPLOAD_EXTENSIONS))}.")
+    if not data:
+        raise InvalidInput(f"{filename} is empty.")
+    folder = ctx.settings.media_dir / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{hashlib.sha256(data).hexdigest()}.{ext}"
+    if not path.exists():
+        tmp = folder / f".{path.name}.{os.getpid()}.tmp"
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    return path

@@ -1,0 +1,78 @@
+"""One clip, everything about it: status, media, flaggers, transcript, renders, package, event log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from clipper.errors import ClipperError
+from clipper.services.clips import clip_events, clip_status
+from dashboard.components import existing, package_panel, progress_bar, show_error
+from dashboard.deps import context, guard
+
+actor = guard("view_clip")
+ctx = context()
+
+
+def chosen_id() -> int | None:
+    raw = st.query_params.get("id")
+    value = st.number_input("Clip id", min_value=1, step=1, value=int(raw) if raw and raw.isdigit() else None,
+                            key="clip_page_id")
+    if value is not None and str(int(value)) != raw:
+        st.query_params["id"] = str(int(value))
+    return int(value) if value is not None else None
+
+
+def media(clip: dict[str, Any]) -> None:
+    if thumb := existing(clip["thumbnail_path"]):
+        st.image(str(thumb), width=320)
+    if video := existing(clip["media_path"]):
+        vtt = existing(clip["vtt_path"])
+        st.video(str(video), start_time=float(clip["trim_in"] or 0), subtitles=str(vtt) if vtt else None)
+
+
+def details(clip: dict[str, Any]) -> None:
+    st.markdown(f"**Source:** {clip['source']}  \n**Interval:** {clip['start']:.2f}–{clip['end']:.2f} s"
+                f" · **Urgency:** {clip['urgency']} · **Version:** {clip.get('version')}")
+    progress_bar(clip["status"], clip["progress"])
+    if clip["error"]:
+        st.error(f"Error ({clip.get('error_stage') or 'stage'}): {clip['error']}")
+    if clip["reject_reason"]:
+        st.warning(f"Rejected: {clip['reject_reason']}")
+    if clip["claimed_by"]:
+        st.caption(f"Claimed by {clip['claimed_by']}")
+    st.subheader("Flags")
+    st.dataframe([{**f, "tags": ", ".join(f["tags"])} for f in clip["flaggers"]], hide_index=True)
+
+
+def transcript(clip: dict[str, Any]) -> None:
+    if t := clip["transcript"]:
+        st.subheader("Transcript")
+        st.write(t["text"])
+    if clip["caption"]:
+        st.subheader("Post caption")
+        st.write(clip["caption"])
+    if clip["renders"]:
+        st.subheader("Renders")
+        st.dataframe(clip["renders"], hide_index=True)
+
+
+st.title("Clip")
+clip_id = chosen_id()
+if clip_id is None:
+    st.caption("Choose a clip by id, or open one from a list.")
+    st.stop()
+try:
+    clip = clip_status(ctx, clip_id)
+    events = clip_events(ctx, clip_id)
+except ClipperError as exc:
+    show_error(exc)
+    st.stop()
+st.header(f"Clip {clip_id} · {clip['status']}")
+details(clip)
+media(clip)
+transcript(clip)
+package_panel(ctx, actor, clip)
+st.subheader("Event log")
+st.dataframe([{**e, "details": str(e["details"])} for e in events], hide_index=True)

@@ -1,0 +1,79 @@
+"""Small pieces several pages share: errors, clip links, progress bars, the package panel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from clipper.context import Context
+from clipper.errors import ClipperError
+from clipper.roles import Actor
+from clipper.services.review import package_files, publish, stage_label
+from dashboard.deps import CLIP_PAGE
+
+PUBLISH_PLATFORMS = ("X", "Instagram", "TikTok", "Facebook", "YouTube Shorts", "Other")
+#: Statuses in which the package is being made or exists.
+RENDER_STATES = ("approved", "rendering", "rendered", "exported", "published")
+
+
+def show_error(exc: ClipperError, where: Any = st) -> None:
+    """A ClipperError in plain words: what went wrong, then how to fix it."""
+    where.error(exc.message + (f"  \n{exc.hint}" if exc.hint else ""))
+
+
+def clip_link(clip_id: int, label: str | None = None) -> None:
+    """A link to the clip page that keeps the login (client-side navigation)."""
+    st.page_link(CLIP_PAGE, label=label or f"Open clip {clip_id}", query_params={"id": str(clip_id)},
+                 icon=":material/movie:")
+
+
+def progress_bar(status: str, progress: float) -> None:
+    """Stage + percentage while a stage runs; the plain status otherwise."""
+    label = stage_label(status, progress)
+    value = 1.0 if status in ("ready", "rendered", "exported", "published") else min(1.0, max(0.0, progress or 0.0))
+    st.progress(value, text=f"Status: {label}")
+
+
+def existing(path: str | None) -> Path | None:
+    return Path(path) if path and Path(path).is_file() else None
+
+
+def downloads(clip: dict[str, Any]) -> None:
+    """One download button per file of the exported package."""
+    files = package_files(clip)
+    if not files:
+        st.info("The package is not exported yet.")
+        return
+    for f in files:
+        mime = "application/zip" if f.suffix == ".zip" else None
+        st.download_button(f"Download {f.name}", data=f.read_bytes(), file_name=f.name, mime=mime,
+                           key=f"dl_{clip['id']}_{f.name}", icon=":material/download:")
+
+
+def publish_form(ctx: Context, actor: Actor, clip_id: int) -> None:
+    """Record where the clip went out (platform + post URL)."""
+    with st.form(f"publish_{clip_id}", clear_on_submit=True):
+        platform = st.selectbox("Platform", PUBLISH_PLATFORMS, key=f"pub_platform_{clip_id}")
+        url = st.text_input("Post URL", key=f"pub_url_{clip_id}", placeholder="https://...")
+        if st.form_submit_button("Mark published"):
+            try:
+                publish(ctx, clip_id, actor, platform=platform, url=url)
+                st.success(f"Recorded: published on {platform}.")
+            except ClipperError as exc:
+                show_error(exc)
+
+
+def package_panel(ctx: Context, actor: Actor, clip: dict[str, Any]) -> None:
+    """Render progress, then downloads and the publish form (social team only)."""
+    if clip["status"] not in RENDER_STATES or not actor.can("approve"):
+        return
+    st.subheader("Package")
+    if clip["status"] in ("approved", "rendering"):
+        progress_bar(clip["status"], clip["progress"])
+        return
+    downloads(clip)
+    publish_form(ctx, actor, clip["id"])
+    for p in clip.get("published") or []:
+        st.caption(f"Published on {p['platform']} by {p['by']}: {p['url']}")
