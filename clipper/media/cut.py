@@ -106,19 +106,24 @@ def x264_args(stream: dict[str, Any]) -> dict[str, Any]:
     return {**args, "level:v": f"{level // 10}.{level % 10}"} if level > 0 else args
 
 
-def _input(src: Path, t: float, info: MediaInfo, **extra: Any) -> tuple[Any, dict[str, Any]]:
-    """Open src positioned at t: (input stream, output options). MPEG-TS seeks coarse then exact."""
+def _as_mp4(src: Path, info: MediaInfo, work: Path) -> tuple[Path, MediaInfo]:
+    """MPEG-TS is remuxed (stream copy, timeline kept) to MP4 first: seeks in TS landed a frame
+    late and mid-GOP; in MP4 they are exact."""
     if not info.format_name.startswith(_TS_FORMATS):
-        return ffmpeg.input(str(src), ss=f"{t:.6f}", **extra), {}
-    coarse = max(0.0, t - 12.0)
-    inp = ffmpeg.input(str(src), ss=f"{coarse:.6f}", noaccurate_seek=None, **extra)
-    return inp, {"ss": f"{t - coarse:.6f}"}
+        return src, info
+    mp4 = work / "source.mp4"
+    inp = ffmpeg.input(str(src))
+    streams = ([inp["v:0"]] if info.has_video else []) + ([inp["a:0"]] if info.has_audio else [])
+    ffrun.run(ffmpeg.output(*streams, str(mp4), c="copy", f="mp4"), what="remux MPEG-TS to MP4")
+    return mp4, probe_media(mp4)
 
 
-def _encode_video(src: Path, info: MediaInfo, at: float, count: int, enc: dict[str, Any],
-                  out: Path) -> None:
-    inp, pos = _input(src, at, info)
-    stream = ffmpeg.output(inp["v:0"], str(out), **pos, **enc, vsync="passthrough",
+def _encode_video(src: Path, at: float, count: int, enc: dict[str, Any], out: Path) -> None:
+    """Re-encode `count` frames from the frame at `at` (seek half a frame early: seek points get
+    rounded to other time bases; the frame count ends the piece exactly)."""
+    inp = ffmpeg.input(str(src), ss=f"{at - 0.5 * enc['_fdur']:.6f}")
+    enc = {k: v for k, v in enc.items() if k != "_fdur"}
+    stream = ffmpeg.output(inp["v:0"], str(out), **enc, vsync="passthrough",
                            **{"frames:v": count})
     ffrun.run(stream, what="re-encode the clip's edge")
 
@@ -133,8 +138,8 @@ def _copy_middle(src: Path, plan: CutPlan, piece: dict[str, Any], out: Path) -> 
 
 
 def _cut_audio(src: Path, info: MediaInfo, first: float, seconds: float, out: Path) -> None:
-    inp, pos = _input(src, first, info)
-    ffrun.run(ffmpeg.output(inp["a:0"], str(out), **pos, t=f"{seconds:.6f}", vn=None, **AUDIO,
+    inp = ffmpeg.input(str(src), ss=f"{first:.6f}")
+    ffrun.run(ffmpeg.output(inp["a:0"], str(out), t=f"{seconds:.6f}", vn=None, **AUDIO,
                             f="mp4"), what="cut the clip's audio")
 
 
@@ -168,10 +173,10 @@ def _smart_cut(src: Path, info: MediaInfo, plan: CutPlan, out: Path, work: Path)
     enc, fdur = x264_args(stream) | _piece(stream), (plan.stop - plan.first) / plan.frames
     parts: list[tuple[Path, float]] = []
     if plan.head:
-        _encode_video(src, info, plan.first, plan.head, enc, work / "head.mp4")
+        _encode_video(src, plan.first, plan.head, enc | {"_fdur": fdur}, work / "head.mp4")
         parts.append((work / "head.mp4", plan.k1 - plan.first))
     _copy_middle(src, plan, _piece(stream), work / "mid.mp4")
-    _encode_video(src, info, plan.k2, plan.tail, enc, work / "tail.mp4")
+    _encode_video(src, plan.k2, plan.tail, enc | {"_fdur": fdur}, work / "tail.mp4")
     parts += [(work / "mid.mp4", plan.k2 - plan.k1), (work / "tail.mp4", plan.stop - plan.k2)]
     wanted = _param_sets(src, plan.k1, work)
     for path, _ in parts:
@@ -197,9 +202,9 @@ def _check(out: Path, frames: int, seconds: float, fdur: float) -> None:
 
 def _reencode(src: Path, info: MediaInfo, plan: CutPlan | None, start: float, end: float, out: Path) -> None:
     first, seconds = (plan.first, plan.stop - plan.first) if plan else (start, end - start)
-    inp, pos = _input(src, first, info)
+    inp = ffmpeg.input(str(src), ss=f"{first:.6f}")
     streams = ([inp["v:0"]] if info.has_video else []) + ([inp["a:0"]] if info.has_audio else [])
-    opts: dict[str, Any] = {**pos, "t": f"{seconds:.6f}", **AUDIO, "movflags": "+faststart", "f": "mp4"}
+    opts: dict[str, Any] = {"t": f"{seconds:.6f}", **AUDIO, "movflags": "+faststart", "f": "mp4"}
     if info.has_video:
         opts |= {**ENCODE, "vsync": "passthrough"} | ({"frames:v": plan.frames} if plan else {})
     ffrun.run(ffmpeg.output(*streams, str(out), **opts), what="re-encode the clip")
@@ -221,10 +226,11 @@ def cut_clip(src: Path, start: float, end: float, out: Path) -> CutResult:
         raise InvalidInput(f"Cannot cut {start:.2f}–{end:.2f} s from media lasting {info.duration:.2f} s.")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.stem}.{uuid.uuid4().hex}.part.mp4")
-    plan = plan_cut(video_frames(src, info.start_time), start, end) if info.has_video else None
     method = "reencode"
     try:
         with tempfile.TemporaryDirectory(dir=out.parent, prefix=".cut-") as work:
+            src, info = _as_mp4(src, info, Path(work))
+            plan = plan_cut(video_frames(src, info.start_time), start, end) if info.has_video else None
             if plan is not None:
                 try:
                     _smart_cut(src, info, plan, tmp, Path(work))

@@ -58,6 +58,6 @@ def test_plan_splits_at_keyframes() -> None:
     frames = [Frame(i * 0.04, i * 0.04 - 0.08, i % 50 == 0) for i in range(300)]
     plan = plan_cut(frames, 1.01, 7.5)
     assert (plan.k1, plan.k2) == (2.0, 6.0)
-    assert (plan.head, plan.mid, plan.tail, plan.frames) == (25, 100, 38, 163)
+    assert (plan.head, plan.mid, plan.tail, plan.frames) == (24, 100, 38, 162)
     assert plan.reason == ""
     assert plan_cut(frames, 2.1, 3.9).reason == "clip shorter than a GOP"
