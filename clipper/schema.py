@@ -93,7 +93,7 @@ class Clip(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
-    source: Mapped[Source] = relationship(lazy="joined")
+    source: Mapped[Source] = relationship(lazy="joined", innerjoin=True)
     flags: Mapped[list[Flag]] = relationship(back_populates="clip", order_by="Flag.id")
 
 

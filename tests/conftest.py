@@ -44,10 +44,7 @@ def pg_url() -> Iterator[str]:
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A migrated SQLite file copied for each test (migrating per test is slow)."""
     path = tmp_path_factory.mktemp("sqlite") / "template.db"
-    db = Database(f"sqlite:///{path}")
-    with db.engine.connect() as conn:
-        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-    db.dispose()
+    Database(f"sqlite:///{path}").dispose()  # closing the last connection checkpoints the WAL
     return path
 
 
@@ -126,3 +123,27 @@ def drain(ctx: Context, queues: tuple[str, ...] = ("asr", "media", "fetch", "ren
 @pytest.fixture
 def run_jobs() -> Callable[[Context], None]:
     return drain
+
+
+BROADCAST_TEXT = ("The health secretary said waiting lists would fall by forty percent before the "
+                  "election. Opposition leaders called the promise unrealistic. The prime minister "
+                  "promised three hundred new schools in the debate tonight.")
+
+
+@pytest.fixture(scope="session")
+def broadcast(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 30 s 320x180 broadcast with speech; keyframes every 2 s (none on the times tests ask for)."""
+    from mediagen import make_video
+
+    folder = tmp_path_factory.mktemp("broadcast")
+    return make_video(folder / "show.mp4", 30, gop=50, speech=BROADCAST_TEXT)
+
+
+@pytest.fixture(scope="session")
+def broadcast_site(broadcast: Path) -> Iterator[tuple[str, list[str]]]:
+    """The broadcast served over loopback HTTP as MP4 and HLS (`/show.mp4`, `/hls/index.m3u8`)."""
+    from mediagen import make_hls, serve_dir
+
+    make_hls(broadcast, broadcast.parent / "hls", hls_time=4)
+    with serve_dir(broadcast.parent) as site:
+        yield site

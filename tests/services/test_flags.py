@@ -1,0 +1,87 @@
+"""Filing flags end to end on both databases: validation, merging, and the real pipeline."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from clipper.errors import InvalidInput, UnsafeURL
+from clipper.schema import Clip, Event, Flag, Source
+from clipper.services.clips import clip_status
+from clipper.services.flags import file_flag
+
+
+def _counts(ctx):
+    with ctx.db.session() as s:
+        return tuple(s.scalar(select(func.count()).select_from(t)) for t in (Source, Clip, Flag))
+
+
+@pytest.mark.parametrize("start,end,msg", [
+    ("1:75", "2:00", "seconds place"), ("abc", "10", "not a time"), ("20", "10", "after start"),
+    ("-5", "10", "negative"), ("0", "700", "longest allowed"),
+])
+def test_bad_times_store_nothing(ctx, broadcast, start, end, msg):
+    with pytest.raises(InvalidInput, match=msg):
+        file_flag(ctx, str(broadcast), start, end, by="vol")
+    assert _counts(ctx) == (0, 0, 0)
+
+
+def test_private_url_is_refused_and_nothing_is_stored(ctx):
+    with pytest.raises(UnsafeURL, match="CLIPPER_URL_ALLOWLIST"):
+        file_flag(ctx, "http://10.1.2.3/news.m3u8", "1", "5", by="vol")
+    with pytest.raises(InvalidInput, match="http"):
+        file_flag(ctx, "ftp://example.org/a.mp4", "1", "5", by="vol")
+    assert _counts(ctx) == (0, 0, 0)
+
+
+def test_non_media_file_is_refused(ctx, tmp_path):
+    bogus = tmp_path / "notes.mp4"
+    bogus.write_text("this is not a video")
+    with pytest.raises(InvalidInput):
+        file_flag(ctx, str(bogus), "1", "5", by="vol")
+    assert _counts(ctx) == (0, 0, 0)
+
+
+def test_overlapping_flags_merge_and_credit_everyone(ctx, broadcast):
+    a = file_flag(ctx, str(broadcast), "2", "8", by="ann", note="first", tags="health")
+    b = file_flag(ctx, str(broadcast), "4", "10", by="bob", note="second", tags=["nhs"], urgency="high")
+    c = file_flag(ctx, str(broadcast), "20", "25", by="cat")
+    assert (a.merged, b.merged, c.merged) == (False, True, False)
+    assert a.clip_id == b.clip_id != c.clip_id
+    st = clip_status(ctx, a.clip_id)
+    assert (st["start"], st["end"]) == (2.0, 10.0)
+    assert [f["by"] for f in st["flaggers"]] == ["ann", "bob"]
+    assert st["flaggers"][1]["tags"] == ["nhs"] and st["urgency"] == "high"
+    with ctx.db.session() as s:
+        actions = [e.action for e in s.scalars(select(Event).where(Event.clip_id == a.clip_id))]
+    assert actions.count("flag.created") == 1 and actions.count("flag.merged") == 1
+
+
+def test_small_overlap_makes_a_new_clip(ctx, broadcast):
+    a = file_flag(ctx, str(broadcast), "0", "10", by="ann")
+    b = file_flag(ctx, str(broadcast), "6", "16", by="bob")  # overlap 4 s < half of 10 s
+    assert a.clip_id != b.clip_id and not b.merged
+
+
+def test_flag_runs_through_the_real_pipeline(ctx, broadcast, run_jobs):
+    res = file_flag(ctx, str(broadcast), "3.3", "9.7", by="ann", note="waiting lists")
+    run_jobs(ctx)
+    st = clip_status(ctx, res.clip_id)
+    assert st["status"] == "ready", st["error"]
+    assert st["duration"] == pytest.approx(6.4, abs=0.041)
+    assert set(st["stages"]) == {"fetch", "cut", "asr"}
+    assert all(v["seconds"] > 0 for v in st["stages"].values())
+    assert "opposition" in st["transcript"]["text"].lower()
+
+
+def test_merge_into_a_ready_clip_recuts_it(ctx, broadcast, run_jobs):
+    a = file_flag(ctx, str(broadcast), "2", "6", by="ann")
+    run_jobs(ctx)
+    first = clip_status(ctx, a.clip_id)
+    b = file_flag(ctx, str(broadcast), "3", "8", by="bob")
+    assert b.merged and b.clip_id == a.clip_id and b.status == "queued"
+    run_jobs(ctx)
+    second = clip_status(ctx, a.clip_id)
+    assert second["status"] == "ready" and second["version"] == first["version"] + 1
+    assert second["duration"] == pytest.approx(6.0, abs=0.041)
+    assert second["media_path"] != first["media_path"]
