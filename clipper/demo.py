@@ -29,10 +29,10 @@ SCRIPT = [
 GAP_SECONDS = 2.5
 
 
-def _speech(out: Path, work: Path) -> None:
+def _speech(out: Path, work: Path, script: list[str]) -> None:
     """espeak-ng sentences joined with silences into one WAV."""
     parts = []
-    for i, line in enumerate(SCRIPT * 2):
+    for i, line in enumerate(script):
         wav = work / f"s{i:02d}.wav"
         subprocess.run(["espeak-ng", "-v", "en-gb", "-s", "155", "-w", str(wav), line], check=True,
                        capture_output=True)
@@ -46,8 +46,11 @@ def _speech(out: Path, work: Path) -> None:
               what="join demo speech")
 
 
-def make_demo_media(home: Path) -> Path:
-    """The demo broadcast MP4 (cached) and an HLS copy beside it; returns the demo folder."""
+def make_demo_media(home: Path, *, script: list[str] | None = None, size: str = "1280x720") -> Path:
+    """The demo broadcast MP4 (cached) and an HLS copy beside it; returns the demo folder.
+
+    The default is the whole script twice (about 2.5 minutes of 720p25, keyframes every 2 s).
+    """
     folder = home / "demo"
     mp4, m3u8 = folder / "broadcast.mp4", folder / "broadcast.m3u8"
     if mp4.exists() and m3u8.exists():
@@ -55,9 +58,9 @@ def make_demo_media(home: Path) -> Path:
     work = folder / "work"
     work.mkdir(parents=True, exist_ok=True)
     speech = work / "speech.wav"
-    _speech(speech, work)
-    video = ffmpeg.input("testsrc2=size=1280x720:rate=25", f="lavfi").video.drawtext(
-        text="CLIPPER DEMO NEWS  %{pts\\:hms}", x=40, y="h-80", fontsize=40, fontcolor="white",
+    _speech(speech, work, script or SCRIPT * 2)
+    video = ffmpeg.input(f"testsrc2=size={size}:rate=25", f="lavfi").video.drawtext(
+        text="CLIPPER DEMO NEWS  %{pts\\:hms}", x=20, y="h-th-20", fontsize="h/18", fontcolor="white",
         box=1, boxcolor="black@0.6", fontfile="/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
     audio = ffmpeg.input(str(speech))
     tmp = folder / "broadcast.tmp.mp4"
