@@ -21,8 +21,9 @@ from sqlalchemy.orm import Session
 from clipper.errors import InvalidInput
 from clipper.schema import Clip, SegmentRow
 from clipper.search.filters import Clauses, Filters, filter_clauses, make_filters
-from clipper.search.query import Query, parse_query, to_fts5, to_tsquery
-from clipper.search.snippet import make_snippet
+from clipper.search.query import Query, Term, parse_query, to_fts5, to_tsquery
+from clipper.search.scoring import DF_CAP, bm25_scores
+from clipper.search.snippet import make_snippet, query_matches, text_words
 
 CANDIDATE_CAP = 1000
 """Most matches ranked per search (the newest); also the furthest one can page."""
@@ -83,36 +84,95 @@ class _Candidate:
     created_at: Any
 
 
-def _candidates_sql(dialect: str, clauses: Clauses) -> str:
-    where = "".join(f" AND {c}" for c in clauses.sql)
-    if dialect == "sqlite":
-        # CROSS JOIN keeps FTS5 as the outer loop, walking matches newest-first.
-        joins = (" CROSS JOIN segments s ON s.id = segments_fts.rowid"
-                 " CROSS JOIN clips c ON c.id = s.clip_id") if clauses.sql else ""
-        inner = ("SELECT segments_fts.rowid AS sid, -segments_fts.rank AS score FROM segments_fts"
-                 f"{joins} WHERE segments_fts MATCH :q{where}"
-                 " ORDER BY segments_fts.rowid DESC LIMIT :cap")
-        return ("SELECT cand.sid, cand.score, c2.created_at FROM (" + inner + ") AS cand"
-                " JOIN segments s2 ON s2.id = cand.sid JOIN clips c2 ON c2.id = s2.clip_id")
-    tsq = "to_tsquery('simple'::regconfig, :q)"
-    joins = " JOIN clips c ON c.id = s.clip_id" if clauses.sql else ""
-    inner = (f"SELECT s.id AS sid, s.tsv, s.clip_id FROM segments s{joins}"
-             f" WHERE s.tsv @@ {tsq}{where} ORDER BY s.id DESC LIMIT :cap")
-    return (f"SELECT cand.sid, ts_rank_cd(cand.tsv, {tsq}) AS score, c2.created_at"
-            f" FROM ({inner}) AS cand JOIN clips c2 ON c2.id = cand.clip_id")
+def _where(clauses: Clauses) -> str:
+    return "".join(f" AND {c}" for c in clauses.sql)
 
 
-def find_candidates(session: Session, query: Query, filters: Filters) -> list[_Candidate]:
-    """The newest CANDIDATE_CAP + 1 matching segments with their scores (higher = better)."""
-    dialect = session.get_bind().dialect.name
-    clauses = filter_clauses(filters, dialect)
-    match = to_fts5(query) if dialect == "sqlite" else to_tsquery(query)
-    statement = text(_candidates_sql(dialect, clauses))
+def _execute(session: Session, sql: str, clauses: Clauses, **params: Any) -> list:
+    statement = text(sql)
     if clauses.typed:
         statement = statement.bindparams(*clauses.typed)
-    params = {**clauses.params, "q": match, "cap": CANDIDATE_CAP + 1}
-    rows = session.execute(statement, params).all()
+    return session.execute(statement, {**clauses.params, **params}).all()
+
+
+# --- PostgreSQL: the planner picks GIN lookup or a newest-first walk from its statistics ---
+
+_TSQ = "to_tsquery('simple'::regconfig, :q)"
+
+
+def _postgres_candidates(session: Session, query: Query, clauses: Clauses) -> list[_Candidate]:
+    joins = " JOIN clips c ON c.id = s.clip_id" if clauses.sql else ""
+    inner = (f"SELECT s.id AS sid, s.tsv, s.clip_id FROM segments s{joins}"
+             f" WHERE s.tsv @@ {_TSQ}{_where(clauses)} ORDER BY s.id DESC LIMIT :cap")
+    sql = (f"SELECT cand.sid, ts_rank_cd(cand.tsv, {_TSQ}), c2.created_at"
+           f" FROM ({inner}) AS cand JOIN clips c2 ON c2.id = cand.clip_id")
+    rows = _execute(session, sql, clauses, q=to_tsquery(query), cap=CANDIDATE_CAP + 1)
     return [_Candidate(int(r[0]), float(r[1]), r[2]) for r in rows]
+
+
+# --- SQLite: FTS5 walk newest-first, or a scan of a few filtered segments; BM25 in Python ---
+
+SCAN_MAX = 3000
+"""With filters leaving at most this many segments, match them in Python instead of FTS5."""
+
+
+def _sqlite_walk(session: Session, query: Query, clauses: Clauses) -> list:
+    # CROSS JOIN keeps FTS5 the outer loop: it walks matches newest-first and stops at the cap.
+    sql = ("SELECT segments_fts.rowid, s.text, c.created_at FROM segments_fts"
+           " CROSS JOIN segments s ON s.id = segments_fts.rowid"
+           " CROSS JOIN clips c ON c.id = s.clip_id"
+           f" WHERE segments_fts MATCH :q{_where(clauses)}"
+           " ORDER BY segments_fts.rowid DESC LIMIT :cap")
+    return _execute(session, sql, clauses, q=to_fts5(query), cap=CANDIDATE_CAP + 1)
+
+
+def _sqlite_scan(session: Session, query: Query, clauses: Clauses) -> list | None:
+    """Rows matching the query among the filtered segments, or None when there are too many."""
+    base = f"FROM segments s JOIN clips c ON c.id = s.clip_id WHERE 1 = 1{_where(clauses)}"
+    count = _execute(session, f"SELECT count(*) FROM (SELECT 1 {base} LIMIT :n)", clauses,
+                     n=SCAN_MAX + 1)[0][0]
+    if count > SCAN_MAX:
+        return None
+    rows = _execute(session, f"SELECT s.id, s.text, c.created_at {base} ORDER BY s.id DESC", clauses)
+    found = [r for r in rows if query_matches(text_words(r[1]), query)]
+    return found[: CANDIDATE_CAP + 1]
+
+
+def _document_frequencies(session: Session, query: Query) -> tuple[dict[Term, int], int]:
+    df = {}
+    for term in query.positive_terms():
+        df[term] = session.execute(text(
+            "SELECT count(*) FROM (SELECT 1 FROM segments_fts WHERE segments_fts MATCH :t LIMIT :n)"
+        ), {"t": to_fts5(Query(((term,),))), "n": DF_CAP}).scalar_one()
+    n_docs = session.execute(text("SELECT coalesce(max(id), 0) FROM segments")).scalar_one()
+    return df, int(n_docs)
+
+
+def _sqlite_candidates(session: Session, query: Query, clauses: Clauses,
+                       strategy: str | None = None) -> list[_Candidate]:
+    rows = None
+    if strategy == "scan" or (strategy is None and clauses.sql):
+        rows = _sqlite_scan(session, query, clauses)
+    if rows is None:
+        rows = _sqlite_walk(session, query, clauses)
+    if not rows:
+        return []
+    df, n_docs = _document_frequencies(session, query)
+    scores = bm25_scores([r[1] for r in rows], query, df, n_docs)
+    return [_Candidate(int(r[0]), score, r[2]) for r, score in zip(rows, scores, strict=True)]
+
+
+def find_candidates(session: Session, query: Query, filters: Filters,
+                    strategy: str | None = None) -> list[_Candidate]:
+    """The newest CANDIDATE_CAP + 1 matching segments with their scores (higher = better).
+
+    `strategy` ("walk" or "scan", SQLite only) overrides the automatic choice; for tests.
+    """
+    dialect = session.get_bind().dialect.name
+    clauses = filter_clauses(filters, dialect)
+    if dialect == "sqlite":
+        return _sqlite_candidates(session, query, clauses, strategy)
+    return _postgres_candidates(session, query, clauses)
 
 
 def _rank(candidates: list[_Candidate]) -> list[_Candidate]:
@@ -152,11 +212,11 @@ def _check_paging(limit: int, offset: int) -> None:
 
 
 def search_session(session: Session, query: str, filters: Filters, *, limit: int = 20,
-                   offset: int = 0) -> SearchPage:
+                   offset: int = 0, strategy: str | None = None) -> SearchPage:
     """Run a search inside an open session (see `search` for the friendly signature)."""
     _check_paging(limit, offset)
     parsed = parse_query(query)
-    ranked = _rank(find_candidates(session, parsed, filters))
+    ranked = _rank(find_candidates(session, parsed, filters, strategy))
     exact = len(ranked) <= CANDIDATE_CAP
     ranked = ranked[:CANDIDATE_CAP]
     hits = _hits(session, ranked[offset : offset + limit], parsed)

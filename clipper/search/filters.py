@@ -99,7 +99,7 @@ def make_filters(*, source: str | int | None = None, since: date | str | None = 
     tag_text = _text(tag, "tag")
     return Filters(source=_text(None if source is None else str(source), "source"),
                    since=start, until=end, status=_statuses(status),
-                   tag=tag_text.lower() if tag_text else None,
+                   tag=tag_text,
                    by=_text(by, "by"), urgency=_text(urgency, "urgency"))
 
 
@@ -111,9 +111,24 @@ def _like(value: str) -> str:
 
 def _tag_elements(dialect: str) -> str:
     if dialect == "sqlite":
-        return "json_each(fl.tags) AS t WHERE json_type(fl.tags) = 'array' AND lower(t.value) = :tag"
+        # SQLite's lower() folds ASCII only, so also accept the tag exactly as typed.
+        return ("json_each(fl.tags) AS t WHERE json_type(fl.tags) = 'array'"
+                " AND (lower(t.value) = :tag OR t.value = :tag_raw)")
     return ("json_array_elements_text(CASE WHEN json_typeof(fl.tags) = 'array' THEN fl.tags"
-            " ELSE '[]'::json END) AS t(value) WHERE lower(t.value) = :tag")
+            " ELSE '[]'::json END) AS t(value) WHERE (lower(t.value) = :tag OR t.value = :tag_raw)")
+
+
+def _like_json(tag: str) -> str:
+    return _like(f'"{tag}"')
+
+
+def _tag_prefilter(tag: str, dialect: str) -> str:
+    # A plain text LIKE skips most flags before any JSON is parsed; only safe when the tag is
+    # stored verbatim (JSON escapes non-ASCII, quotes and backslashes).
+    if not tag.isascii() or '"' in tag or "\\" in tag:
+        return ""
+    column = "fl.tags" if dialect == "sqlite" else "lower(fl.tags::text)"
+    return f" AND {column} LIKE :tag_like ESCAPE '{_LIKE_ESCAPE}'"
 
 
 def filter_clauses(filters: Filters, dialect: str) -> Clauses:
@@ -145,6 +160,8 @@ def filter_clauses(filters: Filters, dialect: str) -> Clauses:
         out.sql.append("c.id IN (SELECT fl.clip_id FROM flags fl WHERE fl.by = :by)")
         out.params["by"] = filters.by
     if filters.tag is not None:
-        out.sql.append(f"c.id IN (SELECT fl.clip_id FROM flags fl, {_tag_elements(dialect)})")
-        out.params["tag"] = filters.tag
+        out.sql.append(f"c.id IN (SELECT fl.clip_id FROM flags fl, {_tag_elements(dialect)}"
+                       f"{_tag_prefilter(filters.tag, dialect)})")
+        out.params.update(tag=filters.tag.lower(), tag_raw=filters.tag,
+                          tag_like=_like_json(filters.tag))
     return out

@@ -27,9 +27,26 @@ def _matches_at(words: list[tuple[str, int, int]], i: int, term: Term) -> bool:
     return True
 
 
+def text_words(text: str) -> list[tuple[str, int, int]]:
+    """(lower-cased word, start, end) for each letter/digit run, as the indexes split text."""
+    return [(m.group().lower(), m.start(), m.end()) for m in _WORD.finditer(text)]
+
+
+def term_count(words: list[tuple[str, int, int]], term: Term) -> int:
+    """How many times `term` (word, prefix or phrase) occurs in `words`."""
+    return sum(1 for i in range(len(words)) if _matches_at(words, i, term))
+
+
+def query_matches(words: list[tuple[str, int, int]], query: Query) -> bool:
+    """The query's boolean meaning, evaluated in Python (same answer as the full-text index)."""
+    if any(term_count(words, t) for t in query.excluded):
+        return False
+    return all(any(term_count(words, t) for t in group) for group in query.groups)
+
+
 def find_spans(text: str, query: Query) -> list[tuple[int, int]]:
     """Character ranges of `text` matched by the query's positive terms, merged and sorted."""
-    words = [(m.group().lower(), m.start(), m.end()) for m in _WORD.finditer(text)]
+    words = text_words(text)
     spans = []
     for term in query.positive_terms():
         for i in range(len(words)):

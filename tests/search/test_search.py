@@ -12,7 +12,8 @@ from sqlalchemy import func, select, update
 from clipper.db import Database
 from clipper.errors import InvalidInput
 from clipper.schema import Clip, SegmentRow, Source, TranscriptRow
-from clipper.search import HIT_KEYS, index_ok, reindex_clip, remove_clip, search
+from clipper.search import HIT_KEYS, index_ok, make_filters, reindex_clip, remove_clip, search
+from clipper.search.engine import search_session
 
 LINES = {
     "phrase": "the waiting lists for surgery are growing",
@@ -164,7 +165,7 @@ def filtered(corpus: Any) -> dict[str, int]:
         "bbc_approved": corpus.clip(["strike news two"], source_id=bbc, status="approved",
                                     age_days=5, tags=["economy"], by="ben", urgency="high"),
         "itv_ready": corpus.clip(["strike news three"], source_id=itv, status="ready",
-                                 age_days=1, tags=["health"], by="ben"),
+                                 age_days=1, tags=["health", "Économie"], by="ben"),
         "_bbc_id": bbc,
     }
 
@@ -182,6 +183,8 @@ FILTERS = [
     ({"tag": "health"}, {"bbc_ready", "itv_ready"}),     # tags compare case-insensitively
     ({"tag": "nhs"}, {"bbc_ready"}),
     ({"tag": "sport"}, set()),
+    ({"tag": "Économie"}, {"itv_ready"}),
+    ({"tag": '"health"'}, set()),
     ({"by": "ben"}, {"bbc_approved", "itv_ready"}),
     ({"urgency": "high"}, {"bbc_approved"}),
     ({"since": date(2026, 2, 24)}, {"bbc_approved", "itv_ready"}),   # 5 days before BASE_TIME
@@ -251,6 +254,17 @@ def test_remove_clip(db: Database, corpus: Any) -> None:
     with db.session() as session:
         assert index_ok(session)
         assert session.scalar(select(func.count()).select_from(Source)) == 2
+
+
+@pytest.mark.parametrize("strategy", ["walk", "scan"])
+def test_sqlite_strategies_agree(db: Database, loaded: dict[str, int], strategy: str) -> None:
+    """SQLite matches small filtered sets in Python ("scan"): it must agree with FTS5 ("walk")."""
+    by_clip = {clip: name for name, clip in loaded.items()}
+    with db.session() as session:
+        for query, expected in MATCHES:
+            page = search_session(session, query, make_filters(status="ready"), strategy=strategy)
+            assert {by_clip[h.clip_id] for h in page.hits} == expected, query
+            assert [h.score for h in page.hits] == sorted((h.score for h in page.hits), reverse=True)
 
 
 def test_search_accepts_an_open_session(db: Database, loaded: dict[str, int]) -> None:

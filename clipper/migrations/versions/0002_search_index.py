@@ -49,6 +49,9 @@ POSTGRES_UP = [
         to_tsvector('simple'::regconfig, regexp_replace(text, '[^[:alnum:]]+', ' ', 'g'))
     ) STORED""",
     "CREATE INDEX ix_segments_tsv ON segments USING gin (tsv)",
+    # Fresh statistics let the planner tell a rare word (use the GIN index) from a common one
+    # (walk segments newest-first and stop at the candidate cap).
+    "ANALYZE segments",
 ]
 
 POSTGRES_DOWN = [

@@ -1,0 +1,276 @@
+"""Search benchmark: build a synthetic news-transcript corpus in SQLite and PostgreSQL, print
+index build time, index size and p50/p95 latency of a fixed mix of 20 searches.
+
+    .venv/bin/python bench/search.py                   # 1,000,000 segments, both backends
+    .venv/bin/python bench/search.py --segments 100000 --backend sqlite
+
+Data lives in a temp dir / a throwaway PostgreSQL database that is dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from alembic import command
+from sqlalchemy import create_engine, text
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from clipper.db import Database, alembic_config  # noqa: E402
+from clipper.search import search  # noqa: E402
+from clipper.search.index import index_size_bytes  # noqa: E402
+
+PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
+SEGMENTS_PER_CLIP = 20
+SOURCES = 500
+END_TIME = datetime(2026, 11, 1, tzinfo=UTC)
+SPAN_DAYS = 730
+
+CORE = """the of and to a in that is for it on was with he as i his be at by you had not are
+this but from or have an they which one were her all she there would their we him been has when
+who will more no if out so said what up its about into than them can only other new some could
+time these two may then do first any my now such like our over man me even most made after also
+did many before must through back years where much your way well down should because each just
+those people how too little state good very make world still own see men work long get here
+between both life being under never day same another know while last might us great old year
+off come since against go came right used take three""".split()
+
+NEWS = """government minister prime nhs health nurses doctors hospital patients waiting lists
+budget tax economy inflation prices energy bills police crime court judge election vote voters
+party labour conservative leader council school teachers strike union workers pay rise cuts
+housing homes rent climate emissions war ukraine russia china trade deal border migrants
+parliament committee report inquiry scandal spokesperson announced billion million percent
+week month today yesterday tomorrow morning evening interview statement chancellor secretary
+opposition policy plans funding crisis services care social benefits pension rates bank
+interest mortgage families children""".split()
+
+FIRST = "keir rishi liz boris angela emma james sarah david rachel yvette wes ed jeremy".split()
+LAST = "starmer sunak truss johnson rayner reeves cooper streeting miliband hunt badenoch".split()
+
+ONSETS = ["", "b", "br", "c", "ch", "d", "f", "g", "gr", "h", "j", "k", "l", "m", "n", "p",
+          "pl", "r", "s", "sh", "st", "t", "th", "tr", "v", "w", "z"]
+VOWELS = ["a", "e", "i", "o", "u", "ai", "ea", "oo", "ou"]
+CODAS = ["", "", "n", "r", "s", "t", "l", "m", "nd", "st", "ck"]
+
+STATUSES = ["ready"] * 6 + ["approved"] * 2 + ["published", "rejected", "failed", "transcribing"]
+TAGS = ["health", "nhs", "economy", "crime", "climate", "education", "housing", "politics",
+        "immigration", "energy", "transport", "defence", "europe", "scotland", "wales", "local",
+        "sport", "culture", "science", "gaffe"]
+
+
+def vocabulary(size: int, rng: random.Random) -> list[str]:
+    """Common English and news words first, then names, then made-up pronounceable words."""
+    words = list(dict.fromkeys(CORE + NEWS + FIRST + LAST))
+    seen = set(words)
+    while len(words) < size:
+        syllables = rng.choice((1, 2, 2, 3, 3, 4))
+        word = "".join(rng.choice(ONSETS) + rng.choice(VOWELS) + rng.choice(CODAS)
+                       for _ in range(syllables))
+        if len(word) > 2 and word not in seen:
+            seen.add(word)
+            words.append(word)
+    return words
+
+
+def segment_texts(n: int, vocab: list[str], rng: random.Random) -> Iterator[str]:
+    """Zipf-distributed words, 8-25 per segment, with a few stock phrases and numbers."""
+    weights = list(itertools.accumulate(1.0 / (rank + 2.7) ** 1.05 for rank in range(len(vocab))))
+    stream = iter(rng.choices(vocab, cum_weights=weights, k=n * 17))
+    for i in range(n):
+        words = [next(stream) for _ in range(rng.randint(8, 25))]
+        if i % 997 == 0:
+            words.insert(rng.randrange(len(words)), "waiting lists")
+        if i % 101 == 0:
+            words.insert(rng.randrange(len(words)), "the prime minister")
+        if i % 13 == 0:
+            words.insert(rng.randrange(len(words)), f"{rng.randint(2, 99)} percent")
+        if i % 50 == 0:
+            words.insert(rng.randrange(len(words)), f"{rng.choice(FIRST)} {rng.choice(LAST)}")
+        words[0] = words[0].capitalize()
+        yield " ".join(words) + rng.choice((".", ".", ".", "?", ","))
+
+
+def rows(n_segments: int, seed: int = 42) -> tuple[list[tuple], list[tuple], list[tuple], Iterator[tuple]]:
+    """(sources, clips, flags, segments) as tuples in column order of the INSERTs below."""
+    rng = random.Random(seed)
+    vocab = vocabulary(40_000, rng)
+    n_clips = max(1, n_segments // SEGMENTS_PER_CLIP)
+    created0 = END_TIME - timedelta(days=SPAN_DAYS)
+    sources = [(s + 1, "url", f"https://tv{s}.example/live/{s}", f"https://tv{s}.example/live/{s}",
+                f"Channel {s} News", created0.replace(tzinfo=None)) for s in range(SOURCES)]
+    clips, flags = [], []
+    for c in range(n_clips):
+        at = (created0 + timedelta(days=SPAN_DAYS * c / n_clips)).replace(tzinfo=None)
+        source = rng.randrange(SOURCES) + 1
+        start = float(rng.randrange(0, 36_000))
+        status = rng.choice(STATUSES)
+        urgency = "high" if rng.random() < 0.1 else "normal"
+        clips.append((c + 1, source, start, start + 100.0, status, 1, urgency, 1.0, "", at, at))
+        tags = json.dumps(rng.sample(TAGS, rng.randint(0, 3)))
+        flags.append((c + 1, c + 1, source, start, start + 100.0, "", tags,
+                      urgency, f"volunteer{rng.randrange(200)}", False, at))
+
+    def segments() -> Iterator[tuple]:
+        for i, line in enumerate(segment_texts(n_segments, vocab, rng)):
+            clip = min(i // SEGMENTS_PER_CLIP + 1, n_clips)
+            idx = i - (clip - 1) * SEGMENTS_PER_CLIP
+            yield (i + 1, clip, idx, 5.0 * idx, 5.0 * idx + 5.0, line, "[]")
+
+    return sources, clips, flags, segments()
+
+
+SQL = {
+    "sources": "INSERT INTO sources (id, kind, key, location, title, created_at) VALUES ({})",
+    "clips": "INSERT INTO clips (id, source_id, start, \"end\", status, version, urgency, progress,"
+             " caption_text, created_at, updated_at) VALUES ({})",
+    "flags": "INSERT INTO flags (id, clip_id, source_id, start, \"end\", note, tags, urgency, by,"
+             " merged, created_at) VALUES ({})",
+    "segments": "INSERT INTO segments (id, clip_id, idx, start, \"end\", text, words) VALUES ({})",
+}
+
+
+def load_sqlite(db: Database, data: tuple) -> None:
+    raw = db.engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        cur.execute("BEGIN")
+        for table, batch in zip(SQL, data, strict=True):
+            width = len(SQL[table].split("(")[1].split(","))
+            cur.executemany(SQL[table].format(", ".join("?" * width)), batch)
+        cur.execute("COMMIT")
+    finally:
+        raw.close()
+
+
+def load_postgres(db: Database, data: tuple) -> None:
+    raw = db.engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        for table, batch in zip(SQL, data, strict=True):
+            columns = SQL[table].split("(", 1)[1].split(")")[0]
+            with cur.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for row in batch:
+                    copy.write_row(row)
+        for table in ("sources", "clips", "flags", "segments"):
+            cur.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
+        raw.commit()
+    finally:
+        raw.close()
+
+
+def query_mix(n_segments: int) -> list[tuple[str, dict]]:
+    """20 searches: rare and common words, phrases, OR, prefix, exclusion, with and without filters."""
+    recent = (END_TIME - timedelta(days=30)).date()
+    rng = random.Random(42)
+    vocab = vocabulary(40_000, rng)
+    rare, rarer = vocab[12_000], vocab[30_000]
+    return [
+        (rare, {}),
+        (rarer, {}),
+        ("starmer", {}),
+        ("the", {}),
+        ("government", {}),
+        ("the government", {}),
+        ('"waiting lists"', {}),
+        ('"prime minister"', {}),
+        ('"of the"', {}),
+        ("nurses OR doctors", {}),
+        (f"{rare} OR {rarer}", {}),
+        ("gov*", {}),
+        (rare[:3] + "*", {}),
+        ("government -minister", {}),
+        ("the", {"status": "published"}),
+        ('"waiting lists"', {"source": "tv7.example"}),
+        ("government", {"since": recent}),
+        ("nurses", {"tag": "health"}),
+        (rare, {"by": "volunteer17"}),
+        ("the", {"source": "tv123.example"}),
+    ]
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def run_mix(db: Database, mix: list[tuple[str, dict]], rounds: int) -> dict:
+    per_query: dict[int, list[float]] = {i: [] for i in range(len(mix))}
+    totals: dict[int, str] = {}
+    with db.session() as session:
+        for i, (q, kw) in enumerate(mix):  # warm-up round, not counted
+            page = search(session, q, **kw)
+            totals[i] = f"{page.total}{'' if page.total_exact else '+'}"
+    for _ in range(rounds):
+        for i, (q, kw) in enumerate(mix):
+            with db.session() as session:
+                t0 = time.perf_counter()
+                search(session, q, **kw)
+                per_query[i].append((time.perf_counter() - t0) * 1000)
+    flat = [v for vs in per_query.values() for v in vs]
+    return {"p50": percentile(flat, 50), "p95": percentile(flat, 95), "per_query": per_query,
+            "totals": totals}
+
+
+def bench_backend(name: str, url: str, n_segments: int, rounds: int) -> None:
+    db = Database(url, migrate_now=False)
+    cfg = alembic_config(db.engine)
+    command.upgrade(cfg, "0001")
+    t0 = time.perf_counter()
+    data = rows(n_segments)
+    (load_sqlite if name == "sqlite" else load_postgres)(db, data)
+    load_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    command.upgrade(cfg, "0002")
+    build_s = time.perf_counter() - t0
+    with db.session() as session:
+        size = index_size_bytes(session)
+    print(f"[{name}] {n_segments:,} segments: generate+load {load_s:.1f} s, "
+          f"index build {build_s:.1f} s, index size {size / 1e6:.1f} MB", flush=True)
+    result = run_mix(db, query_mix(n_segments), rounds)
+    for i, (q, kw) in enumerate(query_mix(n_segments)):
+        times = result["per_query"][i]
+        print(f"[{name}]   {statistics.median(times):7.1f} ms  {result['totals'][i]:>6} hits  "
+              f"{q} {kw or ''}")
+    print(f"[{name}] latency over {rounds} rounds of 20 queries (first page of 20): "
+          f"p50 {result['p50']:.1f} ms, p95 {result['p95']:.1f} ms", flush=True)
+    db.dispose()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--segments", type=int, default=1_000_000)
+    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--keep-sqlite", type=Path, help="build the SQLite file here and keep it")
+    args = parser.parse_args(argv)
+    if args.keep_sqlite:
+        bench_backend("sqlite", f"sqlite:///{args.keep_sqlite}", args.segments, args.rounds)
+    elif args.backend in ("sqlite", "both"):
+        with tempfile.TemporaryDirectory(prefix="clipper-bench-") as tmp:
+            bench_backend("sqlite", f"sqlite:///{tmp}/bench.db", args.segments, args.rounds)
+    if args.backend in ("postgresql", "both"):
+        name = f"clipper_bench_{uuid.uuid4().hex[:8]}"
+        admin = create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            bench_backend("postgresql", f"{PG_SERVER}/{name}", args.segments, args.rounds)
+        finally:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+
+
+if __name__ == "__main__":
+    main()
