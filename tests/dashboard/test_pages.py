@@ -138,7 +138,7 @@ def test_flag_saved_then_merged_and_listed_under_my_flags(open_app, page_text, d
     assert "joined clip" in at.info[0].value
     text = page_text(at)
     assert "My flags" in text and "joined an existing clip" in text
-    assert [p.proto.text for p in at.get("progress")] == ["Status: fetch 0%"]
+    assert [p.proto.text for p in at.get("progress")] == ["Status: fetch 0%"] * 2  # both flags
 
 
 def test_my_flags_shows_stage_thumbnail_and_rejection(open_app, clip_row, page_text, tiny_media, desk):
