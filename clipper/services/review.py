@@ -242,16 +242,14 @@ def publish(ctx: Context, clip_id: int, actor: Actor, *, platform: str, url: str
 
 
 def package_files(clip: dict[str, Any]) -> list[Path]:
-    """Files of an exported package (the folder's files and the zip next to it)."""
+    """Files of an exported package: everything in its folder, then `<folder>.zip` beside it."""
     path = clip.get("export_path")
-    if not path:
+    folder = Path(path) if path else None
+    if folder is None or not folder.is_dir():
         return []
-    folder = Path(path)
-    files = sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
-    zipped = folder.with_suffix(".zip") if folder.is_dir() else folder
-    if zipped.suffix == ".zip" and zipped.is_file():
-        files.append(zipped)
-    return files
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    zipped = folder.with_name(folder.name + ".zip")
+    return files + ([zipped] if zipped.is_file() else [])
 
 
 # ---- volunteers --------------------------------------------------------------------------------
