@@ -206,6 +206,7 @@ def percentile(values: list[float], p: float) -> float:
 
 def run_mix(db: Database, mix: list[tuple[str, dict]], rounds: int) -> dict:
     per_query: dict[int, list[float]] = {i: [] for i in range(len(mix))}
+    cpu: list[float] = []
     totals: dict[int, str] = {}
     with db.session() as session:
         for i, (q, kw) in enumerate(mix):  # warm-up round, not counted
@@ -214,12 +215,13 @@ def run_mix(db: Database, mix: list[tuple[str, dict]], rounds: int) -> dict:
     for _ in range(rounds):
         for i, (q, kw) in enumerate(mix):
             with db.session() as session:
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 search(session, q, **kw)
                 per_query[i].append((time.perf_counter() - t0) * 1000)
+                cpu.append((time.process_time() - c0) * 1000)
     flat = [v for vs in per_query.values() for v in vs]
     return {"p50": percentile(flat, 50), "p95": percentile(flat, 95), "per_query": per_query,
-            "totals": totals}
+            "totals": totals, "cpu50": percentile(cpu, 50), "cpu95": percentile(cpu, 95)}
 
 
 def bench_backend(name: str, url: str, n_segments: int, rounds: int) -> None:
@@ -243,7 +245,8 @@ def bench_backend(name: str, url: str, n_segments: int, rounds: int) -> None:
         print(f"[{name}]   {statistics.median(times):7.1f} ms  {result['totals'][i]:>6} hits  "
               f"{q} {kw or ''}")
     print(f"[{name}] latency over {rounds} rounds of 20 queries (first page of 20): "
-          f"p50 {result['p50']:.1f} ms, p95 {result['p95']:.1f} ms", flush=True)
+          f"p50 {result['p50']:.1f} ms, p95 {result['p95']:.1f} ms wall; this process's CPU "
+          f"p50 {result['cpu50']:.1f} ms, p95 {result['cpu95']:.1f} ms", flush=True)
     db.dispose()
 
 
@@ -253,23 +256,40 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--keep-sqlite", type=Path, help="build the SQLite file here and keep it")
+    parser.add_argument("--keep-postgres", help="build this PostgreSQL database and keep it")
     args = parser.parse_args(argv)
-    if args.keep_sqlite:
-        bench_backend("sqlite", f"sqlite:///{args.keep_sqlite}", args.segments, args.rounds)
-    elif args.backend in ("sqlite", "both"):
+    if args.keep_sqlite or args.keep_postgres:
+        if args.keep_sqlite:
+            bench_backend("sqlite", f"sqlite:///{args.keep_sqlite}", args.segments, args.rounds)
+        if args.keep_postgres:
+            _create_database(args.keep_postgres)
+            bench_backend("postgresql", f"{PG_SERVER}/{args.keep_postgres}", args.segments, args.rounds)
+        return
+    if args.backend in ("sqlite", "both"):
         with tempfile.TemporaryDirectory(prefix="clipper-bench-") as tmp:
             bench_backend("sqlite", f"sqlite:///{tmp}/bench.db", args.segments, args.rounds)
     if args.backend in ("postgresql", "both"):
         name = f"clipper_bench_{uuid.uuid4().hex[:8]}"
-        admin = create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        _create_database(name)
         try:
             bench_backend("postgresql", f"{PG_SERVER}/{name}", args.segments, args.rounds)
         finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
+            _drop_database(name)
+
+
+def _admin(sql: str) -> None:
+    admin = create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(sql))
+    admin.dispose()
+
+
+def _create_database(name: str) -> None:
+    _admin(f'CREATE DATABASE "{name}"')
+
+
+def _drop_database(name: str) -> None:
+    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """Relevance for SQLite hits: Okapi BM25 computed in Python over the candidate segments.
 
 FTS5's own bm25() counts, for every query term, all rows containing it before scoring the
-first row: ~100 ms for "the" in a million segments. Here document frequencies are counted
-only up to DF_CAP (a term in more rows than that is simply "very common"), which keeps a
-search at a few milliseconds and ranks the same way wherever it matters.
+first row: ~100 ms for "the" in a million segments. Here a term's document frequency is
+exact up to DF_SAMPLE rows and otherwise estimated from how densely it occurs among the
+newest DF_SAMPLE matches (see engine._document_frequencies).
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ import math
 from collections.abc import Mapping, Sequence
 
 from clipper.search.query import Query, Term
-from clipper.search.snippet import term_count, text_words
+from clipper.search.snippet import bare_words, term_count
 
 K1 = 1.2
 B = 0.75
 
-DF_CAP = 20_000
-"""Rows counted per term for its document frequency."""
+DF_SAMPLE = 1000
+"""Matches read per term to count (or estimate) its document frequency."""
 
 
 def idf(df: int, n_docs: int) -> float:
@@ -29,7 +29,7 @@ def idf(df: int, n_docs: int) -> float:
 def bm25_scores(texts: Sequence[str], query: Query, df: Mapping[Term, int], n_docs: int) -> list[float]:
     """One BM25 score per text (higher = better); a phrase counts as one term, as in FTS5."""
     terms = query.positive_terms()
-    docs = [text_words(t) for t in texts]
+    docs = [bare_words(t) for t in texts]
     avgdl = (sum(len(d) for d in docs) / len(docs)) if docs else 1.0
     weights = {t: idf(df.get(t, 1), max(n_docs, 1)) for t in terms}
     scores = []

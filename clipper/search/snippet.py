@@ -32,12 +32,26 @@ def text_words(text: str) -> list[tuple[str, int, int]]:
     return [(m.group().lower(), m.start(), m.end()) for m in _WORD.finditer(text)]
 
 
-def term_count(words: list[tuple[str, int, int]], term: Term) -> int:
-    """How many times `term` (word, prefix or phrase) occurs in `words`."""
-    return sum(1 for i in range(len(words)) if _matches_at(words, i, term))
+def bare_words(text: str) -> list[str]:
+    """Just the lower-cased words of `text` (the fast path for scoring)."""
+    return _WORD.findall(text.lower())
 
 
-def query_matches(words: list[tuple[str, int, int]], query: Query) -> bool:
+def term_count(words: list[str], term: Term) -> int:
+    """How many times `term` (word, prefix or phrase) occurs in `words` (from bare_words)."""
+    first, n = term.tokens[0], len(term.tokens)
+    if n == 1:
+        return sum(1 for w in words if w.startswith(first)) if term.prefix else words.count(first)
+    middle, last = list(term.tokens[1:-1]), term.tokens[-1]
+    count = 0
+    for i, word in enumerate(words):
+        if word == first and i + n <= len(words) and words[i + 1 : i + n - 1] == middle:
+            end = words[i + n - 1]
+            count += end.startswith(last) if term.prefix else end == last
+    return count
+
+
+def query_matches(words: list[str], query: Query) -> bool:
     """The query's boolean meaning, evaluated in Python (same answer as the full-text index)."""
     if any(term_count(words, t) for t in query.excluded):
         return False
