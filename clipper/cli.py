@@ -8,7 +8,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from clipper.config import Settings
@@ -165,6 +165,73 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_render(args: argparse.Namespace) -> int:
+    from clipper.services.clips import clip_status
+    from clipper.services.renders import request_render
+
+    ctx = _ctx(args)
+    request_render(ctx, args.clip_id, by=args.by, formats=args.formats, fit=args.fit,
+                   captions=args.captions, trim_in=args.trim_in, trim_out=args.trim_out, export=False)
+    if not args.wait:
+        st = clip_status(ctx, args.clip_id)
+        if args.json:
+            _print_json({k: st[k] for k in ("id", "status", "renders")})
+        else:
+            print(f"clip {args.clip_id}: {st['status']}")
+        return 0
+    st = wait_for(ctx, args.clip_id, until={"rendered", "exported", "failed"}, timeout=args.timeout,
+                  show_progress=True)
+    return _finish_wait(args, st)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from clipper.services.renders import export_package
+
+    res = export_package(_ctx(args), args.clip_id, by=args.by, out_dir=args.out)
+    if args.json:
+        _print_json(res)
+    else:
+        print(res["path"])
+        for name in res["files"]:
+            print(f"  {name}")
+        print(res["zip"])
+    return 0
+
+
+def cmd_published(args: argparse.Namespace) -> int:
+    from clipper.services.renders import mark_published
+
+    mark_published(_ctx(args), args.clip_id, platform=args.platform, url=args.url, by=args.by)
+    print(f"clip {args.clip_id}: published on {args.platform} ({args.url})")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from clipper.search import format_page, search, search_cli_args
+
+    kwargs = search_cli_args(args)
+    query = kwargs.pop("query")
+    page = search(_ctx(args).db, query, **kwargs)
+    if args.json:
+        _print_json([hit.as_dict() for hit in page.hits])
+    else:
+        print(format_page(page))
+    return 0
+
+
+def cmd_clip_from_hit(args: argparse.Namespace) -> int:
+    from clipper.services.hits import clip_from_hit
+
+    ctx = _ctx(args)
+    res = clip_from_hit(ctx, args.clip_id, args.at, before=args.before, after=args.after, by=args.by)
+    if args.json:
+        _print_json(res.as_dict())
+    else:
+        how = "joined existing clip" if res.merged else "new clip"
+        print(f"flag {res.flag_id} -> clip {res.clip_id} ({how}), {res.status}")
+    return 0
+
+
 def _default_user() -> str:
     try:
         return getpass.getuser()
@@ -226,13 +293,48 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--out")
     conv.set_defaults(func=cmd_models)
 
-    for extend in EXTENSIONS:
-        extend(sub)
+    r = sub.add_parser("render", help="render social shapes of a clip")
+    r.add_argument("clip_id", type=int)
+    r.add_argument("--formats", default="16x9,1x1,9x16")
+    r.add_argument("--fit", default="crop", choices=("crop", "pad"))
+    r.add_argument("--captions", default="burn", choices=("burn", "none"))
+    r.add_argument("--in", dest="trim_in", help="trim in, on the clip's timeline")
+    r.add_argument("--out", dest="trim_out", help="trim out, on the clip's timeline")
+    r.add_argument("--by", default=_default_user())
+    r.add_argument("--wait", action="store_true")
+    r.add_argument("--timeout", type=float, default=900.0)
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(func=cmd_render)
+
+    e = sub.add_parser("export", help="build the distribution package")
+    e.add_argument("clip_id", type=int)
+    e.add_argument("--out", help="package folder (default CLIPPER_HOME/exports/<id>-<slug>)")
+    e.add_argument("--by", default=_default_user())
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=cmd_export)
+
+    pub = sub.add_parser("published", help="record where a clip was posted")
+    pub.add_argument("clip_id", type=int)
+    pub.add_argument("--platform", required=True)
+    pub.add_argument("--url", required=True)
+    pub.add_argument("--by", default=_default_user())
+    pub.set_defaults(func=cmd_published)
+
+    from clipper.search import add_search_arguments
+
+    se = sub.add_parser("search", help="search every transcript")
+    add_search_arguments(se)
+    se.set_defaults(func=cmd_search)
+
+    h = sub.add_parser("clip-from-hit", help="flag a new clip around a search hit")
+    h.add_argument("clip_id", type=int)
+    h.add_argument("--at", required=True, help="seconds on the clip's timeline (a hit's start)")
+    h.add_argument("--before", default="5", help="seconds before the moment (default 5)")
+    h.add_argument("--after", default="15", help="seconds after the moment (default 15)")
+    h.add_argument("--by", default=_default_user())
+    h.add_argument("--json", action="store_true")
+    h.set_defaults(func=cmd_clip_from_hit)
     return p
-
-
-#: Later command groups register themselves here (render, search, users ...).
-EXTENSIONS: list[Callable[[Any], None]] = []
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -59,6 +59,7 @@ class StageOutput:
     apply: Callable[[Session, Clip], None] | None = None
     detail: dict[str, Any] = field(default_factory=dict)
     next_status: str | None = None
+    after: Callable[[], None] | None = None
 
 
 def clip_dir(ctx: Context, clip_id: int, version: int) -> Path:
@@ -82,14 +83,26 @@ def run_stage(ctx: Context, stage: str, clip_id: int, version: int,
         _fail(ctx, inp, ProcessingError(f"Internal error while {STATUS_OF_STAGE[stage]}: {exc}"),
               time.perf_counter() - t0)
         return "failed"
-    nxt = _finish(ctx, inp, out, time.perf_counter() - t0)
+    nxt, moved = _finish(ctx, inp, out, time.perf_counter() - t0)
     if nxt:
         queue_next(ctx, clip_id, version, nxt)
-    if out.next_status == "ready":
+    if moved == "ready":
         from clipper.services.notifications import notify_ready
 
         notify_ready(ctx, clip_id)
+    if moved and out.after:
+        try:
+            out.after()
+        except ClipperError as exc:
+            log.warning("after %s for clip %s: %s", stage, clip_id, exc)
+            _record_error(ctx, clip_id, stage, exc)
     return "done"
+
+
+def _record_error(ctx: Context, clip_id: int, stage: str, exc: ClipperError) -> None:
+    with ctx.db.session() as session:
+        clip = session.get(Clip, clip_id)
+        clip.error, clip.error_stage = str(exc), stage
 
 
 def queue_next(ctx: Context, clip_id: int, version: int, stage: str) -> None:
@@ -124,13 +137,14 @@ def _begin(ctx: Context, stage: str, clip_id: int, version: int,
                           clip.section_start, clip.section_end, clip.media_path, options)
 
 
-def _finish(ctx: Context, inp: StageInput, out: StageOutput, seconds: float) -> str | None:
+def _finish(ctx: Context, inp: StageInput, out: StageOutput, seconds: float) -> tuple[str | None, str | None]:
+    """Write the stage's results; returns (next stage, new status), or (None, None) if stale."""
     with ctx.db.session() as session:
         run = session.get(StageRun, inp.run_id)
         run.ended_at, run.seconds, run.detail = utcnow(), seconds, out.detail
         clip = session.get(Clip, inp.clip_id, with_for_update=True)
         if clip.version != inp.version or clip.status != STATUS_OF_STAGE[inp.stage]:
-            return None
+            return None, None
         for key, value in out.updates.items():
             setattr(clip, key, value)
         if out.apply:
@@ -140,7 +154,7 @@ def _finish(ctx: Context, inp: StageInput, out: StageOutput, seconds: float) -> 
         move(session, clip, new_status, actor="system", action=f"stage.{inp.stage}.done",
              details={"seconds": round(seconds, 3), "version": inp.version})
         clip.progress = PROGRESS_SPAN[inp.stage][1] if nxt else 1.0
-        return nxt
+        return nxt, new_status
 
 
 def _fail(ctx: Context, inp: StageInput, exc: ClipperError, seconds: float) -> None:
@@ -255,7 +269,39 @@ def asr_stage(ctx: Context, inp: StageInput) -> StageOutput:
                        detail={"engine": transcript.engine, "words": len(transcript.words())})
 
 
+def render_stage(ctx: Context, inp: StageInput) -> StageOutput:
+    """Social shapes with burned captions and normalised loudness; the package after, if asked."""
+    from clipper.media.render import RenderRequest, render_shapes
+    from clipper.services.renders import render_words, store_renders
+
+    with ctx.db.session() as session:
+        clip = session.get(Clip, inp.clip_id)
+        plan = dict(clip.render_options or {})
+        words = render_words(session, clip) if plan.get("captions", "burn") == "burn" else []
+    out_dir = ctx.settings.media_dir / "clips" / str(inp.clip_id) / "renders"
+    fit = plan.get("fit", "crop")
+    requests = [RenderRequest(out_dir / f"{shape}-{fit}.mp4", shape, fit)
+                for shape in plan.get("formats", ["16x9", "1x1", "9x16"])]
+    progress = throttled(lambda f, _stage="": set_progress(ctx, inp, f))
+    results = render_shapes(Path(inp.media_path or ""), requests, words=words,
+                            captions=bool(words), trim_in=plan.get("trim_in", 0.0),
+                            trim_out=plan.get("trim_out"), attribution=plan.get("attribution"),
+                            progress=lambda f, _s: progress(f))
+
+    def apply(session: Session, clip: Clip) -> None:
+        store_renders(session, clip, results)
+
+    def after() -> None:
+        if plan.get("export"):
+            from clipper.services.renders import export_package
+
+            export_package(ctx, inp.clip_id, by=plan.get("by") or "system")
+
+    return StageOutput(apply=apply, after=after, next_status="rendered",
+                       detail={"formats": [r.format for r in results]})
+
+
 STAGES: dict[str, Callable[[Context, StageInput], StageOutput]] = {
-    "fetch": fetch_stage, "cut": cut_stage, "asr": asr_stage,
+    "fetch": fetch_stage, "cut": cut_stage, "asr": asr_stage, "render": render_stage,
 }
 

@@ -1,0 +1,38 @@
+"""Turning a search hit into a new flag on the same source, around that moment."""
+
+from __future__ import annotations
+
+from clipper.context import Context
+from clipper.errors import InvalidInput
+from clipper.roles import Actor, as_actor, require
+from clipper.services.clips import get_clip
+from clipper.services.flags import FlagResult, file_flag
+from clipper.services.sources import SourceRef
+from clipper.timecode import parse_timecode
+
+DEFAULT_BEFORE = 5.0
+DEFAULT_AFTER = 15.0
+
+
+def clip_from_hit(ctx: Context, clip_id: int, at: float | str, *, before: float | str = DEFAULT_BEFORE,
+                  after: float | str = DEFAULT_AFTER, by: Actor | str, note: str = "") -> FlagResult:
+    """File a flag on `clip_id`'s source from `at - before` to `at + after` (`at` on the clip's
+    timeline, as search hits report it). Same validation and merging as any flag."""
+    actor = as_actor(by)
+    require(actor, "clip_from_hit")
+    at_s = parse_timecode(at, field="--at")
+    before_s, after_s = parse_timecode(before, field="--before"), parse_timecode(after, field="--after")
+    if before_s + after_s <= 0:
+        raise InvalidInput("--before and --after leave an empty clip.", "For example --before 5 --after 15.")
+    with ctx.db.session() as session:
+        clip = get_clip(session, clip_id)
+        src = clip.source
+        ref = SourceRef(src.kind, src.key, src.location, src.title)
+        moment = clip.start + at_s
+        if clip.duration and at_s > clip.duration + 0.5:
+            raise InvalidInput(f"--at {at_s:g} is past the end of clip {clip_id} ({clip.duration:.1f} s).",
+                               "Use the hit's start time.")
+    start = max(0.0, moment - before_s)
+    return file_flag(ctx, src.location, start, moment + after_s, by=actor.name,
+                     note=note or f"from search hit in clip {clip_id}", tags=["from-search"],
+                     source_ref=ref)
