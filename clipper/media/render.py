@@ -412,6 +412,19 @@ def _finish(job: _Job, duration: float, captioned: bool, settings: dict[str, Any
                         duration=round(got.duration, 3), settings=settings)
 
 
+def _encode(src: Path, jobs: Sequence[_Job], info: MediaInfo, trim_in: float, duration: float,
+            audio: AudioPlan | None, logo: Path | None, work: Path,
+            progress: Progress | None) -> None:
+    """The one ffmpeg run that writes every job's temp output, reporting progress as it goes."""
+    for job in jobs:
+        job.tmp.parent.mkdir(parents=True, exist_ok=True)
+    args = ffrun.compile_args(_graph(src, jobs, info, trim_in, duration, audio, logo))
+    args[1:1] = ["-progress", str(work / "progress.txt"), "-nostats"]
+    shapes = ", ".join(j.request.shape for j in jobs)
+    with _ProgressWatch(work / "progress.txt", duration, progress, f"rendering {shapes}"):
+        ffrun.run(args, what=f"render {shapes}")
+
+
 def render_shapes(src: Path, requests: Sequence[RenderRequest], *, words: Sequence[Word] = (),
                   captions: bool = True, trim_in: float = 0.0, trim_out: float | None = None,
                   attribution: str | None = None, logo: Path | None = None,
@@ -426,30 +439,26 @@ def render_shapes(src: Path, requests: Sequence[RenderRequest], *, words: Sequen
     """
     info = probe_media(Path(src))
     duration = _check(requests, info, trim_in, trim_out)
-    end = trim_in + duration
-    report = progress or (lambda _f, _s: None)
-    report(0.0, "measuring loudness")
+    started = time.monotonic()
+    (progress or (lambda _f, _s: None))(0.0, "measuring loudness")
     audio = plan_audio(Path(src), trim_in, duration, loudness) if info.has_audio else None
-    shifted = shift_words(words, trim_in, end) if captions else []
+    shifted = shift_words(words, trim_in, trim_in + duration) if captions else []
     work = Path(tempfile.mkdtemp(prefix="clipper_render_"))
-    jobs = [_make_job(r, info, work, shifted, duration, attribution, highlight) for r in requests]
+    jobs: list[_Job] = []
     try:
-        for job in jobs:
-            job.tmp.parent.mkdir(parents=True, exist_ok=True)
-        started = time.monotonic()
-        args = ffrun.compile_args(_graph(Path(src), jobs, info, trim_in, duration, audio, logo))
-        args[1:1] = ["-progress", str(work / "progress.txt"), "-nostats"]
-        stage = "rendering " + ", ".join(r.shape for r in requests)
-        with _ProgressWatch(work / "progress.txt", duration, progress, stage):
-            ffrun.run(args, what=f"render {', '.join(r.shape for r in requests)}")
+        jobs += [_make_job(r, info, work, shifted, duration, attribution, highlight)
+                 for r in requests]
+        _encode(Path(src), jobs, info, trim_in, duration, audio, logo, work, progress)
         seconds = time.monotonic() - started
-        results = [_finish(j, duration, bool(captions and shifted), _settings(
-            j, trim_in, end, loudness, audio, attribution, logo, seconds)) for j in jobs]
+        results = [_finish(j, duration, bool(shifted), _settings(
+            j, trim_in, trim_in + duration, loudness, audio, attribution, logo, seconds))
+            for j in jobs]
     finally:
         for job in jobs:
             job.tmp.unlink(missing_ok=True)
         shutil.rmtree(work, ignore_errors=True)
-    report(1.0, "done")
+    if progress:
+        progress(1.0, "done")
     return results
 
 
