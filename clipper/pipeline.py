@@ -209,13 +209,26 @@ def fetch_stage(ctx: Context, inp: StageInput) -> StageOutput:
     dest = ctx.settings.media_dir / "sources" / str(inp.source_id)
     from clipper.netguard import GuardProxy
 
+    # Every request yt-dlp and ffmpeg make (redirects, HLS segments) goes through the guard,
+    # which re-checks the address it actually connects to.
     with GuardProxy(ctx.settings.url_allowlist) as proxy:
-        section = fetch_section(inp.location, inp.start, inp.end, dest_dir=dest,
-                                pad=ctx.settings.pad_seconds, proxy=proxy.url,
-                                tries=ctx.settings.fetch_tries)
+        try:
+            section = fetch_section(inp.location, inp.start, inp.end, dest_dir=dest,
+                                    pad=ctx.settings.pad_seconds, proxy=proxy.url,
+                                    tries=ctx.settings.fetch_tries)
+        except ClipperError:
+            _raise_refusal(proxy)
+            raise
+        _raise_refusal(proxy)  # ffmpeg can exit 0 after a refused segment was skipped
     lo = max(0.0, inp.start - ctx.settings.pad_seconds)
     return StageOutput(updates=_section_updates(section, lo, section.offset + section.duration),
                        detail={"bytes": section.path.stat().st_size, "kind": "url"})
+
+
+def _raise_refusal(proxy: Any) -> None:
+    err = proxy.unsafe_error()
+    if err is not None:
+        raise PermanentError(err.message, err.hint)
 
 
 def _section_updates(section: Any, lo: float, hi: float) -> dict[str, Any]:
