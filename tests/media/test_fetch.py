@@ -1,0 +1,106 @@
+"""fetch_section over loopback HTTP (MP4 and HLS): exact offset, only the section, typed errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from mediacheck import assert_frame_exact
+
+from clipper.errors import PermanentError, TransientError
+from clipper.media.cut import cut_clip
+from clipper.media.fetch import (
+    NETWORK_PROTOCOLS,
+    classify_error,
+    fetch_section,
+    local_section,
+    ydl_options,
+)
+
+
+def _fetch_and_cut(url: str, source: Path, start: float, end: float, pad: float, tmp: Path) -> Path:
+    sec = fetch_section(url, start, end, dest_dir=tmp / "src", pad=pad)
+    assert sec.path.parent == tmp / "src" and sec.duration < end - start + 2 * pad + 2.5
+    clip = cut_clip(sec.path, start - sec.offset, end - sec.offset, tmp / "clip.mp4")
+    assert_frame_exact(clip.path, source, start, end)
+    return sec.path
+
+
+def test_mp4_section_fetch_then_cut_is_exact(server, gop2: Path, tmp_path: Path) -> None:
+    base, _ = server
+    path = _fetch_and_cut(f"{base}/gop2.mp4", gop2, 10.33, 14.71, 1.5, tmp_path)
+    assert path.stat().st_size < gop2.stat().st_size / 2  # only a section came down
+
+
+def test_hls_section_fetches_few_segments_and_is_exact(server, hls: Path, tmp_path: Path) -> None:
+    base, requested = server
+    before = len(requested)
+    _fetch_and_cut(f"{base}/hls/index.m3u8", hls, 13.37, 16.01, 1.0, tmp_path)
+    segments = [p for p in requested[before:] if p.endswith(".ts")]
+    assert 0 < len(segments) <= 4, segments  # of 12 segments
+
+
+def test_section_near_the_start(server, hls: Path, tmp_path: Path) -> None:
+    base, _ = server
+    _fetch_and_cut(f"{base}/hls/index.m3u8", hls, 0.53, 3.01, 2.0, tmp_path)
+
+
+def test_404_is_permanent_and_readable(server, tmp_path: Path) -> None:
+    base, _ = server
+    with pytest.raises(PermanentError) as err:
+        fetch_section(f"{base}/missing.mp4", 1, 2, dest_dir=tmp_path, pad=0)
+    assert "404" in err.value.message and "Traceback" not in str(err.value)
+
+
+def test_unsupported_url_is_permanent(server, media_dir: Path, tmp_path: Path) -> None:
+    (media_dir / "page.html").write_text("<html><body>No video here</body></html>")
+    base, _ = server
+    with pytest.raises(PermanentError, match="Unsupported URL"):
+        fetch_section(f"{base}/page.html", 1, 2, dest_dir=tmp_path, pad=0)
+
+
+@pytest.mark.parametrize("path", ["hls/index.m3u8", "gop2.mp4"])
+def test_section_beyond_the_end_says_the_duration(server, tmp_path: Path, path: str) -> None:
+    base, _ = server
+    with pytest.raises(PermanentError, match=r"lasts only 24\.\d s"):
+        fetch_section(f"{base}/{path}", 100, 110, dest_dir=tmp_path, pad=1)
+
+
+def test_503_is_retried_then_served(server, tmp_path: Path) -> None:
+    base, requested = server
+    sec = fetch_section(f"{base}/flaky/gop2.mp4", 5, 7, dest_dir=tmp_path, pad=0, tries=3)
+    assert sec.duration > 1.5
+    assert requested.count("/flaky/gop2.mp4") >= 3
+
+
+def test_connection_refused_is_transient(tmp_path: Path) -> None:
+    with pytest.raises(TransientError):
+        fetch_section("http://127.0.0.1:9/x.mp4", 1, 2, dest_dir=tmp_path, pad=0, tries=1)
+
+
+def test_proxy_is_used_even_when_no_proxy_lists_the_host(server, tmp_path: Path, monkeypatch) -> None:
+    base, _ = server
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    with pytest.raises(TransientError):  # the "proxy" port is closed: traffic went to it
+        fetch_section(f"{base}/gop2.mp4", 1, 2, dest_dir=tmp_path, pad=0, proxy="http://127.0.0.1:9", tries=1)
+    import os
+    assert os.environ["no_proxy"] == "127.0.0.1,localhost"  # restored afterwards
+
+
+def test_ffmpeg_gets_proxy_and_a_network_only_whitelist(tmp_path: Path) -> None:
+    opts = ydl_options((1, 2), tmp_path, "http://127.0.0.1:3128")
+    args = opts["external_downloader_args"]["ffmpeg_i"]
+    whitelist = args[args.index("-protocol_whitelist") + 1].split(",")
+    assert "httpproxy" not in whitelist and "file" not in whitelist and whitelist == NETWORK_PROTOCOLS.split(",")
+    assert args[args.index("-http_proxy") + 1] == "http://127.0.0.1:3128" and opts["proxy"] == "http://127.0.0.1:3128"
+
+
+def test_classify_error() -> None:
+    assert isinstance(classify_error("ERROR: [generic] x: Unable to download webpage: HTTP Error 503"), TransientError)
+    assert isinstance(classify_error("ERROR: [generic] x: HTTP Error 410: Gone"), PermanentError)
+
+
+def test_local_section(gop2: Path) -> None:
+    sec = local_section(gop2)
+    assert (sec.path, sec.offset) == (gop2, 0.0) and abs(sec.duration - 24) < 0.1
