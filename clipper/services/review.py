@@ -191,7 +191,7 @@ def touch(ctx: Context, clip_id: int, actor: Actor) -> None:
 def approve(ctx: Context, clip_id: int, actor: Actor, *, formats: Sequence[str] = ("16x9", "1x1", "9x16"),
             fit: str = "crop", captions: str = "burn") -> dict[str, Any]:
     """Approve the claimed clip and queue its renders + package export."""
-    from clipper.services.renders import request_render
+    from clipper.services.renders import render_plan, request_render
 
     require(actor, "approve")
     if not formats:
@@ -199,6 +199,10 @@ def approve(ctx: Context, clip_id: int, actor: Actor, *, formats: Sequence[str] 
     with ctx.db.session() as session:
         clip = _clip(session, clip_id, lock=True)
         _hold(ctx, session, clip, actor)
+        if not clip.media_path:
+            raise Conflict(f"Clip {clip_id} has no media to render.", "Retry it from the System page.")
+        # Validate the render request first, so a bad one never leaves the clip stuck in approved.
+        render_plan(clip, formats, fit, captions, clip.trim_in, clip.trim_out)
         clip.reviewed_by = actor.name
         move(session, clip, "approved", actor=actor.name, action="clip.approved",
              details={"formats": list(formats), "fit": fit, "captions": captions})

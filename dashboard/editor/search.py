@@ -40,7 +40,7 @@ def clip_this(hit: dict[str, Any]) -> None:
 
     try:
         require(actor, "clip_from_hit")
-        result = clip_from_hit(ctx, hit["clip_id"], hit["start"], by=actor.name)
+        result = clip_from_hit(ctx, hit["clip_id"], hit["start"], by=actor)
         st.session_state["hit_result"] = (hit, result, None)
     except ClipperError as exc:
         st.session_state["hit_result"] = (hit, None, exc)
@@ -96,11 +96,10 @@ def hit_feedback() -> None:
     if exc is not None:
         show_error(exc)
     else:
-        clip_id = getattr(result, "clip_id", None) or (result or {}).get("clip_id")
-        st.success(f"Filed a new flag around {hit['start']:.1f} s of clip {hit['clip_id']}"
-                   + (f": clip {clip_id}." if clip_id else "."))
-        if clip_id:
-            clip_link(int(clip_id))
+        merged = " (it joined that clip: the moment was already covered)" if result.merged else ""
+        st.success(f"Filed a new flag around {hit['start']:.1f} s of clip {hit['clip_id']}: "
+                   f"clip {result.clip_id}{merged}.")
+        clip_link(result.clip_id)
 
 
 st.title("Search")

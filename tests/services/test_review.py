@@ -113,14 +113,21 @@ def test_reject_needs_reason_and_the_flagger_sees_it(sqlite_ctx):
 def test_approve_moves_to_approved_and_asks_for_renders(sqlite_ctx):
     cid = make_clip(sqlite_ctx)
     review.claim(sqlite_ctx, cid, ANN)
+    with pytest.raises(Conflict, match="no media"):
+        review.approve(sqlite_ctx, cid, ANN, formats=["9x16"])
+    with sqlite_ctx.db.session() as s:
+        s.get(Clip, cid).media_path = "/media/clips/1/v1/clip.mp4"
     with pytest.raises(InvalidInput):
         review.approve(sqlite_ctx, cid, ANN, formats=[])
-    try:
-        review.approve(sqlite_ctx, cid, ANN, formats=["9x16"], fit="pad", captions="burn")
-    except NotImplementedError:  # the render service is not in this build yet
-        pass
+    with pytest.raises(InvalidInput):
+        review.approve(sqlite_ctx, cid, ANN, formats=["4x3"])
+    with pytest.raises(InvalidInput):
+        review.approve(sqlite_ctx, cid, ANN, formats=["9x16"], fit="stretch")
+    assert clip_status(sqlite_ctx, cid)["status"] == "ready"  # refused requests change nothing
+    plan = review.approve(sqlite_ctx, cid, ANN, formats=["9x16"], fit="pad", captions="burn")
+    assert plan["formats"] == ["9x16"] and plan["fit"] == "pad"
     st = clip_status(sqlite_ctx, cid)
-    assert st["status"] in ("approved", "rendering")
+    assert st["status"] == "rendering"
     events = [e["action"] for e in clip_events(sqlite_ctx, cid)]
     assert "clip.approved" in events
     with sqlite_ctx.db.session() as s:

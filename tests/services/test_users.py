@@ -111,3 +111,32 @@ def test_first_admin_once_and_last_admin_protected(sqlite_ctx):
         users.disable_user(sqlite_ctx, "admin", by=ADMIN)
     with pytest.raises(Conflict):
         users.set_role(sqlite_ctx, "admin", "editor", by=ADMIN)
+
+
+def _cli(ctx, argv, stdin="", monkeypatch=None, capsys=None):
+    import argparse
+    import io
+
+    from clipper.users_cli import add_users_parser
+
+    parser = argparse.ArgumentParser(prog="clipper")
+    add_users_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    args.settings = ctx.settings
+    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    rc = args.func(args)
+    return rc, capsys.readouterr().out
+
+
+def test_users_cli_add_list_disable(sqlite_ctx, monkeypatch, capsys):
+    rc, out = _cli(sqlite_ctx, ["users", "add", "vera", "--role", "volunteer"], monkeypatch=monkeypatch, capsys=capsys)
+    generated = out.rsplit(" ", 1)[-1].strip()
+    assert rc == 0 and "shown once" in out
+    assert users.authenticate(sqlite_ctx, "vera", generated)
+    rc, out = _cli(sqlite_ctx, ["users", "add", "sam", "--role", "social", "--password-stdin"],
+                   stdin="a long secret\n", monkeypatch=monkeypatch, capsys=capsys)
+    assert "a long secret" not in out and users.authenticate(sqlite_ctx, "sam", "a long secret")
+    rc, out = _cli(sqlite_ctx, ["users", "disable", "vera"], monkeypatch=monkeypatch, capsys=capsys)
+    rc, out = _cli(sqlite_ctx, ["users", "list"], monkeypatch=monkeypatch, capsys=capsys)
+    assert [line.split() for line in out.splitlines()] == [["sam", "social", "active"],
+                                                          ["vera", "volunteer", "disabled"]]
