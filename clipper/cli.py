@@ -334,6 +334,10 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--by", default=_default_user())
     h.add_argument("--json", action="store_true")
     h.set_defaults(func=cmd_clip_from_hit)
+
+    from clipper.users_cli import add_users_parser
+
+    add_users_parser(sub)
     return p
 
 
