@@ -143,6 +143,13 @@ def do_approve(cid: int) -> None:
         s[f"decide_err_{cid}"] = exc
 
 
+def do_release(cid: int) -> None:
+    try:
+        review.release(ctx, cid, actor)
+    except ClipperError as exc:
+        st.session_state[f"decide_err_{cid}"] = exc
+
+
 def do_reject(cid: int) -> None:
     s = st.session_state
     try:
@@ -178,7 +185,7 @@ def workspace(cid: int) -> None:
     trim_editor(clip)
     caption_editor(clip)
     decision(cid)
-    st.button("Release claim", key=f"release_{cid}", on_click=lambda: review.release(ctx, cid, actor))
+    st.button("Release claim", key=f"release_{cid}", on_click=do_release, args=(cid,))
 
 
 @st.fragment(run_every=2)

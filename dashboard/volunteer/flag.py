@@ -70,7 +70,7 @@ with right:
     st.text_input("End", key="flag_end", placeholder="1:45", help=f"Seconds or h:mm:ss, e.g. {EXAMPLES}")
     field_error("end")
 st.caption(f"Times count from the start of the source: {EXAMPLES}.")
-st.text_area("Note", key="flag_note", placeholder="What is said, and why it matters", height=80)
+st.text_input("Note", key="flag_note", placeholder="What is said, and why it matters")
 st.text_input("Tags", key="flag_tags", placeholder="health, budget")
 st.selectbox("Urgency", URGENCIES, index=1, key="flag_urgency")
 field_error("urgency")

@@ -155,7 +155,7 @@ def team(stack: Stack, browser) -> dict[str, str]:
 def login(page, url: str, name: str, password: str) -> None:
     page.goto(url)
     page.get_by_role("textbox", name="Username", exact=True).fill(name)
-    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_role("textbox", name="Password", exact=True).fill(password)
     page.get_by_role("button", name="Log in").click()
     page.get_by_role("button", name="Log out").wait_for()
 
@@ -164,7 +164,7 @@ def test_wrong_password_is_refused(stack: Stack, browser) -> None:
     page = browser.new_page()
     page.goto(stack.url)
     page.get_by_role("textbox", name="Username", exact=True).fill("admin")
-    page.get_by_label("Password", exact=True).fill("not the password")
+    page.get_by_role("textbox", name="Password", exact=True).fill("not the password")
     page.get_by_role("button", name="Log in").click()
     page.get_by_text("Wrong username or password").wait_for()
     SHOTS.mkdir(parents=True, exist_ok=True)

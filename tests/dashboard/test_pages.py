@@ -20,11 +20,6 @@ VISIBLE = {  # role -> the pages its menu offers
 }
 
 
-def nav_pages(at) -> set[str]:
-    return {Path(p["script_path"]).stem for p in at._registered_pages.values()} if hasattr(
-        at, "_registered_pages") else set()
-
-
 # ---- login and the frame ---------------------------------------------------------------------
 
 def test_login_form_refuses_wrong_password_then_logs_in(open_app, page_text):
@@ -91,7 +86,7 @@ def flag_form(at, source, start, end, note="", tags="", urgency=None):
     at.text_input(key="flag_source").input(source)
     at.text_input(key="flag_start").input(start)
     at.text_input(key="flag_end").input(end)
-    at.text_area(key="flag_note").input(note)
+    at.text_input(key="flag_note").input(note)
     at.text_input(key="flag_tags").input(tags)
     if urgency:
         at.selectbox(key="flag_urgency").select(urgency)
@@ -326,8 +321,7 @@ def test_team_add_change_role_disable(open_app, page_text, desk):
     at = open_app("ada")
     at.run()
     assert "Team" in [t.value for t in at.title]
-    at.text_input(key=None) if False else None
-    at.text_input[0].input("newbie")
+    next(t for t in at.text_input if t.label == "New username").input("newbie")
     at.selectbox(key="new_role").select("editor")
     at.button(key="FormSubmitter:add_user-Add user").click().run()
     assert not at.exception
