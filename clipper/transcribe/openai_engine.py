@@ -10,7 +10,7 @@ from typing import Any
 from clipper.config import Settings
 from clipper.errors import InvalidInput
 from clipper.models import Segment, Transcript, Word
-from clipper.transcribe.audio import load_audio, snap_to_speech, speech_regions
+from clipper.transcribe.audio import load_audio, place_segments, speech_regions
 from clipper.transcribe.convert import default_openai_checkpoint_path
 from clipper.transcribe.engine import Progress, cached_model
 
@@ -101,18 +101,12 @@ class OpenAIWhisperEngine:
                     language="en" if english_only else None, fp16=self.device == "cuda",
                     beam_size=self.beam_size if self.beam_size > 1 else None)
             language = result.get("language") or language
-            segments = [_segment(s, regions, audio.offset) for s in result["segments"] if s["text"].strip()]
+            raw = [(float(s["start"]), float(s["end"]), s["text"],
+                    [Word(float(w["start"]), float(w["end"]), w["word"]) for w in s.get("words", ())])
+                   for s in result["segments"]]
+            segments = place_segments(raw, regions, audio.offset)
         if progress:
             progress(1.0)  # openai-whisper offers no per-segment hook
         return Transcript(text=" ".join(s.text for s in segments).strip(), language=language,
                           engine=self.name, model=self.model_name, segments=tuple(segments))
 
-
-def _segment(seg: dict, regions: list[tuple[float, float]], offset: float) -> Segment:
-    raw = [Word(float(w["start"]), float(w["end"]), w["word"].strip())
-           for w in seg.get("words", ()) if w["word"].strip()]
-    words = [Word(round(w.start + offset, 3), round(w.end + offset, 3), w.word)
-             for w in snap_to_speech(raw, regions)]
-    start = words[0].start if words else round(float(seg["start"]) + offset, 3)
-    end = words[-1].end if words else round(float(seg["end"]) + offset, 3)
-    return Segment(start=start, end=end, text=seg["text"].strip(), words=tuple(words))
