@@ -25,7 +25,7 @@ from clipper.search.query import Query, Term, parse_query, to_fts5, to_tsquery
 from clipper.search.scoring import DF_SAMPLE, bm25_scores
 from clipper.search.snippet import bare_words, make_snippet, query_matches
 
-CANDIDATE_CAP = 1000
+CANDIDATE_CAP = 500
 """Most matches ranked per search (the newest); also the furthest one can page."""
 
 MAX_LIMIT = 100
@@ -95,45 +95,79 @@ def _execute(session: Session, sql: str, clauses: Clauses, **params: Any) -> lis
     return session.execute(statement, {**clauses.params, **params}).all()
 
 
-# --- PostgreSQL: the planner picks GIN lookup or a newest-first walk from its statistics ---
+# --- shared: how many segments do the filters leave, and where do they start? ------------
+
+SCAN_MAX = 3000
+"""With filters leaving at most this many segments, start from them rather than the text index."""
+
+_FILTERED = "FROM segments s JOIN clips c ON c.id = s.clip_id WHERE 1 = 1"
+
+
+def _few_filtered(session: Session, clauses: Clauses) -> bool:
+    sql = f"SELECT count(*) FROM (SELECT 1 {_FILTERED}{_where(clauses)} LIMIT :n) AS f"
+    return _execute(session, sql, clauses, n=SCAN_MAX + 1)[0][0] <= SCAN_MAX
+
+
+def _lowest_id(session: Session, clauses: Clauses) -> int:
+    """The smallest segment id of any filtered clip: newest-first walks stop there.
+
+    Only worth its cost with a date filter: that is what confines clips to recent ids.
+    """
+    # SQLite's CROSS JOIN fixes the order: from the clips the date index picks to their segments.
+    join = "CROSS JOIN" if session.get_bind().dialect.name == "sqlite" else "JOIN"
+    sql = f"SELECT min(s.id) FROM clips c {join} segments s ON s.clip_id = c.id WHERE 1 = 1{_where(clauses)}"
+    found = _execute(session, sql, clauses)[0][0]
+    return int(found) if found is not None else 2**62
+
+
+def _walk_floor(session: Session, filters: Filters, clauses: Clauses) -> int:
+    return _lowest_id(session, clauses) if filters.since is not None else 0
+
+
+# --- PostgreSQL: GIN lookup or a newest-first walk (the planner picks from statistics) ----
 
 _TSQ = "to_tsquery('simple'::regconfig, :q)"
+# A scalar sub-select is a per-row check the planner cannot turn into a join that visits
+# every filtered clip first; the plain join is used only when the filters leave few rows.
+_CLIP_CHECK = "(SELECT true FROM clips c WHERE c.id = s.clip_id{where})"
 
 
-def _postgres_candidates(session: Session, query: Query, clauses: Clauses) -> list[_Candidate]:
-    joins = " JOIN clips c ON c.id = s.clip_id" if clauses.sql else ""
-    inner = (f"SELECT s.id AS sid, s.tsv, s.clip_id FROM segments s{joins}"
-             f" WHERE s.tsv @@ {_TSQ}{_where(clauses)} ORDER BY s.id DESC LIMIT :cap")
-    sql = (f"SELECT cand.sid, ts_rank_cd(cand.tsv, {_TSQ}), c2.created_at"
-           f" FROM ({inner}) AS cand JOIN clips c2 ON c2.id = cand.clip_id")
-    rows = _execute(session, sql, clauses, q=to_tsquery(query), cap=CANDIDATE_CAP + 1)
+def _postgres_candidates(session: Session, query: Query, filters: Filters,
+                         clauses: Clauses) -> list[_Candidate]:
+    where, floor = "", 0
+    if clauses.sql and _few_filtered(session, clauses):
+        source = f"segments s JOIN clips c ON c.id = s.clip_id WHERE s.tsv @@ {_TSQ}{_where(clauses)}"
+    else:
+        if clauses.sql:
+            where = " AND " + _CLIP_CHECK.format(where=_where(clauses))
+            floor = _walk_floor(session, filters, clauses)
+        source = f"segments s WHERE s.tsv @@ {_TSQ} AND s.id >= :floor{where}"
+    inner = f"SELECT s.id AS sid, s.tsv, s.clip_id FROM {source} ORDER BY s.id DESC LIMIT :cap"
+    # A scalar subquery, not a join: the planner would hash all clips for 500 lookups.
+    sql = (f"SELECT cand.sid, ts_rank_cd(cand.tsv, {_TSQ}),"
+           " (SELECT c2.created_at FROM clips c2 WHERE c2.id = cand.clip_id)"
+           f" FROM ({inner}) AS cand")
+    rows = _execute(session, sql, clauses, q=to_tsquery(query), cap=CANDIDATE_CAP + 1, floor=floor)
     return [_Candidate(int(r[0]), float(r[1]), r[2]) for r in rows]
 
 
 # --- SQLite: FTS5 walk newest-first, or a scan of a few filtered segments; BM25 in Python ---
 
-SCAN_MAX = 3000
-"""With filters leaving at most this many segments, match them in Python instead of FTS5."""
 
-
-def _sqlite_walk(session: Session, query: Query, clauses: Clauses) -> list:
+def _sqlite_walk(session: Session, query: Query, clauses: Clauses, floor: int = 0) -> list:
     # CROSS JOIN keeps FTS5 the outer loop: it walks matches newest-first and stops at the cap.
     sql = ("SELECT segments_fts.rowid, s.text, c.created_at FROM segments_fts"
            " CROSS JOIN segments s ON s.id = segments_fts.rowid"
            " CROSS JOIN clips c ON c.id = s.clip_id"
-           f" WHERE segments_fts MATCH :q{_where(clauses)}"
+           f" WHERE segments_fts MATCH :q AND segments_fts.rowid >= :floor{_where(clauses)}"
            " ORDER BY segments_fts.rowid DESC LIMIT :cap")
-    return _execute(session, sql, clauses, q=to_fts5(query), cap=CANDIDATE_CAP + 1)
+    return _execute(session, sql, clauses, q=to_fts5(query), cap=CANDIDATE_CAP + 1, floor=floor)
 
 
-def _sqlite_scan(session: Session, query: Query, clauses: Clauses) -> list | None:
-    """Rows matching the query among the filtered segments, or None when there are too many."""
-    base = f"FROM segments s JOIN clips c ON c.id = s.clip_id WHERE 1 = 1{_where(clauses)}"
-    count = _execute(session, f"SELECT count(*) FROM (SELECT 1 {base} LIMIT :n)", clauses,
-                     n=SCAN_MAX + 1)[0][0]
-    if count > SCAN_MAX:
-        return None
-    rows = _execute(session, f"SELECT s.id, s.text, c.created_at {base} ORDER BY s.id DESC", clauses)
+def _sqlite_scan(session: Session, query: Query, clauses: Clauses) -> list:
+    """Rows matching the query among the (few) filtered segments, matched in Python."""
+    rows = _execute(session, f"SELECT s.id, s.text, c.created_at {_FILTERED}{_where(clauses)}"
+                    " ORDER BY s.id DESC", clauses)
     found = [r for r in rows if query_matches(bare_words(r[1]), query)]
     return found[: CANDIDATE_CAP + 1]
 
@@ -155,13 +189,14 @@ def _document_frequencies(session: Session, query: Query) -> tuple[dict[Term, in
     return df, max_id
 
 
-def _sqlite_candidates(session: Session, query: Query, clauses: Clauses,
+def _sqlite_candidates(session: Session, query: Query, filters: Filters, clauses: Clauses,
                        strategy: str | None = None) -> list[_Candidate]:
-    rows = None
-    if strategy == "scan" or (strategy is None and clauses.sql):
+    if strategy is None:
+        strategy = "scan" if clauses.sql and _few_filtered(session, clauses) else "walk"
+    if strategy == "scan":
         rows = _sqlite_scan(session, query, clauses)
-    if rows is None:
-        rows = _sqlite_walk(session, query, clauses)
+    else:
+        rows = _sqlite_walk(session, query, clauses, _walk_floor(session, filters, clauses))
     if not rows:
         return []
     df, n_docs = _document_frequencies(session, query)
@@ -178,8 +213,8 @@ def find_candidates(session: Session, query: Query, filters: Filters,
     dialect = session.get_bind().dialect.name
     clauses = filter_clauses(filters, dialect)
     if dialect == "sqlite":
-        return _sqlite_candidates(session, query, clauses, strategy)
-    return _postgres_candidates(session, query, clauses)
+        return _sqlite_candidates(session, query, filters, clauses, strategy)
+    return _postgres_candidates(session, query, filters, clauses)
 
 
 def _rank(candidates: list[_Candidate]) -> list[_Candidate]:

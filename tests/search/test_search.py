@@ -12,7 +12,15 @@ from sqlalchemy import func, select, update
 from clipper.db import Database
 from clipper.errors import InvalidInput
 from clipper.schema import Clip, SegmentRow, Source, TranscriptRow
-from clipper.search import HIT_KEYS, index_ok, make_filters, reindex_clip, remove_clip, search
+from clipper.search import (
+    HIT_KEYS,
+    engine,
+    index_ok,
+    make_filters,
+    reindex_clip,
+    remove_clip,
+    search,
+)
 from clipper.search.engine import search_session
 
 LINES = {
@@ -198,6 +206,14 @@ FILTERS = [
 @pytest.mark.parametrize(("kwargs", "expected"), FILTERS)
 def test_filters(db: Database, filtered: dict[str, int], kwargs: dict, expected: set[str]) -> None:
     assert names(db, "strike news", filtered, **kwargs) == expected
+
+
+def test_filters_when_they_leave_many_segments(db: Database, filtered: dict[str, int],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """With SCAN_MAX 0 every filter takes the newest-first walk (with its date floor)."""
+    monkeypatch.setattr(engine, "SCAN_MAX", 0)
+    for kwargs, expected in FILTERS:
+        assert names(db, "strike news", filtered, **kwargs) == expected, kwargs
 
 
 def test_source_id_filter(db: Database, filtered: dict[str, int]) -> None:
