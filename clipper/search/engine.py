@@ -1,11 +1,15 @@
-"""Search execution on SQLite (FTS5, bm25) and PostgreSQL (tsvector, ts_rank_cd).
+"""Search execution on SQLite (FTS5 + BM25 in Python) and PostgreSQL (tsvector + ts_rank_cd).
 
 How a search runs: the database finds the newest CANDIDATE_CAP + 1 matching segments
-(newest = highest segment id; the full-text index can walk matches in that order and stop
-early, so a common word costs the same as a rare one) and scores just those. Python then
-orders them by score, then newest clip, then segment id, and cuts the page. So ranking is
-exact whenever a search has at most CANDIDATE_CAP matches; beyond that it ranks the newest
-CANDIDATE_CAP of them ("when did she last say ...") and `total_exact` is False.
+(newest = highest segment id: the text index walks matches in that order and stops at the
+cap, so a common word costs about what a rare one does) and only those are scored. Python
+then orders them by score, then newest clip, then segment id, and cuts the page. Ranking is
+therefore exact when a search has at most CANDIDATE_CAP matches; beyond that it ranks the
+newest CANDIDATE_CAP ("when did she last say ...") and `total_exact` is False.
+
+Filters: when they leave at most SCAN_MAX segments the search starts from those segments
+(SQLite matches them in Python, PostgreSQL checks `tsv @@` per row); otherwise the walk
+checks each match's clip, starting no lower than the first segment of the date range.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ flagged), as UTC calendar days, both ends inclusive.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -67,10 +68,18 @@ def _day_end(value: date | datetime) -> datetime:
     return _day_start(value) + timedelta(days=1)
 
 
+def _no_control(value: str, name: str) -> str:
+    # PostgreSQL refuses NUL in text; no real source, tag or name holds control characters.
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
+        raise InvalidInput(f"The {name} filter contains a control character.",
+                           "Type it as plain text.")
+    return value
+
+
 def _text(value: str | None, name: str) -> str | None:
     if value is None:
         return None
-    value = str(value).strip()
+    value = _no_control(str(value).strip(), name)
     if not value:
         raise InvalidInput(f"The {name} filter is empty.", f"Leave out --{name} to search everything.")
     return value
@@ -80,7 +89,7 @@ def _statuses(status: str | Sequence[str] | None) -> tuple[str, ...]:
     if status is None:
         return ()
     items = status.split(",") if isinstance(status, str) else list(status)
-    cleaned = tuple(s.strip() for s in items if str(s).strip())
+    cleaned = tuple(_no_control(str(s).strip(), "status") for s in items if str(s).strip())
     if not cleaned:
         raise InvalidInput("The status filter is empty.", "Use e.g. --status ready")
     return cleaned

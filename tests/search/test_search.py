@@ -232,6 +232,11 @@ BAD_FILTERS = [
     {"limit": 1000},
     {"offset": -1},
     {"offset": 5000},
+    {"source": "bbc\x00"},
+    {"tag": "a\x00b"},
+    {"by": "\x1b[31m"},
+    {"status": ["ready", "x\x00"]},
+    {"urgency": "\x00"},
 ]
 
 
