@@ -98,3 +98,9 @@ class Corpus:
 @pytest.fixture
 def corpus(db: Database) -> Corpus:
     return Corpus(db)
+
+
+@pytest.fixture
+def corpus_factory() -> type[Corpus]:
+    """Corpus itself, for tests with a database of their own."""
+    return Corpus

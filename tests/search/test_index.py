@@ -1,0 +1,61 @@
+"""Migration 0002 and index upkeep: up, down and up again; rebuild; a missing trigger is noticed."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from alembic import command
+PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+from sqlalchemy import create_engine, text
+
+from clipper.db import Database, alembic_config
+from clipper.search import index_ok, rebuild_index, search
+from clipper.search.index import index_size_bytes
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fresh(request: pytest.FixtureRequest, tmp_path) -> Iterator[Database]:
+    """A brand-new database of its own, so migrating it down harms no other test."""
+    if request.param == "sqlite":
+        db = Database(f"sqlite:///{tmp_path / 'fresh.db'}")
+        yield db
+        db.dispose()
+        return
+    name = f"clipper_search_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    db = Database(f"postgresql://postgres@127.0.0.1:5432/{name}")
+    yield db
+    db.dispose()
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def test_migration_down_and_up_indexes_existing_rows(fresh: Database, request) -> None:
+    corpus = request.getfixturevalue("corpus_factory")(fresh)
+    clip = corpus.clip(["rows written before the index existed"])
+    cfg = alembic_config(fresh.engine)
+    command.downgrade(cfg, "0001")
+    corpus.clip(["more rows written without any index"])
+    command.upgrade(cfg, "0002")
+    assert [h.clip_id for h in search(fresh, "before").hits] == [clip]
+    assert len(search(fresh, "rows").hits) == 2
+    with fresh.session() as session:
+        assert index_ok(session)
+        rebuild_index(session)
+        assert index_size_bytes(session) > 0
+    assert len(search(fresh, "rows").hits) == 2
+
+
+def test_missing_trigger_is_noticed(sqlite_db: Database) -> None:
+    with sqlite_db.session() as session:
+        assert index_ok(session)
+        session.execute(text("DROP TRIGGER segments_fts_au"))
+        assert not index_ok(session)
+        session.rollback()
+    with sqlite_db.session() as session:
+        assert index_ok(session)
