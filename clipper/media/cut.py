@@ -119,10 +119,9 @@ def _as_mp4(src: Path, info: MediaInfo, work: Path) -> tuple[Path, MediaInfo]:
 
 
 def _encode_video(src: Path, at: float, count: int, enc: dict[str, Any], out: Path) -> None:
-    """Re-encode `count` frames from the frame at `at` (seek half a frame early: seek points get
+    """Re-encode `count` frames from `at` (callers seek half a frame early: seek points get
     rounded to other time bases; the frame count ends the piece exactly)."""
-    inp = ffmpeg.input(str(src), ss=f"{at - 0.5 * enc['_fdur']:.6f}")
-    enc = {k: v for k, v in enc.items() if k != "_fdur"}
+    inp = ffmpeg.input(str(src), ss=f"{at:.6f}")
     stream = ffmpeg.output(inp["v:0"], str(out), **enc, vsync="passthrough",
                            **{"frames:v": count})
     ffrun.run(stream, what="re-encode the clip's edge")
@@ -173,10 +172,10 @@ def _smart_cut(src: Path, info: MediaInfo, plan: CutPlan, out: Path, work: Path)
     enc, fdur = x264_args(stream) | _piece(stream), (plan.stop - plan.first) / plan.frames
     parts: list[tuple[Path, float]] = []
     if plan.head:
-        _encode_video(src, plan.first, plan.head, enc | {"_fdur": fdur}, work / "head.mp4")
+        _encode_video(src, plan.first - fdur / 2, plan.head, enc, work / "head.mp4")
         parts.append((work / "head.mp4", plan.k1 - plan.first))
     _copy_middle(src, plan, _piece(stream), work / "mid.mp4")
-    _encode_video(src, plan.k2, plan.tail, enc | {"_fdur": fdur}, work / "tail.mp4")
+    _encode_video(src, plan.k2 - fdur / 2, plan.tail, enc, work / "tail.mp4")
     parts += [(work / "mid.mp4", plan.k2 - plan.k1), (work / "tail.mp4", plan.stop - plan.k2)]
     wanted = _param_sets(src, plan.k1, work)
     for path, _ in parts:
