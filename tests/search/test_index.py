@@ -7,12 +7,13 @@ from collections.abc import Iterator
 
 import pytest
 from alembic import command
-PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 from sqlalchemy import create_engine, text
 
 from clipper.db import Database, alembic_config
 from clipper.search import index_ok, rebuild_index, search
 from clipper.search.index import index_size_bytes
+
+PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
