@@ -56,9 +56,18 @@ def _no_proxy_bypass(active: bool) -> Iterator[None]:
         os.environ.update(saved)
 
 
-def ydl_options(section: tuple[float, float], workdir: Path, proxy: str | None) -> dict[str, Any]:
+def network_protocols(url: str, proxy: str | None) -> str:
+    """ffmpeg's whitelist for `url`. https through the guard proxy needs ffmpeg's CONNECT tunnel
+    (`httpproxy`); a playlist could name that protocol to skip the proxy, so playlists are
+    scanned first (`check_playlists`) and refused if any URI is not plain http(s)."""
+    tunnel = proxy and url.lower().startswith("https:")
+    return NETWORK_PROTOCOLS + (",httpproxy" if tunnel else "")
+
+
+def ydl_options(section: tuple[float, float], workdir: Path, proxy: str | None,
+                url: str = "") -> dict[str, Any]:
     """yt-dlp options for one section download into workdir (quiet, single item, no retries)."""
-    ffmpeg_in = ["-protocol_whitelist", NETWORK_PROTOCOLS] + (["-http_proxy", proxy] if proxy else [])
+    ffmpeg_in = ["-protocol_whitelist", network_protocols(url, proxy)] + (["-http_proxy", proxy] if proxy else [])
     opts: dict[str, Any] = {
         "quiet": True, "no_warnings": True, "noprogress": True, "noplaylist": True,
         "outtmpl": str(workdir / "section.%(ext)s"), "paths": {"home": str(workdir)},
@@ -90,15 +99,66 @@ def remote_duration(url: str, proxy: str | None) -> float | None:
     return None
 
 
+_URI_ATTR = re.compile(r'URI="([^"]*)"')
+_SAFE_URI = re.compile(r"^(?:https?://|[^:/?#]*(?:[/?#]|$))", re.I)  # http(s) or a relative path
+
+
+def playlist_uris(text: str) -> list[str]:
+    """Every URI an HLS playlist names: segment/variant lines and URI="..." attributes (pure)."""
+    uris = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            uris.append(line)
+        uris += _URI_ATTR.findall(line)
+    return uris
+
+
+def unsafe_uris(text: str) -> list[str]:
+    """URIs in a playlist that are not plain http(s) or relative (e.g. httpproxy://, file:, data:)."""
+    return [u for u in playlist_uris(text) if not _SAFE_URI.match(u)]
+
+
+def _manifest_urls(info: dict[str, Any]) -> list[str]:
+    formats = info.get("requested_formats") or [info]
+    return [f["url"] for f in formats if str(f.get("protocol", "")).startswith("m3u8") and f.get("url")]
+
+
+def check_playlists(urls: list[str], proxy: str | None, *, limit: int = 8) -> None:
+    """Fetch the HLS playlists ffmpeg will read (through the proxy) and refuse unsafe URIs."""
+    import urllib.parse
+    import urllib.request
+
+    handlers = [urllib.request.ProxyHandler({"http": proxy, "https": proxy} if proxy else {})]
+    opener = urllib.request.build_opener(*handlers)
+    todo, seen = list(urls), set()
+    while todo and len(seen) < limit:
+        url = todo.pop(0)
+        if url in seen:
+            continue
+        seen.add(url)
+        try:
+            with opener.open(url, timeout=20) as resp:
+                text = resp.read(4 << 20).decode("utf-8", "replace")
+        except OSError as exc:
+            raise classify_error(f"Unable to download playlist: {exc}") from None
+        bad = unsafe_uris(text)
+        if bad:
+            raise PermanentError(f"The playlist names a URI Clipper will not fetch: {bad[0][:80]}",
+                                 "Only http(s) segments are allowed.")
+        todo += [urllib.parse.urljoin(url, u) for u in playlist_uris(text) if ".m3u8" in u.lower()]
+
+
 def _beyond_end(begin: float, duration: float) -> PermanentError:
     return PermanentError(f"The section starts at {begin:.1f} s but the media lasts only {duration:.1f} s.",
                           "Check the start time.")
 
 
 def _download(url: str, section: tuple[float, float], workdir: Path, proxy: str | None) -> tuple[Path, str]:
-    with _no_proxy_bypass(bool(proxy)), yt_dlp.YoutubeDL(ydl_options(section, workdir, proxy)) as ydl:
+    with _no_proxy_bypass(bool(proxy)), yt_dlp.YoutubeDL(ydl_options(section, workdir, proxy, url)) as ydl:
         try:
             info = ydl.extract_info(url, download=False)
+            check_playlists(_manifest_urls(info), proxy)
             if info.get("_type") in ("playlist", "multi_video"):
                 raise PermanentError("The link is a playlist, not a single programme.", "Link one item.")
             if info.get("duration") and section[0] >= float(info["duration"]):

@@ -104,3 +104,28 @@ def test_classify_error() -> None:
 def test_local_section(gop2: Path) -> None:
     sec = local_section(gop2)
     assert (sec.path, sec.offset) == (gop2, 0.0) and abs(sec.duration - 24) < 0.1
+
+
+def test_playlist_scan_refuses_non_http_uris():
+    from clipper.media.fetch import network_protocols, unsafe_uris
+
+    ok = "#EXTM3U\n#EXT-X-KEY:METHOD=AES-128,URI=\"key.bin\"\nseg1.ts\nhttps://cdn.example/seg2.ts\n/abs/seg3.ts\n"
+    assert unsafe_uris(ok) == []
+    bad = "#EXTM3U\nseg1.ts\nhttpproxy://127.0.0.2:80/\nfile:///etc/passwd\n#EXT-X-MAP:URI=\"data:x\"\n"
+    assert unsafe_uris(bad) == ["httpproxy://127.0.0.2:80/", "file:///etc/passwd", "data:x"]
+    assert "httpproxy" in network_protocols("https://a/b.m3u8", "http://127.0.0.1:1")
+    assert "httpproxy" not in network_protocols("http://a/b.m3u8", "http://127.0.0.1:1")
+
+
+def test_hls_with_a_hostile_segment_uri_is_refused(tmp_path):
+    from mediagen import make_hls, make_video, serve_dir
+
+    from clipper.errors import PermanentError
+    from clipper.media.fetch import fetch_section
+
+    src = make_video(tmp_path / "v.mp4", 6)
+    playlist = make_hls(src, tmp_path / "site")
+    text = playlist.read_text().replace("seg0001.ts", "httpproxy://127.0.0.2:9/seg0001.ts")
+    playlist.write_text(text)
+    with serve_dir(tmp_path / "site") as (base, _), pytest.raises(PermanentError, match="httpproxy"):
+        fetch_section(f"{base}/index.m3u8", 0, 3, dest_dir=tmp_path / "out", pad=0)
