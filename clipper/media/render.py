@@ -1,9 +1,15 @@
 """Social renders of a clip: 16x9 / 1x1 / 9x16, crop or blurred pad, burned captions, -14 LUFS.
 
-Settings (measured on the 2-vCPU workers, 60 s 1280x720 clip, see bench/render.py):
-- Video: libx264 `veryfast`, CRF 22, high profile, yuv420p, x264's own thread count; 9x16 at
-  1080x1920 is the costliest shape (~2x the pixels of 1x1), 16x9 keeps the source size
-  (at most 1920x1080) and is cheapest, so a package renders 16x9 first for the earliest preview.
+Settings, chosen from measurements on the 2-vCPU workers (bench/render.py, 60 s 1280x720):
+- Video: libx264 `veryfast`, CRF 22, high profile, yuv420p, x264's own thread count. For 20 s
+  of 9x16 crop, CPU seconds were superfast 10.4 / veryfast 15.2 / faster 23.1, and superfast
+  files were twice the size at the same CRF: veryfast is the quality/speed knee.
+  CPU seconds per 60 s clip, captions on (measured while the machine ran at load 10-15, so
+  treat them as upper bounds): 16x9 34, 1x1 crop 42, 9x16 crop 60, 1x1 pad 45, 9x16 pad 68.
+  16x9 keeps the source size (at most 1920x1080) and is cheapest, so a package renders it
+  first for the earliest preview.
+- Several shapes can be rendered by one ffmpeg process (`render_shapes`): the source is decoded
+  and the audio measured and normalised once, then split (three shapes: 114 CPU-s vs 137).
 - Pad: the background is scaled down to 1/8, blurred there and scaled back up (blurring a
   full-size frame costs as much as encoding it); the foreground is the whole frame, fitted.
 - Crop: the crop is taken at source resolution, then scaled (fewer pixels through the scaler).
@@ -13,9 +19,8 @@ Settings (measured on the 2-vCPU workers, 60 s 1280x720 clip, see bench/render.p
   plus a sample-peak limiter at -2 dBFS instead, the gain tuned by up to three audio-only
   ebur128 passes (~0.3 CPU-s each per minute); loudnorm's dynamic mode alone ended 2-3 LU
   short of the target on such speech. Silence is passed through.
-- Several shapes can be rendered by one ffmpeg process (`render_shapes`): the source is decoded
-  and the audio normalised once, then split.
-- MP4 with `+faststart`, written to a temp name beside `out` and renamed into place.
+- MP4 with `+faststart`, written to a temp name beside `out`, checked (duration, size) and
+  renamed into place.
 """
 
 from __future__ import annotations
