@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import jiwer
@@ -79,3 +81,19 @@ def test_unknown_faster_model_dir_is_invalid(tmp_path: Path) -> None:
     s = Settings.from_env({"CLIPPER_HOME": str(tmp_path), "CLIPPER_WHISPER_MODEL": str(tmp_path / "nope")})
     with pytest.raises(InvalidInput, match="not a faster-whisper model directory"):
         get_engine(s)
+
+
+def test_missing_extra_says_how_to_install(openai_settings: Settings) -> None:
+    """In a process where `import whisper` fails, the engine refuses with a clear hint."""
+    code = (
+        "import sys; sys.modules['whisper'] = None\n"
+        "from clipper.config import Settings\n"
+        "from clipper.errors import InvalidInput\n"
+        "from clipper.transcribe import get_engine\n"
+        f"s = Settings.from_env({{'CLIPPER_HOME': {str(openai_settings.home)!r}, "
+        "'CLIPPER_WHISPER_ENGINE': 'openai-whisper'})\n"
+        "try:\n    get_engine(s)\nexcept InvalidInput as e:\n    print('REFUSED', e)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "REFUSED" in done.stdout and "not installed" in done.stdout, done.stderr[-2000:]
+    assert "faster-whisper" in done.stdout
