@@ -19,7 +19,12 @@ import time
 import wave
 from pathlib import Path
 
-from clipper.media.render import RenderRequest, render_shape, render_shapes
+from clipper.media.render import (
+    RenderRequest,
+    render_package_shapes,
+    render_shape,
+    render_shapes,
+)
 from clipper.models import Word
 from clipper.package import PackageSpec, build_package
 
@@ -119,6 +124,15 @@ def main() -> None:
     print("pad variants:")
     pads = [timed(f"{shape} pad", n, lambda s=shape: render_shape(
         clip, work / f"{s}-pad.mp4", shape=s, fit="pad", **opts), results) for shape in ("1x1", "9x16")]
+    print("package strategy (render_package_shapes): 16x9 alone, then 1x1 + 9x16 in one process:")
+    done: list[float] = []
+    started = time.monotonic()
+    timed("16x9, then 1x1+9x16", n, lambda: render_package_shapes(
+        clip, [RenderRequest(work / f"p-{s}.mp4", s) for s in ("16x9", "1x1", "9x16")],
+        progress=lambda f, _s: done.append(time.monotonic() - started) if f >= 1.0 else None,
+        **opts), results)
+    print(f"  -> first shape ready {done[0]:.1f} s = {done[0] / n:.2f}x, all three "
+          f"{done[-1]:.1f} s = {done[-1] / n:.2f}x")
     if not args.skip_single_process:
         print("all three shapes in one ffmpeg process (decode once):")
         timed("16x9+1x1+9x16 crop", n, lambda: render_shapes(clip, [

@@ -25,6 +25,7 @@ Settings, chosen from measurements on the 2-vCPU workers (bench/render.py, 60 s 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -212,6 +213,20 @@ def measure_loudness(src: Path, trim_in: float, duration: float, target: float,
 
 def plan_audio(src: Path, trim_in: float, duration: float, target: float,
                tolerance: float = 0.3) -> AudioPlan:
+    """Cached `measure_audio`: renders of the same clip window share one measurement."""
+    st = Path(src).stat()
+    return _plan_cached(str(Path(src).resolve()), st.st_size, st.st_mtime_ns, trim_in, duration,
+                        target, tolerance)
+
+
+@functools.lru_cache(maxsize=32)
+def _plan_cached(src: str, _size: int, _mtime: int, trim_in: float, duration: float,
+                 target: float, tolerance: float) -> AudioPlan:
+    return measure_audio(Path(src), trim_in, duration, target, tolerance)
+
+
+def measure_audio(src: Path, trim_in: float, duration: float, target: float,
+                  tolerance: float = 0.3) -> AudioPlan:
     """Measure the clip's loudness (audio-only passes) and choose the normalising filters.
 
     A plain gain (loudnorm linear) when the peaks allow it; otherwise gain + limiter, the gain
@@ -465,6 +480,16 @@ def render_shapes(src: Path, requests: Sequence[RenderRequest], *, words: Sequen
     if progress:
         progress(1.0, "done")
     return results
+
+
+def render_package_shapes(src: Path, requests: Sequence[RenderRequest], **options: Any
+                          ) -> list[RenderResult]:
+    """The first request alone (the earliest preview), then the rest in one ffmpeg process.
+
+    Same options as `render_shapes`; the loudness measurement is shared between the two runs.
+    """
+    first = render_shapes(src, requests[:1], **options)
+    return first + (render_shapes(src, requests[1:], **options) if len(requests) > 1 else [])
 
 
 def render_shape(src: Path, out: Path, *, shape: str, fit: str = "crop",

@@ -14,6 +14,7 @@ from render_fixtures import WORDS, ffmpeg
 from clipper.errors import InvalidInput
 from clipper.media import ffrun
 from clipper.media.render import (
+    RenderRequest,
     crop_box,
     limiter_filters,
     linear_fits,
@@ -21,6 +22,8 @@ from clipper.media.render import (
     next_gain,
     output_size,
     parse_loudnorm,
+    plan_audio,
+    render_package_shapes,
     render_shape,
 )
 
@@ -213,3 +216,15 @@ def test_loudnorm_second_pass_options() -> None:
     assert (opts["measured_I"], opts["offset"], opts["linear"]) == ("-23.10", 0.2, "true")
     assert loudnorm_options({**measured, "target_offset": "inf"}, -14.0)["offset"] == 0.0
     assert loudnorm_options({**measured, "input_i": "-inf"}, -14.0) is None
+
+
+def test_package_order_renders_the_first_shape_alone_and_shares_loudness(clip: Path,
+                                                                         render_dir: Path) -> None:
+    done: list[str] = []
+    results = render_package_shapes(
+        clip, [RenderRequest(render_dir / "pk-16x9.mp4", "16x9"),
+               RenderRequest(render_dir / "pk-1x1.mp4", "1x1", "pad")],
+        trim_in=2.0, trim_out=3.0, progress=lambda f, s: done.append(s) if f >= 1.0 else None)
+    assert [(r.format, r.fit, r.width) for r in results] == [("16x9", "crop", 640), ("1x1", "pad", 1080)]
+    assert done == ["done", "done"]  # two ffmpeg runs: the preview is ready first
+    assert plan_audio(clip, 2.0, 1.0, -14.0) is plan_audio(clip, 2.0, 1.0, -14.0)
