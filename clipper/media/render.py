@@ -10,6 +10,10 @@ Settings, chosen from measurements on the 2-vCPU workers (bench/render.py, 60 s 
   first for the earliest preview.
 - Several shapes can be rendered by one ffmpeg process (`render_shapes`): the source is decoded
   and the audio measured and normalised once, then split (three shapes: 114 CPU-s vs 137).
+  `render_package_shapes` renders 16x9 alone (preview ready first), then the rest in one
+  process: 60 s clip at load ~8, first shape 0.60x and all three 1.61x the clip's length;
+  at load ~3, one shape per process gave 0.51x / 1.72x. On an unshared machine this should
+  meet 0.6x / 1.5x; where it does not, PRESET = "superfast" cuts ~30% CPU (files ~2x larger).
 - Pad: the background is scaled down to 1/8, blurred there and scaled back up (blurring a
   full-size frame costs as much as encoding it); the foreground is the whole frame, fitted.
 - Crop: the crop is taken at source resolution, then scaled (fewer pixels through the scaler).
