@@ -152,6 +152,66 @@ def _param_sets(path: Path, at: float, work: Path) -> set[bytes]:
     return {n.rstrip(b"\x00") for n in nals if n and n[0] & 0x1F in (7, 8)}
 
 
+#: x264 presets tried, most common first, when looking for settings that reproduce a source's
+#: SPS/PPS; results are cached per process, so later clips of the same programme skip the search.
+PRESETS = ("veryfast", "medium", "faster", "fast", "superfast", "ultrafast", "slow", "slower")
+_encoder_cache: dict[frozenset[bytes], dict[str, Any] | None] = {}  # -> {"preset", "crf"}
+
+
+def _unescape(nal: bytes) -> bytes:
+    return nal.replace(b"\x00\x00\x03", b"\x00\x00")
+
+
+def pic_init_qp(pps: bytes) -> int | None:
+    """The PPS's pic_init_qp (x264 sets it from the CRF), parsed from its exp-Golomb fields."""
+    bits = "".join(f"{b:08b}" for b in _unescape(pps)[1:])
+    pos = 0
+
+    def ue() -> int:
+        nonlocal pos
+        zeros = bits.index("1", pos) - pos
+        value = int(bits[pos + zeros: pos + 2 * zeros + 1], 2) - 1
+        pos += 2 * zeros + 1
+        return value
+
+    try:
+        ue(), ue()  # pps id, sps id
+        pos += 2  # entropy coding, bottom field pic order
+        if ue() != 0:  # slice groups: not something x264 writes
+            return None
+        ue(), ue()  # num_ref_idx l0/l1 default
+        pos += 3  # weighted pred flag, weighted bipred idc
+        code = ue()
+        return 26 + ((code + 1) // 2 if code % 2 else -(code // 2))
+    except ValueError:
+        return None
+
+
+def _matching_encoder(src: Path, at: float, stream: dict[str, Any], wanted: set[bytes],
+                      work: Path) -> dict[str, Any]:
+    """x264 options whose SPS/PPS are byte-identical to the source's (found by 1-frame trials)."""
+    key = frozenset(wanted)
+    if key not in _encoder_cache:
+        _encoder_cache[key] = _search_encoder(src, at, stream, wanted, work)
+    found = _encoder_cache[key]
+    if found is None:
+        raise _Unjoinable("no x264 settings reproduce the source's parameter sets")
+    return x264_args(stream) | _piece(stream) | found
+
+
+def _search_encoder(src: Path, at: float, stream: dict[str, Any], wanted: set[bytes],
+                    work: Path) -> dict[str, Any] | None:
+    qps = [q for q in (pic_init_qp(n) for n in wanted if n[0] & 0x1F == 8) if q is not None]
+    base = x264_args(stream) | _piece(stream)
+    for preset in PRESETS:
+        enc = base | {"preset": preset, "crf": qps[0] if qps else 23}
+        trial = work / f"trial-{preset}.mp4"
+        _encode_video(src, at, 1, enc, trial)
+        if _param_sets(trial, 0.0, work) == wanted:
+            return {"preset": enc["preset"], "crf": enc["crf"]}
+    return None
+
+
 def _join(parts: list[tuple[Path, float]], audio: Path | None, out: Path, work: Path) -> None:
     listing = work / "parts.ffconcat"
     lines = ["ffconcat version 1.0"]
@@ -169,7 +229,9 @@ def _smart_cut(src: Path, info: MediaInfo, plan: CutPlan, out: Path, work: Path)
     blocker = smart_blocker(stream, info) or plan.reason
     if blocker:
         raise _Unjoinable(blocker)
-    enc, fdur = x264_args(stream) | _piece(stream), (plan.stop - plan.first) / plan.frames
+    fdur = (plan.stop - plan.first) / plan.frames
+    wanted = _param_sets(src, plan.k1, work)
+    enc = _matching_encoder(src, plan.k1 - fdur / 2, stream, wanted, work)
     parts: list[tuple[Path, float]] = []
     if plan.head:
         _encode_video(src, plan.first - fdur / 2, plan.head, enc, work / "head.mp4")
@@ -177,7 +239,6 @@ def _smart_cut(src: Path, info: MediaInfo, plan: CutPlan, out: Path, work: Path)
     _copy_middle(src, plan, _piece(stream), work / "mid.mp4")
     _encode_video(src, plan.k2 - fdur / 2, plan.tail, enc, work / "tail.mp4")
     parts += [(work / "mid.mp4", plan.k2 - plan.k1), (work / "tail.mp4", plan.stop - plan.k2)]
-    wanted = _param_sets(src, plan.k1, work)
     for path, _ in parts:
         if _param_sets(path, 0.0, work) != wanted:
             raise _Unjoinable(f"{path.stem} parameter sets differ from the source's")

@@ -61,3 +61,20 @@ def test_plan_splits_at_keyframes() -> None:
     assert (plan.head, plan.mid, plan.tail, plan.frames) == (24, 100, 38, 162)
     assert plan.reason == ""
     assert plan_cut(frames, 2.1, 3.9).reason == "clip shorter than a GOP"
+
+
+@pytest.mark.parametrize("preset,crf", [("medium", 23), ("slow", 18), ("veryfast", 26)])
+def test_smart_cut_matches_other_x264_settings(tmp_path, preset, crf):
+    """Sources encoded with other presets/CRFs (x264's defaults included) still get a smart cut."""
+    src = make_video(tmp_path / "src.mp4", 12, extra=["-preset", preset, "-crf", str(crf)])
+    result = cut_clip(src, 2.37, 9.81, tmp_path / "clip.mp4")
+    assert result.method == "smart"
+    assert result.duration == pytest.approx(9.81 - 2.37, abs=0.041)
+
+
+def test_pic_init_qp_is_read_from_the_pps(tmp_path):
+    from clipper.media.cut import _param_sets, pic_init_qp
+
+    src = make_video(tmp_path / "src.mp4", 2, extra=["-crf", "31"])
+    pps = [n for n in _param_sets(src, 0.0, tmp_path) if n[0] & 0x1F == 8]
+    assert [pic_init_qp(p) for p in pps] == [31]
