@@ -284,7 +284,7 @@ def asr_stage(ctx: Context, inp: StageInput) -> StageOutput:
 
 def render_stage(ctx: Context, inp: StageInput) -> StageOutput:
     """Social shapes with burned captions and normalised loudness; the package after, if asked."""
-    from clipper.media.render import RenderRequest, render_shapes
+    from clipper.media.render import RenderRequest, render_package_shapes
     from clipper.services.renders import render_words, store_renders
 
     with ctx.db.session() as session:
@@ -296,7 +296,7 @@ def render_stage(ctx: Context, inp: StageInput) -> StageOutput:
     requests = [RenderRequest(out_dir / f"{shape}-{fit}.mp4", shape, fit)
                 for shape in plan.get("formats", ["16x9", "1x1", "9x16"])]
     progress = throttled(lambda f, _stage="": set_progress(ctx, inp, f))
-    results = render_shapes(Path(inp.media_path or ""), requests, words=words,
+    results = render_package_shapes(Path(inp.media_path or ""), requests, words=words,
                             captions=bool(words), trim_in=plan.get("trim_in", 0.0),
                             trim_out=plan.get("trim_out"), attribution=plan.get("attribution"),
                             progress=lambda f, _s: progress(f))

@@ -272,8 +272,10 @@ def _crop_chain(v: Any, info: MediaInfo, width: int, height: int) -> Any:
 def _pad_chain(v: Any, width: int, height: int) -> Any:
     fg, bg = (lambda s: (s.stream(0), s.stream(1)))(v.filter_multi_output("split", 2))
     sw, sh = (2 * round(n / PAD_BLUR_SCALE / 2) for n in (width, height))
+    # boxblur's radius must fit the half-size chroma planes of a small background.
+    radius = max(1, min(6, min(sw, sh) // 4 - 1))
     bg = (bg.filter("scale", sw, sh, force_original_aspect_ratio="increase", flags="fast_bilinear")
-          .filter("crop", sw, sh).filter("boxblur", luma_radius=6, luma_power=2)
+          .filter("crop", sw, sh).filter("boxblur", luma_radius=radius, luma_power=2)
           .filter("eq", brightness=-0.08, saturation=0.85)
           .filter("scale", width, height, flags="bilinear"))
     fg = fg.filter("scale", width, height, force_original_aspect_ratio="decrease",

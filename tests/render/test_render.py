@@ -228,3 +228,14 @@ def test_package_order_renders_the_first_shape_alone_and_shares_loudness(clip: P
     assert [(r.format, r.fit, r.width) for r in results] == [("16x9", "crop", 640), ("1x1", "pad", 1080)]
     assert done == ["done", "done"]  # two ffmpeg runs: the preview is ready first
     assert plan_audio(clip, 2.0, 1.0, -14.0) is plan_audio(clip, 2.0, 1.0, -14.0)
+
+
+def test_pad_works_on_a_small_source(tmp_path):
+    """A 320x180 source makes a tiny blurred background; the blur must still fit it."""
+    from mediagen import make_video
+
+    from clipper.media.render import RenderRequest, render_shapes
+
+    src = make_video(tmp_path / "small.mp4", 2)
+    [result] = render_shapes(src, [RenderRequest(tmp_path / "pad.mp4", "16x9", "pad")], captions=False)
+    assert (result.width, result.height) == (320, 180)
