@@ -8,12 +8,12 @@ clips the hit. Each page is screenshotted (into docs/screenshots/ with CLIPPER_S
 from __future__ import annotations
 
 import os
-import tempfile
 import re
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
