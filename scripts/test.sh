@@ -17,4 +17,5 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
 fi
 
 export HF_HUB_OFFLINE=1
+.venv/bin/ruff check --quiet . && echo "ruff: clean"
 exec .venv/bin/python -m pytest "$@"
