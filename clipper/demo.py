@@ -81,12 +81,19 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+class _QuietServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # clients hanging up mid-segment (ffmpeg does) are not errors worth a traceback
+
+
 class DemoServer:
     """Serves the demo folder on 127.0.0.1 in a background thread."""
 
     def __init__(self, folder: Path, port: int = 0) -> None:
         handler = functools.partial(_QuietHandler, directory=str(folder))
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+        self.httpd = _QuietServer(("127.0.0.1", port), handler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True, name="demo-http")
 
     @property

@@ -20,12 +20,16 @@ from sqlalchemy.orm import Session
 from clipper import queue
 from clipper.context import Context
 from clipper.errors import ClipperError, PermanentError, ProcessingError
-from clipper.schema import Clip, StageRun, utcnow
-from clipper.states import STATUS_OF_STAGE, move
+from clipper.schema import Clip, StageRun, TranscriptRow, utcnow
+from clipper.states import STATUS_OF_STAGE, log_event, move
 
 log = logging.getLogger(__name__)
 
-NEXT_STAGE = {"fetch": "cut", "cut": "asr", "asr": None}
+#: Stages queued when a stage finishes: the cut and the transcription run side by side.
+NEXT_STAGES: dict[str, tuple[str, ...]] = {"fetch": ("cut", "asr"), "cut": (), "asr": (), "render": ()}
+#: Clip statuses in which a stage may run (asr starts while the cut is still going).
+RUNS_IN = {"fetch": frozenset({"queued", "fetching"}), "cut": frozenset({"cutting"}),
+           "asr": frozenset({"cutting", "transcribing"}), "render": frozenset({"rendering"})}
 #: Share of the overall progress bar each stage covers.
 PROGRESS_SPAN = {"fetch": (0.0, 0.3), "cut": (0.3, 0.5), "asr": (0.5, 1.0), "render": (0.0, 1.0)}
 
@@ -84,8 +88,8 @@ def run_stage(ctx: Context, stage: str, clip_id: int, version: int,
               time.perf_counter() - t0)
         return "failed"
     nxt, moved = _finish(ctx, inp, out, time.perf_counter() - t0)
-    if nxt:
-        queue_next(ctx, clip_id, version, nxt)
+    for stage_name in nxt:
+        queue_next(ctx, clip_id, version, stage_name)
     if moved == "ready":
         from clipper.services.notifications import notify_ready
 
@@ -117,17 +121,13 @@ def queue_next(ctx: Context, clip_id: int, version: int, stage: str) -> None:
 
 def _begin(ctx: Context, stage: str, clip_id: int, version: int,
            options: dict[str, Any]) -> StageInput | None:
-    status = STATUS_OF_STAGE[stage]
     with ctx.db.session() as session:
         clip = session.get(Clip, clip_id, with_for_update=True)
-        if clip is None or clip.version != version:
+        if clip is None or clip.version != version or clip.status not in RUNS_IN[stage]:
             return None
-        allowed = {"fetch": {"queued", "fetching"}}.get(stage, {status})
-        if clip.status not in allowed:
-            return None
-        if clip.status != status:
-            move(session, clip, status, actor="system")
-        clip.progress = PROGRESS_SPAN[stage][0]
+        if clip.status == "queued":
+            move(session, clip, "fetching", actor="system")
+        clip.progress = max(clip.progress or 0.0, PROGRESS_SPAN[stage][0])
         run = StageRun(clip_id=clip_id, clip_version=version, stage=stage)
         session.add(run)
         session.flush()
@@ -137,24 +137,47 @@ def _begin(ctx: Context, stage: str, clip_id: int, version: int,
                           clip.section_start, clip.section_end, clip.media_path, options)
 
 
-def _finish(ctx: Context, inp: StageInput, out: StageOutput, seconds: float) -> tuple[str | None, str | None]:
-    """Write the stage's results; returns (next stage, new status), or (None, None) if stale."""
+def _finish(ctx: Context, inp: StageInput, out: StageOutput,
+            seconds: float) -> tuple[tuple[str, ...], str | None]:
+    """Write the stage's results; returns (stages to queue, new status or None)."""
     with ctx.db.session() as session:
         run = session.get(StageRun, inp.run_id)
         run.ended_at, run.seconds, run.detail = utcnow(), seconds, out.detail
         clip = session.get(Clip, inp.clip_id, with_for_update=True)
-        if clip.version != inp.version or clip.status != STATUS_OF_STAGE[inp.stage]:
-            return None, None
+        if clip.version != inp.version or clip.status not in RUNS_IN[inp.stage]:
+            return (), None
         for key, value in out.updates.items():
             setattr(clip, key, value)
         if out.apply:
             out.apply(session, clip)
-        nxt = NEXT_STAGE.get(inp.stage)
-        new_status = out.next_status or (STATUS_OF_STAGE[nxt] if nxt else "ready")
-        move(session, clip, new_status, actor="system", action=f"stage.{inp.stage}.done",
-             details={"seconds": round(seconds, 3), "version": inp.version})
-        clip.progress = PROGRESS_SPAN[inp.stage][1] if nxt else 1.0
-        return nxt, new_status
+        new_status = out.next_status or _status_after(session, inp.stage, clip)
+        details = {"seconds": round(seconds, 3), "version": inp.version}
+        moved = None
+        if new_status and new_status != clip.status:
+            move(session, clip, new_status, actor="system", action=f"stage.{inp.stage}.done",
+                 details=details)
+            moved = new_status
+        else:
+            log_event(session, "system", f"stage.{inp.stage}.done", clip.id, details)
+        clip.progress = 1.0 if clip.status in ("ready", "rendered") else max(
+            clip.progress or 0.0, PROGRESS_SPAN[inp.stage][1])
+        return NEXT_STAGES[inp.stage], moved
+
+
+def has_current_transcript(session: Session, clip: Clip) -> bool:
+    row = session.get(TranscriptRow, clip.id)
+    return row is not None and row.clip_version == clip.version
+
+
+def _status_after(session: Session, stage: str, clip: Clip) -> str | None:
+    """The join of the side-by-side cut and transcription: ready when both are done."""
+    if stage == "fetch":
+        return "cutting"
+    if stage == "cut":
+        return "ready" if has_current_transcript(session, clip) else "transcribing"
+    if stage == "asr":
+        return "ready" if clip.status == "transcribing" else None
+    return None
 
 
 def _fail(ctx: Context, inp: StageInput, exc: ClipperError, seconds: float) -> None:
@@ -163,7 +186,7 @@ def _fail(ctx: Context, inp: StageInput, exc: ClipperError, seconds: float) -> N
         run = session.get(StageRun, inp.run_id)
         run.ended_at, run.seconds, run.error = utcnow(), seconds, message
         clip = session.get(Clip, inp.clip_id, with_for_update=True)
-        if clip.version != inp.version or clip.status != STATUS_OF_STAGE[inp.stage]:
+        if clip.version != inp.version or clip.status not in RUNS_IN[inp.stage]:
             return
         clip.error, clip.error_stage = message, inp.stage
         move(session, clip, "failed", actor="system", action=f"stage.{inp.stage}.failed",
@@ -176,7 +199,7 @@ def set_progress(ctx: Context, inp: StageInput, fraction: float) -> None:
     with ctx.db.session() as session:
         clip = session.get(Clip, inp.clip_id)
         if clip is not None and clip.version == inp.version:
-            clip.progress = lo + (hi - lo) * max(0.0, min(1.0, fraction))
+            clip.progress = max(clip.progress or 0.0, lo + (hi - lo) * max(0.0, min(1.0, fraction)))
 
 
 def throttled(fn: Callable[[float], None], every: float = 0.5) -> Callable[[float], None]:
@@ -266,14 +289,22 @@ def cut_stage(ctx: Context, inp: StageInput) -> StageOutput:
 
 
 def asr_stage(ctx: Context, inp: StageInput) -> StageOutput:
-    """Word-timed transcript, subtitle files, and the search index."""
+    """Word-timed transcript, subtitle files, and the search index — from the fetched section's
+    audio, so it runs while the video is being cut."""
+    from clipper.media.audio import extract_audio
     from clipper.services.transcripts import store_transcript, write_transcript_files
     from clipper.transcribe import get_engine
 
     engine = get_engine(ctx.settings)
+    out_dir = clip_dir(ctx, inp.clip_id, inp.version)
+    wav = extract_audio(Path(inp.section_path or ""), inp.start - (inp.section_offset or 0.0),
+                        inp.end - inp.start, out_dir / "audio.wav")
     progress = throttled(lambda f: set_progress(ctx, inp, f))
-    transcript = engine.transcribe(Path(inp.media_path or ""), progress=progress)
-    files = write_transcript_files(transcript, clip_dir(ctx, inp.clip_id, inp.version))
+    try:
+        transcript = engine.transcribe(wav, progress=progress)
+    finally:
+        wav.unlink(missing_ok=True)
+    files = write_transcript_files(transcript, out_dir)
 
     def apply(session: Session, clip: Clip) -> None:
         store_transcript(session, clip, transcript, by="system")

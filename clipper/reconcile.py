@@ -48,18 +48,29 @@ def reconcile(ctx: Context) -> list[int]:
         rows = session.execute(select(Clip.id, Clip.status, Clip.version, Clip.urgency, Clip.render_options)
                                .where(Clip.status.in_(tuple(STAGE_OF_STATUS)))).all()
     requeued = []
-    for clip_id, status, version, urgency, options in rows:
-        stage = STAGE_OF_STATUS[status]
-        job = queue.StageJob(stage, clip_id, version)
-        if not job_lost(conn, job.id):
-            continue
-        _drop_started(conn, job.id)
-        kwargs = options if stage == "render" and options else None
-        queue.enqueue_stage(conn, job, timeout=ctx.settings.job_timeout, urgent=urgency == "high",
-                            kwargs=kwargs)
-        requeued.append(clip_id)
-        log.info("re-queued %s for clip %s v%s", stage, clip_id, version)
-    return requeued
+    for clip_id, status, version, urgency, _options in rows:
+        for stage in stages_due(ctx, clip_id, status, version):
+            job = queue.StageJob(stage, clip_id, version)
+            if not job_lost(conn, job.id):
+                continue
+            _drop_started(conn, job.id)
+            queue.enqueue_stage(conn, job, timeout=ctx.settings.job_timeout, urgent=urgency == "high")
+            requeued.append(clip_id)
+            log.info("re-queued %s for clip %s v%s", stage, clip_id, version)
+    return sorted(set(requeued))
+
+
+def stages_due(ctx: Context, clip_id: int, status: str, version: int) -> list[str]:
+    """The jobs a clip in `status` must have: while cutting, the transcription runs too."""
+    from clipper.pipeline import has_current_transcript
+
+    stages = [STAGE_OF_STATUS[status]]
+    if status == "cutting":
+        with ctx.db.session() as session:
+            clip = session.get(Clip, clip_id)
+            if clip is not None and not has_current_transcript(session, clip):
+                stages.append("asr")
+    return stages
 
 
 def _drop_started(conn: redis.Redis, jid: str) -> None:

@@ -21,7 +21,7 @@ REVIEWED = frozenset({"approved", "rendering", "rendered", "exported", "publishe
 _MOVES: dict[str, frozenset[str]] = {
     "queued": frozenset({"fetching", "failed", "queued"}),
     "fetching": frozenset({"fetching", "cutting", "failed", "queued"}),
-    "cutting": frozenset({"cutting", "transcribing", "failed", "queued"}),
+    "cutting": frozenset({"cutting", "transcribing", "ready", "failed", "queued"}),
     "transcribing": frozenset({"transcribing", "ready", "failed", "queued"}),
     "ready": frozenset({"queued", "approved", "rejected", "rendering", "published"}),
     "approved": frozenset({"rendering", "rejected", "published"}),

@@ -1,0 +1,23 @@
+"""Audio windows: the part of a section Whisper needs, decoded to 16 kHz mono WAV."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import ffmpeg
+
+from clipper.media import ffrun
+
+
+def extract_audio(src: Path, start: float, seconds: float, out: Path) -> Path:
+    """[start, start + seconds) of `src`'s first audio stream (presentation timeline, as the cut
+    uses) as 16 kHz mono PCM WAV; a source without audio gives a short silent file."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.part.wav")
+    inp = ffmpeg.input(str(src), ss=f"{max(0.0, start):.6f}")
+    stream = ffmpeg.output(inp["a:0?"], str(tmp), t=f"{seconds:.6f}", vn=None, ac=1, ar=16000,
+                           acodec="pcm_s16le", f="wav")
+    ffrun.run(stream, what="extract the clip's audio")
+    os.replace(tmp, out)
+    return out
