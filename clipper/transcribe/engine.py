@@ -63,7 +63,9 @@ def load_count(engine: str | None = None) -> int:
 
 
 def engine_key(settings: Settings) -> tuple:
-    return (settings.whisper_engine, settings.whisper_model, settings.whisper_device,
+    # An unset openai-whisper model means "the converted one under CLIPPER_HOME": home matters.
+    model = settings.whisper_model or (str(settings.home) if settings.whisper_engine == "openai-whisper" else "")
+    return (settings.whisper_engine, model, settings.whisper_device,
             settings.whisper_threads, settings.whisper_beam_size)
 
 

@@ -45,9 +45,9 @@ def test_model_loads_once_across_threads_and_calls(fresh_settings: Settings, one
 def test_other_beam_size_shares_the_loaded_model(settings: Settings) -> None:
     get_engine(settings)
     before = load_count()
-    beam1 = get_engine(replace(settings, whisper_beam_size=1))
-    assert beam1 is not get_engine(settings)
-    assert beam1.model is get_engine(settings).model and beam1.beam_size == 1
+    beam5 = get_engine(replace(settings, whisper_beam_size=5))
+    assert beam5 is not get_engine(settings)
+    assert beam5.model is get_engine(settings).model and beam5.beam_size == 5
     assert load_count() == before
 
 
