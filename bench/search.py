@@ -101,15 +101,16 @@ def segment_texts(n: int, vocab: list[str], rng: random.Random) -> Iterator[str]
         yield " ".join(words) + rng.choice((".", ".", ".", "?", ","))
 
 
-def rows(n_segments: int, seed: int = 42) -> tuple[list[tuple], list[tuple], list[tuple], Iterator[tuple]]:
-    """(sources, clips, flags, segments) as tuples in column order of the INSERTs below."""
+def rows(n_segments: int, seed: int = 42) -> tuple[list[tuple], list[tuple], list[tuple], list[tuple],
+                                                   Iterator[tuple]]:
+    """(sources, clips, flags, clip_tags, segments) as tuples in column order of the INSERTs below."""
     rng = random.Random(seed)
     vocab = vocabulary(40_000, rng)
     n_clips = max(1, n_segments // SEGMENTS_PER_CLIP)
     created0 = END_TIME - timedelta(days=SPAN_DAYS)
     sources = [(s + 1, "url", f"https://tv{s}.example/live/{s}", f"https://tv{s}.example/live/{s}",
                 f"Channel {s} News", created0.replace(tzinfo=None)) for s in range(SOURCES)]
-    clips, flags = [], []
+    clips, flags, clip_tags = [], [], []
     for c in range(n_clips):
         at = (created0 + timedelta(days=SPAN_DAYS * c / n_clips)).replace(tzinfo=None)
         source = rng.randrange(SOURCES) + 1
@@ -120,6 +121,7 @@ def rows(n_segments: int, seed: int = 42) -> tuple[list[tuple], list[tuple], lis
         tags = json.dumps(rng.sample(TAGS, rng.randint(0, 3)))
         flags.append((c + 1, c + 1, source, start, start + 100.0, "", tags,
                       urgency, f"volunteer{rng.randrange(200)}", False, at))
+        clip_tags.extend((t.lower(), c + 1) for t in sorted(set(json.loads(tags))))
 
     def segments() -> Iterator[tuple]:
         for i, line in enumerate(segment_texts(n_segments, vocab, rng)):
@@ -127,7 +129,7 @@ def rows(n_segments: int, seed: int = 42) -> tuple[list[tuple], list[tuple], lis
             idx = i - (clip - 1) * SEGMENTS_PER_CLIP
             yield (i + 1, clip, idx, 5.0 * idx, 5.0 * idx + 5.0, line, "[]")
 
-    return sources, clips, flags, segments()
+    return sources, clips, flags, clip_tags, segments()
 
 
 SQL = {
@@ -136,6 +138,7 @@ SQL = {
              " caption_text, created_at, updated_at) VALUES ({})",
     "flags": "INSERT INTO flags (id, clip_id, source_id, start, \"end\", note, tags, urgency, by,"
              " merged, created_at) VALUES ({})",
+    "clip_tags": "INSERT INTO clip_tags (tag, clip_id) VALUES ({})",
     "segments": "INSERT INTO segments (id, clip_id, idx, start, \"end\", text, words) VALUES ({})",
 }
 

@@ -16,6 +16,9 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
+    insert,
+    select,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -114,6 +117,26 @@ class Flag(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     clip: Mapped[Clip] = relationship(back_populates="flags")
+
+
+class ClipTag(Base):
+    """Every tag any flag of a clip carries, lower-cased: lets search filter by tag with an index.
+    Kept by the ORM (see `_index_flag_tags`); derived from flags, so it can always be rebuilt."""
+
+    __tablename__ = "clip_tags"
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True)
+    clip_id: Mapped[int] = mapped_column(ForeignKey("clips.id", ondelete="CASCADE"), primary_key=True,
+                                         index=True)
+
+
+@event.listens_for(Flag, "after_insert")
+def _index_flag_tags(_mapper: Any, connection: Any, flag: Flag) -> None:
+    tags = {str(t).strip().lower()[:64] for t in flag.tags or [] if str(t).strip()}
+    if not tags:
+        return
+    have = set(connection.execute(select(ClipTag.tag).where(ClipTag.clip_id == flag.clip_id)).scalars())
+    if tags - have:
+        connection.execute(insert(ClipTag), [{"clip_id": flag.clip_id, "tag": t} for t in sorted(tags - have)])
 
 
 class StageRun(Base):

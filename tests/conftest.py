@@ -20,7 +20,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 PG_ADMIN_URL = os.environ.get("CLIPPER_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REDIS_TEST_URL = os.environ.get("CLIPPER_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
-TABLES = ("events", "publications", "renders", "segments", "transcripts", "stage_runs", "flags",
+TABLES = ("events", "publications", "renders", "segments", "transcripts", "stage_runs", "clip_tags", "flags",
           "clips", "sources", "login_sessions", "users")
 
 

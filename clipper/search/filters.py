@@ -118,28 +118,6 @@ def _like(value: str) -> str:
     return f"%{value.lower()}%"
 
 
-def _tag_elements(dialect: str) -> str:
-    if dialect == "sqlite":
-        # SQLite's lower() folds ASCII only, so also accept the tag exactly as typed.
-        return ("json_each(fl.tags) AS t WHERE json_type(fl.tags) = 'array'"
-                " AND (lower(t.value) = :tag OR t.value = :tag_raw)")
-    return ("json_array_elements_text(CASE WHEN json_typeof(fl.tags) = 'array' THEN fl.tags"
-            " ELSE '[]'::json END) AS t(value) WHERE (lower(t.value) = :tag OR t.value = :tag_raw)")
-
-
-def _like_json(tag: str) -> str:
-    return _like(f'"{tag}"')
-
-
-def _tag_prefilter(tag: str, dialect: str) -> str:
-    # A plain text LIKE skips most flags before any JSON is parsed; only safe when the tag is
-    # stored verbatim (JSON escapes non-ASCII, quotes and backslashes).
-    if not tag.isascii() or '"' in tag or "\\" in tag:
-        return ""
-    column = "fl.tags" if dialect == "sqlite" else "lower(fl.tags::text)"
-    return f" AND {column} LIKE :tag_like ESCAPE '{_LIKE_ESCAPE}'"
-
-
 def filter_clauses(filters: Filters, dialect: str) -> Clauses:
     """SQL conditions on the clip `c` for `filters` on `dialect` ("sqlite" or "postgresql")."""
     out = Clauses()
@@ -169,8 +147,7 @@ def filter_clauses(filters: Filters, dialect: str) -> Clauses:
         out.sql.append("c.id IN (SELECT fl.clip_id FROM flags fl WHERE fl.by = :by)")
         out.params["by"] = filters.by
     if filters.tag is not None:
-        out.sql.append(f"c.id IN (SELECT fl.clip_id FROM flags fl, {_tag_elements(dialect)}"
-                       f"{_tag_prefilter(filters.tag, dialect)})")
-        out.params.update(tag=filters.tag.lower(), tag_raw=filters.tag,
-                          tag_like=_like_json(filters.tag))
+        # clip_tags holds every flag's tags lower-cased (kept by the ORM): an index lookup.
+        out.sql.append("c.id IN (SELECT ct.clip_id FROM clip_tags ct WHERE ct.tag = :tag)")
+        out.params["tag"] = filters.tag.strip().lower()
     return out

@@ -85,3 +85,13 @@ def test_merge_into_a_ready_clip_recuts_it(ctx, broadcast, run_jobs):
     assert second["status"] == "ready" and second["version"] == first["version"] + 1
     assert second["duration"] == pytest.approx(6.0, abs=0.041)
     assert second["media_path"] != first["media_path"]
+
+
+def test_clip_tags_collect_every_flaggers_tags(ctx, broadcast):
+    from clipper.schema import ClipTag
+
+    a = file_flag(ctx, str(broadcast), "2", "8", by="ann", tags="Health, NHS")
+    file_flag(ctx, str(broadcast), "3", "8", by="bob", tags=["nhs", "debate"])
+    with ctx.db.session() as s:
+        tags = sorted(s.scalars(select(ClipTag.tag).where(ClipTag.clip_id == a.clip_id)))
+    assert tags == ["debate", "health", "nhs"]
