@@ -36,11 +36,13 @@ def wait_for(ctx: Context, clip_id: int, *, until: set[str], timeout: float,
     deadline = time.monotonic() + timeout
     bar = tqdm(total=100, file=sys.stderr, disable=not show_progress, unit="%", mininterval=0.5,
                bar_format="{desc:<14} {percentage:3.0f}%|{bar}| {elapsed}")
+    shown = ""
     try:
         while True:
             st = clip_status(ctx, clip_id)
-            if st["status"] != bar.desc:
-                bar.set_description_str(st["status"], refresh=False)
+            if st["status"] != shown:
+                shown = st["status"]
+                bar.set_description_str(shown, refresh=False)
             bar.update(round(st["progress"] * 100) - bar.n)
             if st["status"] in until:
                 return st

@@ -99,8 +99,9 @@ def test_flag_hls_url_wait_returns_a_ready_frame_accurate_clip(cli_env, worker, 
 def test_wait_on_a_missing_url_exits_1_with_a_readable_error(cli_env, worker, broadcast_site):
     base, _ = broadcast_site
     proc = run_cli("flag", f"{base}/missing.mp4", "--start", "1", "--end", "4", "--wait", "--json",
-                   "--timeout", "120", env=cli_env)
+                   "--quiet", "--timeout", "120", env=cli_env)
     assert proc.returncode == 1
+    assert "%|" not in proc.stderr  # --quiet: no progress bar
     st = json.loads(proc.stdout)
     assert st["status"] == "failed" and "404" in st["error"]
     assert "Traceback" not in st["error"]
