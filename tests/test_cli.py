@@ -105,3 +105,38 @@ def test_wait_on_a_missing_url_exits_1_with_a_readable_error(cli_env, worker, br
     st = json.loads(proc.stdout)
     assert st["status"] == "failed" and "404" in st["error"]
     assert "Traceback" not in st["error"]
+
+
+def test_transcript_render_export_published_commands(cli_env, sqlite_url, make_settings, redis_conn,
+                                                     broadcast, run_jobs, tmp_path, capsys):
+    from clipper.context import Context
+
+    ctx = Context.build(make_settings(sqlite_url), redis_conn=redis_conn)
+    assert main(["flag", str(broadcast), "--start", "8", "--end", "14", "--json"]) == 0
+    cid = json.loads(capsys.readouterr().out)["clip_id"]
+    run_jobs(ctx)
+    assert main(["transcript", str(cid), "--json"]) == 0
+    before = json.loads(capsys.readouterr().out)
+    fixed = tmp_path / "fixed.txt"
+    fixed.write_text(before["text"].replace("schools", "colleges"))
+    assert main(["transcript", str(cid), "--set-text-file", str(fixed), "--json"]) == 0
+    after = json.loads(capsys.readouterr().out)
+    assert "colleges" in after["text"] and "schools" not in after["text"]
+    assert main(["transcript", str(cid), "--set-text-file", str(tmp_path / "missing.txt")]) == 2
+    capsys.readouterr()
+
+    assert main(["render", str(cid), "--formats", "16x9", "--in", "0.5", "--out", "4.5", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "rendering"
+    run_jobs(ctx)
+    assert main(["status", str(cid), "--json"]) == 0
+    st = json.loads(capsys.readouterr().out)
+    assert st["status"] == "rendered" and st["renders"][0]["duration"] == pytest.approx(4.0, abs=0.05)
+    assert set(st["renders"][0]) == {"format", "fit", "captions", "path", "duration", "width", "height"}
+    assert main(["export", str(cid), "--out", str(tmp_path / "pkg"), "--json"]) == 0
+    pkg = json.loads(capsys.readouterr().out)
+    assert pkg["path"] == str(tmp_path / "pkg") and "caption.txt" in pkg["files"]
+    assert main(["published", str(cid), "--platform", "tiktok", "--url", "https://tiktok.com/@t/video/1"]) == 0
+    capsys.readouterr()
+    assert main(["status", str(cid), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["published"][0]["platform"] == "tiktok"
+    ctx.db.dispose()
