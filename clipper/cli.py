@@ -64,16 +64,20 @@ def cmd_flag(args: argparse.Namespace) -> int:
         print("warning: the flag is saved but no Redis is reachable; it will be processed once "
               "`clipper up` (or REDIS_URL) is running.", file=sys.stderr)
     if not args.wait:
-        if args.json:
-            _print_json(res.as_dict())
-        else:
-            how = "joined existing clip" if res.merged else "new clip"
-            print(f"flag {res.flag_id} -> clip {res.clip_id} ({how}), {res.status}")
-        return 0
+        return _print_flag(args, res)
     st = wait_for(ctx, res.clip_id, until={"ready", "failed", "rejected"}, timeout=args.timeout,
                   show_progress=not args.quiet)
     st.update({"flag_id": res.flag_id, "clip_id": res.clip_id, "merged": res.merged})
     return _finish_wait(args, st)
+
+
+def _print_flag(args: argparse.Namespace, res: Any) -> int:
+    if args.json:
+        _print_json(res.as_dict())
+    else:
+        how = "joined existing clip" if res.merged else "new clip"
+        print(f"flag {res.flag_id} -> clip {res.clip_id} ({how}), {res.status}")
+    return 0
 
 
 def _finish_wait(args: argparse.Namespace, st: dict[str, Any]) -> int:
@@ -226,12 +230,7 @@ def cmd_clip_from_hit(args: argparse.Namespace) -> int:
 
     ctx = _ctx(args)
     res = clip_from_hit(ctx, args.clip_id, args.at, before=args.before, after=args.after, by=args.by)
-    if args.json:
-        _print_json(res.as_dict())
-    else:
-        how = "joined existing clip" if res.merged else "new clip"
-        print(f"flag {res.flag_id} -> clip {res.clip_id} ({how}), {res.status}")
-    return 0
+    return _print_flag(args, res)
 
 
 def _default_user() -> str:
