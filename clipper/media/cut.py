@@ -299,7 +299,9 @@ def cut_clip(src: Path, start: float, end: float, out: Path) -> CutResult:
     try:
         with tempfile.TemporaryDirectory(dir=out.parent, prefix=".cut-") as work:
             src, info = _as_mp4(src, info, Path(work))
-            plan = plan_cut(video_frames(src, info.start_time), start, end) if info.has_video else None
+            # A long recording: list packets only around the clip (keyframes up to 20 s apart).
+            window = (start - 20.0, end + 20.0) if info.duration > end - start + 60 else None
+            plan = plan_cut(video_frames(src, info.start_time, window), start, end) if info.has_video else None
             if plan is not None:
                 try:
                     _smart_cut(src, info, plan, tmp, Path(work))

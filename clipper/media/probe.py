@@ -67,13 +67,18 @@ def video_stream(path: Path) -> dict[str, Any]:
     return streams[0] if streams else {}
 
 
-def video_frames(path: Path, start_time: float = 0.0) -> list[Frame]:
+def video_frames(path: Path, start_time: float = 0.0,
+                 window: tuple[float, float] | None = None) -> list[Frame]:
     """Every shown video frame in presentation order (packets only, no decoding: fast).
 
     Packets the edit list hides (flag D) are left out; times are shifted by -start_time.
+    `window` (a, b) reads only from the keyframe before a to b: a cut from a long recording
+    need not list the whole programme's packets.
     """
-    data = ffrun.probe(str(path), extra=["-select_streams", "v:0",
-                                          "-show_entries", "packet=pts_time,dts_time,flags"])
+    extra = ["-select_streams", "v:0", "-show_entries", "packet=pts_time,dts_time,flags"]
+    if window is not None:
+        extra += ["-read_intervals", f"{max(0.0, window[0] + start_time):.3f}%{window[1] + start_time:.3f}"]
+    data = ffrun.probe(str(path), extra=extra)
     frames = []
     for p in data.get("packets") or []:
         flags = p.get("flags", "")

@@ -78,3 +78,15 @@ def test_pic_init_qp_is_read_from_the_pps(tmp_path):
     src = make_video(tmp_path / "src.mp4", 2, extra=["-crf", "31"])
     pps = [n for n in _param_sets(src, 0.0, tmp_path) if n[0] & 0x1F == 8]
     assert [pic_init_qp(p) for p in pps] == [31]
+
+
+def test_packet_window_gives_the_same_plan_as_the_whole_file(tmp_path):
+    from clipper.media.cut import plan_cut
+    from clipper.media.probe import probe_media, video_frames
+
+    src = make_video(tmp_path / "long.mp4", 100, gop=250)  # keyframes every 10 s
+    start = probe_media(src).start_time
+    whole = plan_cut(video_frames(src, start), 70.3, 80.7)
+    windowed = plan_cut(video_frames(src, start, (50.3, 100.7)), 70.3, 80.7)
+    assert windowed == whole
+    assert len(video_frames(src, start, (50.3, 100.7))) < len(video_frames(src, start))
