@@ -143,7 +143,10 @@ def _postgres_candidates(session: Session, query: Query, filters: Filters,
         source = f"segments s JOIN clips c ON c.id = s.clip_id WHERE s.tsv @@ {_TSQ}{_where(clauses)}"
     else:
         if clauses.sql:
-            where = " AND " + _CLIP_CHECK.format(where=_where(clauses))
+            on_clip = Clauses([c for c in clauses.sql if not c.startswith("s.")])
+            where = "".join(f" AND {c}" for c in clauses.sql if c.startswith("s."))
+            if on_clip.sql:
+                where += " AND " + _CLIP_CHECK.format(where=_where(on_clip))
             floor = _walk_floor(session, filters, clauses)
         source = f"segments s WHERE s.tsv @@ {_TSQ} AND s.id >= :floor{where}"
     inner = f"SELECT s.id AS sid, s.tsv, s.clip_id FROM {source} ORDER BY s.id DESC LIMIT :cap"
@@ -151,8 +154,34 @@ def _postgres_candidates(session: Session, query: Query, filters: Filters,
     sql = (f"SELECT cand.sid, ts_rank_cd(cand.tsv, {_TSQ}),"
            " (SELECT c2.created_at FROM clips c2 WHERE c2.id = cand.clip_id)"
            f" FROM ({inner}) AS cand")
-    rows = _execute(session, sql, clauses, q=to_tsquery(query), cap=CANDIDATE_CAP + 1, floor=floor)
+    rows = _newest_first(session, sql, clauses, to_tsquery(query), floor)
     return [_Candidate(int(r[0]), float(r[1]), r[2]) for r in rows]
+
+
+#: First id window searched on PostgreSQL. GIN cannot return matches newest-first, so a common
+#: word or phrase would fetch every matching heap row to keep the newest 501; ANDed with an id
+#: range (a BitmapAnd with the primary key) only the newest rows are fetched.
+PG_FIRST_WINDOW = 50_000
+
+
+def _newest_first(session: Session, sql: str, clauses: Clauses, tsq: str, floor: int) -> list:
+    """The newest CANDIDATE_CAP + 1 matches above `floor`: try a recent id window, widen it by
+    the density of matches found, and fall back to the whole range for rare terms."""
+    def run(low: int) -> list:
+        return _execute(session, sql, clauses, q=tsq, cap=CANDIDATE_CAP + 1, floor=low)
+
+    if ":floor" not in sql:
+        return run(floor)
+    top = session.execute(text("SELECT coalesce(max(id), 0) FROM segments")).scalar() or 0
+    width = PG_FIRST_WINDOW
+    while top - width > floor:
+        rows = run(top - width)
+        if len(rows) > CANDIDATE_CAP:
+            return rows
+        if not rows:  # rare in recent segments: the full range is cheap for a rare term
+            break
+        width = int(width * min(20.0, 1.5 * (CANDIDATE_CAP + 1) / len(rows)))
+    return run(floor)
 
 
 # --- SQLite: FTS5 walk newest-first, or a scan of a few filtered segments; BM25 in Python ---
