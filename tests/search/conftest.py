@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import create_engine, text
+from pgdb import scratch_postgres
 
 from clipper.db import Database
 from clipper.schema import Base, Clip, Flag, SegmentRow, Source, TranscriptRow
@@ -26,16 +25,8 @@ def sqlite_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
 
 @pytest.fixture(scope="session")
 def postgres_db() -> Iterator[Database]:
-    name = f"clipper_search_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    db = Database(f"postgresql://postgres@127.0.0.1:5432/{name}")
-    yield db
-    db.dispose()
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with scratch_postgres("clipper_search") as db:
+        yield db
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

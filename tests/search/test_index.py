@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
 from alembic import command
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from clipper.db import Database, alembic_config
 from clipper.search import index_ok, rebuild_index, search
@@ -24,16 +23,10 @@ def fresh(request: pytest.FixtureRequest, tmp_path) -> Iterator[Database]:
         yield db
         db.dispose()
         return
-    name = f"clipper_search_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    db = Database(f"postgresql://postgres@127.0.0.1:5432/{name}")
-    yield db
-    db.dispose()
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    from pgdb import scratch_postgres
+
+    with scratch_postgres("clipper_search") as db:
+        yield db
 
 
 def test_migration_down_and_up_indexes_existing_rows(fresh: Database, request) -> None:
