@@ -52,7 +52,6 @@ class StageInput:
     section_start: float | None
     section_end: float | None
     media_path: str | None
-    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -70,10 +69,9 @@ def clip_dir(ctx: Context, clip_id: int, version: int) -> Path:
     return ctx.settings.media_dir / "clips" / str(clip_id) / f"v{version}"
 
 
-def run_stage(ctx: Context, stage: str, clip_id: int, version: int,
-              options: dict[str, Any] | None = None) -> str:
+def run_stage(ctx: Context, stage: str, clip_id: int, version: int) -> str:
     """Run one stage for one clip version; returns "done", "stale" or "failed"."""
-    inp = _begin(ctx, stage, clip_id, version, options or {})
+    inp = _begin(ctx, stage, clip_id, version)
     if inp is None:
         return "stale"
     t0 = time.perf_counter()
@@ -119,8 +117,7 @@ def queue_next(ctx: Context, clip_id: int, version: int, stage: str) -> None:
         log.warning("could not queue %s for clip %s: %s", stage, clip_id, exc)
 
 
-def _begin(ctx: Context, stage: str, clip_id: int, version: int,
-           options: dict[str, Any]) -> StageInput | None:
+def _begin(ctx: Context, stage: str, clip_id: int, version: int) -> StageInput | None:
     with ctx.db.session() as session:
         clip = session.get(Clip, clip_id, with_for_update=True)
         if clip is None or clip.version != version or clip.status not in RUNS_IN[stage]:
@@ -134,7 +131,7 @@ def _begin(ctx: Context, stage: str, clip_id: int, version: int,
         src = clip.source
         return StageInput(clip_id, version, stage, run.id, src.id, src.kind, src.location,
                           clip.start, clip.end, clip.section_path, clip.section_offset,
-                          clip.section_start, clip.section_end, clip.media_path, options)
+                          clip.section_start, clip.section_end, clip.media_path)
 
 
 def _finish(ctx: Context, inp: StageInput, out: StageOutput,

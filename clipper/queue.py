@@ -115,8 +115,7 @@ def job_state(conn: redis.Redis, jid: str) -> JobStatus | None:
         return None
 
 
-def enqueue_stage(conn: redis.Redis, job: StageJob, *, timeout: int, urgent: bool = False,
-                  kwargs: dict | None = None) -> bool:
+def enqueue_stage(conn: redis.Redis, job: StageJob, *, timeout: int, urgent: bool = False) -> bool:
     """Queue one stage; False when an identical job is already waiting or running."""
     state = job_state(conn, job.id)
     if state in ACTIVE_JOB_STATES:
@@ -126,7 +125,7 @@ def enqueue_stage(conn: redis.Redis, job: StageJob, *, timeout: int, urgent: boo
     queue = Queue(STAGE_QUEUE[job.stage], connection=conn)
     try:
         queue.enqueue(
-            "workers.jobs.run_stage", job.stage, job.clip_id, job.version, kwargs or {},
+            "workers.jobs.run_stage", job.stage, job.clip_id, job.version,
             job_id=job.id, unique=True, at_front=urgent, job_timeout=timeout,
             result_ttl=600, failure_ttl=7 * 86400, retry=Retry(max=2),
             description=f"{job.stage} clip {job.clip_id} v{job.version}",

@@ -45,10 +45,10 @@ def reconcile(ctx: Context) -> list[int]:
     for name in queue.QUEUES:
         StartedJobRegistry(name, connection=conn).cleanup()
     with ctx.db.session() as session:
-        rows = session.execute(select(Clip.id, Clip.status, Clip.version, Clip.urgency, Clip.render_options)
+        rows = session.execute(select(Clip.id, Clip.status, Clip.version, Clip.urgency)
                                .where(Clip.status.in_(tuple(STAGE_OF_STATUS)))).all()
     requeued = []
-    for clip_id, status, version, urgency, _options in rows:
+    for clip_id, status, version, urgency in rows:
         for stage in stages_due(ctx, clip_id, status, version):
             job = queue.StageJob(stage, clip_id, version)
             if not job_lost(conn, job.id):

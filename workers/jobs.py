@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from clipper.config import Settings
 from clipper.context import Context
@@ -25,7 +24,7 @@ def use_context(ctx: Context) -> None:
     _context = (os.getpid(), ctx)
 
 
-def run_stage(stage: str, clip_id: int, version: int, options: dict[str, Any] | None = None) -> str:
+def run_stage(stage: str, clip_id: int, version: int) -> str:
     from clipper.pipeline import run_stage as run
 
-    return run(context(), stage, clip_id, version, options)
+    return run(context(), stage, clip_id, version)
