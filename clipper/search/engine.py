@@ -14,7 +14,7 @@ checks each match's clip, starting no lower than the first segment of the date r
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -108,6 +108,8 @@ _FILTERED = "FROM segments s JOIN clips c ON c.id = s.clip_id WHERE 1 = 1"
 
 
 def _few_filtered(session: Session, clauses: Clauses) -> bool:
+    if session.get_bind().dialect.name != "sqlite":
+        return _postgres_few_filtered(session, clauses)
     sql = f"SELECT count(*) FROM (SELECT 1 {_FILTERED}{_where(clauses)} LIMIT :n) AS f"
     return _execute(session, sql, clauses, n=SCAN_MAX + 1)[0][0] <= SCAN_MAX
 
@@ -117,71 +119,136 @@ def _lowest_id(session: Session, clauses: Clauses) -> int:
 
     Only worth its cost with a date filter: that is what confines clips to recent ids.
     """
-    # SQLite's CROSS JOIN fixes the order: from the clips the date index picks to their segments.
-    join = "CROSS JOIN" if session.get_bind().dialect.name == "sqlite" else "JOIN"
-    sql = f"SELECT min(s.id) FROM clips c {join} segments s ON s.clip_id = c.id WHERE 1 = 1{_where(clauses)}"
+    if session.get_bind().dialect.name == "sqlite":
+        # CROSS JOIN fixes the order: from the clips the date index picks to their segments.
+        sql = ("SELECT min(s.id) FROM clips c CROSS JOIN segments s ON s.clip_id = c.id"
+               f" WHERE 1 = 1{_where(clauses)}")
+    else:
+        # Per clip, not a join: PostgreSQL would hash-join the whole segments table. Conditions
+        # on the segment are left out; a lower floor is still a correct one.
+        clauses = _clip_only(clauses)
+        sql = ("SELECT min((SELECT min(s.id) FROM segments s WHERE s.clip_id = c.id))"
+               f" FROM clips c WHERE 1 = 1{_where(clauses)}")
     found = _execute(session, sql, clauses)[0][0]
     return int(found) if found is not None else 2**62
+
+
+def _clip_only(clauses: Clauses) -> Clauses:
+    """The conditions on the clip `c`, without those on the segment `s`."""
+    return Clauses([c for c in clauses.sql if not c.startswith("s.")], clauses.params, clauses.typed)
 
 
 def _walk_floor(session: Session, filters: Filters, clauses: Clauses) -> int:
     return _lowest_id(session, clauses) if filters.since is not None else 0
 
 
-# --- PostgreSQL: GIN lookup or a newest-first walk (the planner picks from statistics) ----
+# --- PostgreSQL: GIN lookup in newest-first id windows, or a scan of few filtered segments --
 
 _TSQ = "to_tsquery('simple'::regconfig, :q)"
 # A scalar sub-select is a per-row check the planner cannot turn into a join that visits
 # every filtered clip first; the plain join is used only when the filters leave few rows.
 _CLIP_CHECK = "(SELECT true FROM clips c WHERE c.id = s.clip_id{where})"
 
+_TABLE_SIZES = """SELECT s.reltuples, CASE WHEN s.reltuples > 0 AND c.reltuples > 0
+    THEN s.reltuples / c.reltuples ELSE 20 END
+    FROM pg_class s, pg_class c WHERE s.oid = 'segments'::regclass AND c.oid = 'clips'::regclass"""
 
-def _postgres_candidates(session: Session, query: Query, filters: Filters,
-                         clauses: Clauses) -> list[_Candidate]:
-    where, floor = "", 0
-    if clauses.sql and _few_filtered(session, clauses):
-        source = f"segments s JOIN clips c ON c.id = s.clip_id WHERE s.tsv @@ {_TSQ}{_where(clauses)}"
+
+def _postgres_few_filtered(session: Session, clauses: Clauses) -> bool:
+    """Is starting from the filtered segments cheaper than walking the text index's matches?
+
+    Scanning costs about the F filtered segments; the walk about CAP / (F / N) matches, as it
+    must pass that many to find CAP that survive the filters (N = all segments). So scan when
+    F < sqrt(CAP * N): ~22,000 in a million. F is estimated from an exact count of filtered
+    clips (given a LIMIT, the planner reads clips in table order hoping to stop early, and a
+    date filter's clips all sit at the end) times the mean segments per clip. A tag alone
+    never scans: the text index answers word and tag together.
+    """
+    on_clip = _clip_only(clauses)
+    if not on_clip.sql:
+        return False
+    where = _where(on_clip) + _tag_on_clip(clauses)
+    clips = _execute(session, f"SELECT count(*) FROM clips c WHERE 1 = 1{where}", on_clip)[0][0]
+    total, per_clip = session.execute(text(_TABLE_SIZES)).one()
+    return clips * float(per_clip) <= max(SCAN_MAX, (CANDIDATE_CAP * max(float(total), 0)) ** 0.5)
+
+
+def _tag_on_clip(clauses: Clauses) -> str:
+    """The tag filter as a condition on the clip (the filter itself is on the segment)."""
+    return " AND c.id IN (SELECT ct.clip_id FROM clip_tags ct WHERE ct.tag = :tag)" \
+        if "tag" in clauses.params else ""
+
+
+def _highest_id(session: Session, clauses: Clauses) -> int:
+    """The largest segment id of any clip meeting the clip conditions (PostgreSQL)."""
+    clauses = _clip_only(clauses)
+    sql = ("SELECT max((SELECT max(s.id) FROM segments s WHERE s.clip_id = c.id))"
+           f" FROM clips c WHERE 1 = 1{_where(clauses)}")
+    found = _execute(session, sql, clauses)[0][0]
+    return int(found) if found is not None else 0
+
+
+def _postgres_candidates(session: Session, query: Query, filters: Filters, clauses: Clauses,
+                         strategy: str | None = None) -> list[_Candidate]:
+    on_clip = _clip_only(clauses)
+    on_segment = "".join(f" AND {c}" for c in clauses.sql if c.startswith("s."))
+    if strategy is None:
+        strategy = "scan" if clauses.sql and _few_filtered(session, clauses) else "walk"
+    if strategy == "scan":
+        # From the filtered clips to their segments; OFFSET 0 stops the planner flattening
+        # this into a join it may run from the other end, walking every segment newest-first.
+        source = ("clips c CROSS JOIN LATERAL (SELECT s.id, s.tsv, s.clip_id FROM segments s"
+                  f" WHERE s.clip_id = c.id AND s.tsv @@ {_TSQ}{on_segment} OFFSET 0) AS s"
+                  f" WHERE 1 = 1{_where(on_clip)}{_tag_on_clip(clauses)}")
     else:
-        if clauses.sql:
-            on_clip = Clauses([c for c in clauses.sql if not c.startswith("s.")])
-            where = "".join(f" AND {c}" for c in clauses.sql if c.startswith("s."))
-            if on_clip.sql:
-                where += " AND " + _CLIP_CHECK.format(where=_where(on_clip))
-            floor = _walk_floor(session, filters, clauses)
-        source = f"segments s WHERE s.tsv @@ {_TSQ} AND s.id >= :floor{where}"
+        where = on_segment
+        if on_clip.sql:
+            where += " AND " + _CLIP_CHECK.format(where=_where(on_clip))
+        source = f"segments s WHERE s.tsv @@ {_TSQ} AND s.id >= :floor AND s.id <= :top{where}"
     inner = f"SELECT s.id AS sid, s.tsv, s.clip_id FROM {source} ORDER BY s.id DESC LIMIT :cap"
     # A scalar subquery, not a join: the planner would hash all clips for 500 lookups.
     sql = (f"SELECT cand.sid, ts_rank_cd(cand.tsv, {_TSQ}),"
            " (SELECT c2.created_at FROM clips c2 WHERE c2.id = cand.clip_id)"
            f" FROM ({inner}) AS cand")
-    rows = _newest_first(session, sql, clauses, to_tsquery(query), floor)
+    # An end date confines clips to old ids: start the walk at the newest of theirs.
+    top = _highest_id(session, clauses) if filters.until is not None else None
+    rows = _newest_first(session, sql, clauses, to_tsquery(query),
+                         lambda: _walk_floor(session, filters, clauses), top)
     return [_Candidate(int(r[0]), float(r[1]), r[2]) for r in rows]
 
 
 #: First id window searched on PostgreSQL. GIN cannot return matches newest-first, so a common
 #: word or phrase would fetch every matching heap row to keep the newest 501; ANDed with an id
-#: range (a BitmapAnd with the primary key) only the newest rows are fetched.
-PG_FIRST_WINDOW = 50_000
+#: range (a BitmapAnd with the BRIN index on id) only the newest rows are fetched.
+PG_FIRST_WINDOW = 100_000
 
 
-def _newest_first(session: Session, sql: str, clauses: Clauses, tsq: str, floor: int) -> list:
-    """The newest CANDIDATE_CAP + 1 matches above `floor`: try a recent id window, widen it by
-    the density of matches found, and fall back to the whole range for rare terms."""
+def _newest_first(session: Session, sql: str, clauses: Clauses, tsq: str,
+                  floor: Callable[[], int], top: int | None = None) -> list:
+    """The newest CANDIDATE_CAP + 1 matches with ids from `floor()` to `top` (None: no upper
+    bound): try a recent id window, widen it by the density of matches found, and fall back
+    to the whole range for rare terms. `floor` is asked for only when the first window is not
+    enough."""
     def run(low: int) -> list:
-        return _execute(session, sql, clauses, q=tsq, cap=CANDIDATE_CAP + 1, floor=low)
+        return _execute(session, sql, clauses, q=tsq, cap=CANDIDATE_CAP + 1, floor=low,
+                        top=2**62 if top is None else top)
 
     if ":floor" not in sql:
-        return run(floor)
-    top = session.execute(text("SELECT coalesce(max(id), 0) FROM segments")).scalar() or 0
-    width = PG_FIRST_WINDOW
-    while top - width > floor:
-        rows = run(top - width)
+        return run(0)
+    start = top if top is not None else \
+        session.execute(text("SELECT coalesce(max(id), 0) FROM segments")).scalar() or 0
+    width, lowest = PG_FIRST_WINDOW, None
+    while start - width > 0:
+        rows = run(start - width)
         if len(rows) > CANDIDATE_CAP:
+            return rows
+        lowest = floor() if lowest is None else lowest
+        if start - width <= lowest:  # the window holds every segment that could match
             return rows
         if not rows:  # rare in recent segments: the full range is cheap for a rare term
             break
         width = int(width * min(20.0, 1.5 * (CANDIDATE_CAP + 1) / len(rows)))
-    return run(floor)
+    return run(lowest or 0)
 
 
 # --- SQLite: FTS5 walk newest-first, or a scan of a few filtered segments; BM25 in Python ---
@@ -241,13 +308,13 @@ def find_candidates(session: Session, query: Query, filters: Filters,
                     strategy: str | None = None) -> list[_Candidate]:
     """The newest CANDIDATE_CAP + 1 matching segments with their scores (higher = better).
 
-    `strategy` ("walk" or "scan", SQLite only) overrides the automatic choice; for tests.
+    `strategy` ("walk" or "scan") overrides the automatic choice; for tests.
     """
     dialect = session.get_bind().dialect.name
     clauses = filter_clauses(filters, dialect)
     if dialect == "sqlite":
         return _sqlite_candidates(session, query, filters, clauses, strategy)
-    return _postgres_candidates(session, query, filters, clauses)
+    return _postgres_candidates(session, query, filters, clauses, strategy)
 
 
 def _rank(candidates: list[_Candidate]) -> list[_Candidate]:

@@ -149,7 +149,11 @@ def filter_clauses(filters: Filters, dialect: str) -> Clauses:
         out.params["by"] = filters.by
     if filters.tag is not None:
         # clip_tags holds every flag's tags lower-cased (kept by the ORM): an index lookup.
-        # On `s` (every query joins segments as s): PostgreSQL can then hash the tagged clips once.
-        out.sql.append("s.clip_id IN (SELECT ct.clip_id FROM clip_tags ct WHERE ct.tag = :tag)")
+        # PostgreSQL copies them onto each segment, into the text's GIN index (migration 0004),
+        # so one index scan answers word and tag together.
+        if dialect == "postgresql":
+            out.sql.append("s.tags @> ARRAY[CAST(:tag AS text)]")
+        else:
+            out.sql.append("s.clip_id IN (SELECT ct.clip_id FROM clip_tags ct WHERE ct.tag = :tag)")
         out.params["tag"] = filters.tag.strip().lower()
     return out

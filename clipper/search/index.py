@@ -1,7 +1,8 @@
 """Search index maintenance: the database keeps it current; these calls check, repair or drop.
 
 SQLite: `segments_fts` (FTS5, external content on `segments`) is fed by three triggers.
-PostgreSQL: `segments.tsv` is a generated column with a GIN index. Either way, writing,
+PostgreSQL: `segments.tsv` is a generated column, `segments.tags` a trigger-kept copy of the
+clip's tags, both in one GIN index. Either way, writing,
 editing or deleting `SegmentRow`s updates the index in the same transaction, so callers
 need no extra step; `reindex_clip` and `remove_clip` exist as the stable API around that.
 """
@@ -67,11 +68,14 @@ def index_ok(session: Session) -> bool:
 
 
 def index_size_bytes(session: Session) -> int:
-    """Bytes the full-text index takes (SQLite: FTS5 shadow tables; PG: GIN index + tsv column)."""
+    """Bytes the full-text index takes (SQLite: FTS5 shadow tables; PG: GIN index + tsv and tags
+    columns)."""
     if _dialect(session) == "sqlite":
         return int(session.execute(text(
             "SELECT coalesce(sum(length(block)), 0) + (SELECT coalesce(sum(length(sz)), 0)"
             " FROM segments_fts_docsize) FROM segments_fts_data")).scalar_one())
     gin = session.execute(text("SELECT pg_relation_size('ix_segments_tsv')")).scalar_one()
-    column = session.execute(text("SELECT coalesce(sum(pg_column_size(tsv)), 0) FROM segments")).scalar_one()
+    column = session.execute(text(
+        "SELECT coalesce(sum(pg_column_size(tsv)) + sum(pg_column_size(tags)), 0) FROM segments"
+    )).scalar_one()
     return int(gin) + int(column)

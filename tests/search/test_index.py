@@ -1,4 +1,4 @@
-"""Migration 0002 and index upkeep: up, down and up again; rebuild; a missing trigger is noticed."""
+"""Search index migrations and upkeep: up, down and up again; rebuild; a missing trigger is noticed."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def test_migration_down_and_up_indexes_existing_rows(fresh: Database, request) -
     cfg = alembic_config(fresh.engine)
     command.downgrade(cfg, "0001")
     corpus.clip(["more rows written without any index"])
-    command.upgrade(cfg, "0002")
+    command.upgrade(cfg, "head")
     assert [h.clip_id for h in search(fresh, "before").hits] == [clip]
     assert len(search(fresh, "rows").hits) == 2
     with fresh.session() as session:
@@ -43,6 +43,18 @@ def test_migration_down_and_up_indexes_existing_rows(fresh: Database, request) -
         rebuild_index(session)
         assert index_size_bytes(session) > 0
     assert len(search(fresh, "rows").hits) == 2
+
+
+def test_segment_tags_migration_fills_existing_rows(fresh: Database, request) -> None:
+    """0004 (PostgreSQL: tags copied onto segments) fills rows written before it ran."""
+    corpus = request.getfixturevalue("corpus_factory")(fresh)
+    cfg = alembic_config(fresh.engine)
+    command.downgrade(cfg, "0003")
+    tagged = corpus.clip(["budget talk before the upgrade"], tags=["Economy"])
+    corpus.clip(["budget talk untagged"])
+    command.upgrade(cfg, "head")
+    assert [h.clip_id for h in search(fresh, "budget", tag="economy").hits] == [tagged]
+    assert len(search(fresh, "budget").hits) == 2
 
 
 def test_missing_trigger_is_noticed(sqlite_db: Database) -> None:

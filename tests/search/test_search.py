@@ -11,7 +11,7 @@ from sqlalchemy import func, select, update
 
 from clipper.db import Database
 from clipper.errors import InvalidInput
-from clipper.schema import Clip, SegmentRow, Source, TranscriptRow
+from clipper.schema import Clip, Flag, SegmentRow, Source, TranscriptRow
 from clipper.search import (
     HIT_KEYS,
     engine,
@@ -208,12 +208,32 @@ def test_filters(db: Database, filtered: dict[str, int], kwargs: dict, expected:
     assert names(db, "strike news", filtered, **kwargs) == expected
 
 
-def test_filters_when_they_leave_many_segments(db: Database, filtered: dict[str, int],
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    """With SCAN_MAX 0 every filter takes the newest-first walk (with its date floor)."""
-    monkeypatch.setattr(engine, "SCAN_MAX", 0)
+@pytest.mark.parametrize("strategy", ["walk", "scan"])
+def test_filters_agree_on_both_strategies(db: Database, filtered: dict[str, int],
+                                          strategy: str) -> None:
+    """Filters give the same clips whether the search walks the text index newest-first (with
+    its date floor and ceiling) or starts from the filtered segments."""
+    by_clip = {clip: name for name, clip in filtered.items() if not name.startswith("_")}
     for kwargs, expected in FILTERS:
-        assert names(db, "strike news", filtered, **kwargs) == expected, kwargs
+        filters = make_filters(**kwargs)
+        with db.session() as session:
+            page = search_session(session, "strike news", filters, strategy=strategy)
+        assert {by_clip[h.clip_id] for h in page.hits} == expected, kwargs
+
+
+def test_walk_windows_find_the_newest_matches(db: Database, corpus: Any,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL looks in a recent id window first and widens it; with tiny windows every
+    step of that runs, and the newest matches still come back in full."""
+    monkeypatch.setattr(engine, "PG_FIRST_WINDOW", 3)
+    monkeypatch.setattr(engine, "CANDIDATE_CAP", 4)
+    old = [corpus.clip(["budget speech", "filler words here"], age_days=30) for _ in range(3)]
+    new = [corpus.clip([f"filler {i}", "budget reaction"]) for i in range(5)]
+    page = search(db, "budget", limit=20)
+    assert page.total == 4 and not page.total_exact
+    assert {h.clip_id for h in page.hits} == set(new[1:])
+    assert {h.clip_id for h in search(db, "budget", until=date(2026, 2, 20)).hits} == set(old)
+    assert {h.clip_id for h in search(db, "reaction", since=date(2026, 3, 1)).hits} == set(new[1:])
 
 
 def test_source_id_filter(db: Database, filtered: dict[str, int]) -> None:
@@ -278,8 +298,9 @@ def test_remove_clip(db: Database, corpus: Any) -> None:
 
 
 @pytest.mark.parametrize("strategy", ["walk", "scan"])
-def test_sqlite_strategies_agree(db: Database, loaded: dict[str, int], strategy: str) -> None:
-    """SQLite matches small filtered sets in Python ("scan"): it must agree with FTS5 ("walk")."""
+def test_strategies_agree(db: Database, loaded: dict[str, int], strategy: str) -> None:
+    """Starting from a small filtered set ("scan"; SQLite matches it in Python) must agree with
+    walking the text index ("walk"), in matches and in ranking."""
     by_clip = {clip: name for name, clip in loaded.items()}
     with db.session() as session:
         for query, expected in MATCHES:
@@ -292,3 +313,21 @@ def test_search_accepts_an_open_session(db: Database, loaded: dict[str, int]) ->
     with db.session() as session:
         page = search(session, '"waiting lists"')
     assert [h.clip_id for h in page.hits] == [loaded["phrase"]]
+
+
+def test_tag_added_after_the_transcript_is_found(db: Database, corpus: Any) -> None:
+    """A later flag merging into a clip brings new tags; search sees them at once
+    (on PostgreSQL a trigger copies them onto the clip's segments)."""
+    clip = corpus.clip(["the nurses walked out", "pay talks resume"], tags=["strike"])
+    other = corpus.clip(["nurses again"], tags=["health"])
+    assert {h.clip_id for h in search(db, "nurses", tag="health").hits} == {other}
+    with db.session() as session:
+        session.add(Flag(clip_id=clip, source_id=session.get(Clip, clip).source_id, start=100.0,
+                         end=105.0, tags=["Health"], by="vol2"))
+    assert {h.clip_id for h in search(db, "nurses", tag="health").hits} == {clip, other}
+    assert {h.clip_id for h in search(db, "pay", tag="strike").hits} == {clip}
+    with db.session() as session:  # a re-transcribed clip keeps its tags
+        session.query(SegmentRow).filter_by(clip_id=clip).delete()
+        session.flush()
+        corpus.write_transcript_segments(session, clip, ["nurses vote on the offer"])
+    assert {h.clip_id for h in search(db, "vote", tag="health").hits} == {clip}
