@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from itertools import islice
 from typing import Any
 
 from sqlalchemy import select, text
@@ -27,7 +28,7 @@ from clipper.schema import Clip, SegmentRow
 from clipper.search.filters import Clauses, Filters, filter_clauses, make_filters
 from clipper.search.query import Query, Term, parse_query, to_fts5, to_tsquery
 from clipper.search.scoring import DF_SAMPLE, bm25_scores
-from clipper.search.snippet import bare_words, make_snippet, query_matches
+from clipper.search.snippet import bare_words, make_snippet, may_match, query_matches
 
 CANDIDATE_CAP = 500
 """Most matches ranked per search (the newest); also the furthest one can page."""
@@ -268,8 +269,9 @@ def _sqlite_scan(session: Session, query: Query, clauses: Clauses) -> list:
     """Rows matching the query among the (few) filtered segments, matched in Python."""
     rows = _execute(session, f"SELECT s.id, s.text, c.created_at {_FILTERED}{_where(clauses)}"
                     " ORDER BY s.id DESC", clauses)
-    found = [r for r in rows if query_matches(bare_words(r[1]), query)]
-    return found[: CANDIDATE_CAP + 1]
+    found = (r for r in rows
+             if may_match(r[1].lower(), query) and query_matches(bare_words(r[1]), query))
+    return list(islice(found, CANDIDATE_CAP + 1))  # newest first: stop once enough match
 
 
 def _document_frequencies(session: Session, query: Query) -> tuple[dict[Term, int], int]:

@@ -51,6 +51,12 @@ def term_count(words: list[str], term: Term) -> int:
     return count
 
 
+def may_match(lowered: str, query: Query) -> bool:
+    """False when `lowered` (lower-cased text) surely fails the query: some group has no term
+    whose first token occurs in it even as a substring. A cheap test before `query_matches`."""
+    return all(any(t.tokens[0] in lowered for t in group) for group in query.groups)
+
+
 def query_matches(words: list[str], query: Query) -> bool:
     """The query's boolean meaning, evaluated in Python (same answer as the full-text index)."""
     if any(term_count(words, t) for t in query.excluded):

@@ -6,7 +6,7 @@ import pytest
 
 from clipper.errors import InvalidInput
 from clipper.search.query import EMPTY_MESSAGE, MAX_QUERY_CHARS, parse_query, to_fts5, to_tsquery
-from clipper.search.snippet import make_snippet
+from clipper.search.snippet import bare_words, make_snippet, may_match, query_matches
 
 PARSES = [
     # typed text, the query it means (str(Query))
@@ -125,3 +125,25 @@ def test_long_segment_snippet_is_windowed_around_the_match() -> None:
     assert len(plain) <= 122 and plain.startswith("…") and plain.endswith("…")
     assert [plain[s:e] for s, e in spans] == ["waiting"]
     assert "**waiting**" in snippet
+
+
+MATCHING = [
+    ("The Prime Minister said", "prime minister", True),
+    ("The Prime Minister said", '"minister prime"', False),
+    ("nurses and doctors", "nurses OR surgeons", True),
+    ("nurses and doctors", "surgeons OR midwives", False),
+    ("government policy", "gov*", True),
+    ("government policy", "government -policy", False),
+    ("a mismatched word", "match", False),       # "match" is inside "mismatched": not a word
+    ("waiting-lists grow", '"waiting lists"', True),
+]
+
+
+@pytest.mark.parametrize(("segment", "typed", "expected"), MATCHING)
+def test_query_matches_and_its_cheap_pretest(segment: str, typed: str, expected: bool) -> None:
+    """`may_match` may say yes wrongly (a substring) but never no to a real match."""
+    query = parse_query(typed)
+    assert query_matches(bare_words(segment), query) is expected
+    if expected:
+        assert may_match(segment.lower(), query)
+    assert not may_match("nothing relevant here", query)
