@@ -7,9 +7,11 @@ then orders them by score, then newest clip, then segment id, and cuts the page.
 therefore exact when a search has at most CANDIDATE_CAP matches; beyond that it ranks the
 newest CANDIDATE_CAP ("when did she last say ...") and `total_exact` is False.
 
-Filters: when they leave at most SCAN_MAX segments the search starts from those segments
-(SQLite matches them in Python, PostgreSQL checks `tsv @@` per row); otherwise the walk
-checks each match's clip, starting no lower than the first segment of the date range.
+Filters: when they leave fewer segments than `scan_limit` (about sqrt(CANDIDATE_CAP x all
+segments), where starting from them costs less than walking matches until enough survive the
+filters) the search starts from those segments (SQLite matches them in Python, PostgreSQL
+checks `tsv @@` per row); otherwise the walk checks each match's clip, within the segment
+ids of the date range.
 """
 
 from __future__ import annotations
@@ -103,16 +105,27 @@ def _execute(session: Session, sql: str, clauses: Clauses, **params: Any) -> lis
 # --- shared: how many segments do the filters leave, and where do they start? ------------
 
 SCAN_MAX = 3000
-"""With filters leaving at most this many segments, start from them rather than the text index."""
+"""Filters leaving at most this many segments always start from them, however small the corpus."""
 
-_FILTERED = "FROM segments s JOIN clips c ON c.id = s.clip_id WHERE 1 = 1"
+# From the clips (their indexes pick the filtered ones) to their segments. SQLite's CROSS JOIN
+# fixes that order; the other one reads the whole segments table to find a date range's rows.
+_FILTERED = "FROM clips c CROSS JOIN segments s ON s.clip_id = c.id WHERE 1 = 1"
+
+
+def scan_limit(total_segments: float) -> int:
+    """Most filtered segments worth starting from. Scanning costs about the F filtered segments;
+    the walk about CAP / (F / N) matches, as it must pass that many to find CAP that survive
+    the filters (N = all segments). So scan when F < sqrt(CAP * N): ~22,000 in a million."""
+    return int(max(SCAN_MAX, (CANDIDATE_CAP * max(total_segments, 0.0)) ** 0.5))
 
 
 def _few_filtered(session: Session, clauses: Clauses) -> bool:
     if session.get_bind().dialect.name != "sqlite":
         return _postgres_few_filtered(session, clauses)
+    total = session.execute(text("SELECT coalesce(max(id), 0) FROM segments")).scalar_one()
+    limit = scan_limit(float(total))
     sql = f"SELECT count(*) FROM (SELECT 1 {_FILTERED}{_where(clauses)} LIMIT :n) AS f"
-    return _execute(session, sql, clauses, n=SCAN_MAX + 1)[0][0] <= SCAN_MAX
+    return _execute(session, sql, clauses, n=limit + 1)[0][0] <= limit
 
 
 def _lowest_id(session: Session, clauses: Clauses) -> int:
@@ -156,22 +169,17 @@ _TABLE_SIZES = """SELECT s.reltuples, CASE WHEN s.reltuples > 0 AND c.reltuples 
 
 
 def _postgres_few_filtered(session: Session, clauses: Clauses) -> bool:
-    """Is starting from the filtered segments cheaper than walking the text index's matches?
-
-    Scanning costs about the F filtered segments; the walk about CAP / (F / N) matches, as it
-    must pass that many to find CAP that survive the filters (N = all segments). So scan when
-    F < sqrt(CAP * N): ~22,000 in a million. F is estimated from an exact count of filtered
-    clips (given a LIMIT, the planner reads clips in table order hoping to stop early, and a
-    date filter's clips all sit at the end) times the mean segments per clip. A tag alone
-    never scans: the text index answers word and tag together.
-    """
+    """Do the filters leave fewer segments than `scan_limit`? Estimated from an exact count of
+    filtered clips (given a LIMIT, the planner reads clips in table order hoping to stop
+    early, and a date filter's clips all sit at the end) times the mean segments per clip.
+    A tag alone never scans: the text index answers word and tag together."""
     on_clip = _clip_only(clauses)
     if not on_clip.sql:
         return False
     where = _where(on_clip) + _tag_on_clip(clauses)
     clips = _execute(session, f"SELECT count(*) FROM clips c WHERE 1 = 1{where}", on_clip)[0][0]
     total, per_clip = session.execute(text(_TABLE_SIZES)).one()
-    return clips * float(per_clip) <= max(SCAN_MAX, (CANDIDATE_CAP * max(float(total), 0)) ** 0.5)
+    return clips * float(per_clip) <= scan_limit(float(total))
 
 
 def _tag_on_clip(clauses: Clauses) -> str:

@@ -154,6 +154,6 @@ def filter_clauses(filters: Filters, dialect: str) -> Clauses:
         if dialect == "postgresql":
             out.sql.append("s.tags @> ARRAY[CAST(:tag AS text)]")
         else:
-            out.sql.append("s.clip_id IN (SELECT ct.clip_id FROM clip_tags ct WHERE ct.tag = :tag)")
+            out.sql.append("c.id IN (SELECT ct.clip_id FROM clip_tags ct WHERE ct.tag = :tag)")
         out.params["tag"] = filters.tag.strip().lower()
     return out
