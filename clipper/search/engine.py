@@ -119,11 +119,15 @@ def scan_limit(total_segments: float) -> int:
     return int(max(SCAN_MAX, (CANDIDATE_CAP * max(total_segments, 0.0)) ** 0.5))
 
 
-def _few_filtered(session: Session, clauses: Clauses) -> bool:
+def _few_filtered(session: Session, clauses: Clauses, matches: int | None = None) -> bool:
+    """Start from the filtered segments rather than walk the text index? Yes when they are
+    fewer than `scan_limit` and than the query's `matches` (when known)."""
     if session.get_bind().dialect.name != "sqlite":
         return _postgres_few_filtered(session, clauses)
     total = session.execute(text("SELECT coalesce(max(id), 0) FROM segments")).scalar_one()
     limit = scan_limit(float(total))
+    if matches is not None:
+        limit = min(limit, matches)
     sql = f"SELECT count(*) FROM (SELECT 1 {_FILTERED}{_where(clauses)} LIMIT :n) AS f"
     return _execute(session, sql, clauses, n=limit + 1)[0][0] <= limit
 
@@ -299,17 +303,24 @@ def _document_frequencies(session: Session, query: Query) -> tuple[dict[Term, in
     return df, max_id
 
 
+def _most_matches(query: Query, df: dict[Term, int]) -> int:
+    """About how many segments can match: the total of the query's rarest OR-group. A walk
+    never reads more matches than that, so a rare word walks even under narrow filters."""
+    return min((sum(df[t] for t in group) for group in query.groups), default=0)
+
+
 def _sqlite_candidates(session: Session, query: Query, filters: Filters, clauses: Clauses,
                        strategy: str | None = None) -> list[_Candidate]:
+    df, n_docs = _document_frequencies(session, query)
     if strategy is None:
-        strategy = "scan" if clauses.sql and _few_filtered(session, clauses) else "walk"
+        few = clauses.sql and _few_filtered(session, clauses, _most_matches(query, df))
+        strategy = "scan" if few else "walk"
     if strategy == "scan":
         rows = _sqlite_scan(session, query, clauses)
     else:
         rows = _sqlite_walk(session, query, clauses, _walk_floor(session, filters, clauses))
     if not rows:
         return []
-    df, n_docs = _document_frequencies(session, query)
     scores = bm25_scores([r[1] for r in rows], query, df, n_docs)
     return [_Candidate(int(r[0]), score, r[2]) for r, score in zip(rows, scores, strict=True)]
 
