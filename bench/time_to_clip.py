@@ -1,12 +1,14 @@
 """Time from a volunteer's flag to a reviewable clip, against the by-hand pipeline.
 
 On a generated 10-minute 720p25 broadcast served over loopback as HLS (keyframes every 2 s),
-with the embedded stack running (`clipper up --no-dashboard`): flag 10 different 60-second
+with the embedded stack running (`clipper up`, dashboard included): flag 10 different 60-second
 sections one after another, then a burst of 10 at once, and print p50/p95 flag->ready seconds
 and the median of each stage. In the same run, time what a volunteer would otherwise do for the
 same sections: download the programme with yt-dlp, cut it with an accurate ffmpeg re-encode,
 transcribe it with openai-whisper (converted tiny.en, beam 5, like its command line) — and print
-the ratio.  Usage: python bench/time_to_clip.py [--sections 10] [--baseline 3] [--workers 2]
+the ratio, and the stack's peak memory (summed RSS, and PSS, which counts pages shared between
+processes once: the two workers map the same model file and libraries).
+Usage: python bench/time_to_clip.py [--sections 10] [--baseline 3] [--workers 2] [--no-dashboard]
 """
 
 from __future__ import annotations
@@ -51,12 +53,13 @@ def broadcast() -> Path:
     return folder
 
 
-def start_stack(home: Path, workers: int) -> tuple[subprocess.Popen, dict]:
+def start_stack(home: Path, workers: int, dashboard: bool) -> tuple[subprocess.Popen, dict]:
     env = {**os.environ, "CLIPPER_HOME": str(home), "CLIPPER_URL_ALLOWLIST": "127.0.0.1", "HF_HUB_OFFLINE": "1"}
     env.pop("REDIS_URL", None)
     env.pop("DATABASE_URL", None)
-    proc = subprocess.Popen([sys.executable, "-m", "clipper.cli", "up", "--no-dashboard", "--workers", str(workers)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cmd = [sys.executable, "-m", "clipper.cli", "up", "--workers", str(workers)]
+    cmd += [] if dashboard else ["--no-dashboard"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     state = home / "run" / "up.json"
     deadline = time.monotonic() + 60
     while not state.exists():
@@ -67,19 +70,26 @@ def start_stack(home: Path, workers: int) -> tuple[subprocess.Popen, dict]:
 
 
 class RssSampler(threading.Thread):
-    """Peak resident memory of a process tree, sampled every 0.2 s."""
+    """Peak resident memory of a process tree (summed RSS and summed PSS), sampled every 0.2 s."""
 
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
-        self.root, self.peak, self.stop_flag = psutil.Process(pid), 0, False
+        self.root, self.peak, self.peak_pss, self.stop_flag = psutil.Process(pid), 0, 0, False
 
     def run(self) -> None:
         while not self.stop_flag:
+            rss = pss = 0
             try:
                 procs = [self.root, *self.root.children(recursive=True)]
-                self.peak = max(self.peak, sum(p.memory_info().rss for p in procs if p.is_running()))
             except psutil.Error:
-                pass
+                procs = []
+            for p in procs:
+                try:
+                    info = p.memory_full_info()
+                except psutil.Error:  # exited between listing and reading
+                    continue
+                rss, pss = rss + info.rss, pss + info.pss
+            self.peak, self.peak_pss = max(self.peak, rss), max(self.peak_pss, pss)
             time.sleep(0.2)
 
 
@@ -101,9 +111,10 @@ def flag_one(ctx: Context, url: str, start: float, who: str) -> tuple[float, dic
     return wait_ready(ctx, res.clip_id, t0)
 
 
-def run_clipper(url: str, starts: list[float], burst_starts: list[float], workers: int) -> dict:
+def run_clipper(url: str, starts: list[float], burst_starts: list[float], workers: int,
+                dashboard: bool = True) -> dict:
     home = Path(tempfile.mkdtemp(prefix="clipper_bench_"))
-    proc, env = start_stack(home, workers)
+    proc, env = start_stack(home, workers, dashboard)
     sampler = RssSampler(proc.pid)
     sampler.start()
     ctx = Context.build(Settings.from_env(env))
@@ -124,7 +135,8 @@ def run_clipper(url: str, starts: list[float], burst_starts: list[float], worker
         proc.send_signal(2)
         proc.wait(60)
         ctx.close()
-    return {"sequential": seq, "burst": results, "peak_rss": sampler.peak}
+    return {"sequential": seq, "burst": results, "peak_rss": sampler.peak, "peak_pss": sampler.peak_pss,
+            "dashboard": dashboard}
 
 
 def baseline(folder: Path, url: str, starts: list[float]) -> list[float]:
@@ -164,6 +176,7 @@ def main() -> None:
     ap.add_argument("--baseline", type=int, default=3, help="sections timed by hand-pipeline (slow)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--no-dashboard", action="store_true", help="measure the stack without it")
     args = ap.parse_args()
 
     t = time.perf_counter()
@@ -177,7 +190,8 @@ def main() -> None:
     server = DemoServer(folder).start()
     url = f"{server.base_url}/broadcast.m3u8"
     try:
-        r = run_clipper(url, starts[: args.sections], starts[args.sections:], args.workers)
+        r = run_clipper(url, starts[: args.sections], starts[args.sections:], args.workers,
+                        not args.no_dashboard)
         base = baseline(folder, url, starts[: args.baseline]) if args.baseline else []
     finally:
         server.stop()
@@ -195,7 +209,9 @@ def report(r: dict, base: list[float], duration: float) -> None:
     for stage in ("fetch", "cut", "asr"):
         vals = [st["stages"][stage]["seconds"] for _, st in r["sequential"] if stage in st["stages"]]
         print(f"  median {stage:<5} {statistics.median(vals):.2f} s")
-    print(f"peak RSS of the stack (Redis + workers + supervisor): {r['peak_rss'] / 2**20:.0f} MB")
+    parts = "Redis + workers + supervisor" + (" + dashboard" if r["dashboard"] else "")
+    print(f"peak memory of the stack ({parts}): RSS summed {r['peak_rss'] / 2**20:.0f} MB, "
+          f"PSS {r['peak_pss'] / 2**20:.0f} MB (budget 1536 MB)")
     if base:
         ratio = statistics.median(base) / pct(seq, .5)
         print(f"by-hand baseline ({len(base)} clips): median {statistics.median(base):.1f} s per clip; "

@@ -102,6 +102,9 @@ def x264_args(stream: dict[str, Any]) -> dict[str, Any]:
     """Encoder options meant to reproduce the source's SPS/PPS (checked afterwards)."""
     reorder = int(stream.get("has_b_frames") or 0)
     params = {0: "bframes=0", 1: "b-pyramid=none"}.get(reorder, "b-pyramid=normal")
+    # An edge is at most one GOP: a short lookahead (in no parameter set) is as good there, and
+    # at 720p it saves ~110 MB per encoder, two of which run per cut.
+    params += ":rc-lookahead=5"
     level = int(stream.get("level") or 0)
     args = {**ENCODE, "crf": 23, "profile:v": _PROFILES[stream["profile"]], "x264-params": params}
     return {**args, "level:v": f"{level // 10}.{level % 10}"} if level > 0 else args
