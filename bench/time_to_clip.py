@@ -72,24 +72,29 @@ def start_stack(home: Path, workers: int, dashboard: bool) -> tuple[subprocess.P
 class RssSampler(threading.Thread):
     """Peak resident memory of a process tree (summed RSS and summed PSS), sampled every 0.2 s."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, others: tuple[int, ...] = ()) -> None:
         super().__init__(daemon=True)
         self.root, self.peak, self.peak_pss, self.stop_flag = psutil.Process(pid), 0, 0, False
+        self.others = [psutil.Process(p) for p in others]  # e.g. Redis, which daemonizes
+        self.at_peak: list[tuple[str, int, int]] = []  # (process, rss, pss) when RSS peaked
 
     def run(self) -> None:
         while not self.stop_flag:
-            rss = pss = 0
+            seen = []
             try:
-                procs = [self.root, *self.root.children(recursive=True)]
+                procs = [self.root, *self.root.children(recursive=True), *self.others]
             except psutil.Error:
                 procs = []
             for p in procs:
                 try:
-                    info = p.memory_full_info()
+                    info, cmd = p.memory_full_info(), " ".join(p.cmdline()[:4])
                 except psutil.Error:  # exited between listing and reading
                     continue
-                rss, pss = rss + info.rss, pss + info.pss
-            self.peak, self.peak_pss = max(self.peak, rss), max(self.peak_pss, pss)
+                seen.append((cmd, info.rss, info.pss))
+            rss, pss = sum(s[1] for s in seen), sum(s[2] for s in seen)
+            if rss > self.peak:
+                self.peak, self.at_peak = rss, sorted(seen, key=lambda s: -s[1])
+            self.peak_pss = max(self.peak_pss, pss)
             time.sleep(0.2)
 
 
@@ -115,7 +120,8 @@ def run_clipper(url: str, starts: list[float], burst_starts: list[float], worker
                 dashboard: bool = True) -> dict:
     home = Path(tempfile.mkdtemp(prefix="clipper_bench_"))
     proc, env = start_stack(home, workers, dashboard)
-    sampler = RssSampler(proc.pid)
+    redis_pid = json.loads((home / "run" / "up.json").read_text()).get("redis_pid")
+    sampler = RssSampler(proc.pid, (redis_pid,) if redis_pid else ())
     sampler.start()
     ctx = Context.build(Settings.from_env(env))
     try:
@@ -136,7 +142,7 @@ def run_clipper(url: str, starts: list[float], burst_starts: list[float], worker
         proc.wait(60)
         ctx.close()
     return {"sequential": seq, "burst": results, "peak_rss": sampler.peak, "peak_pss": sampler.peak_pss,
-            "dashboard": dashboard}
+            "at_peak": sampler.at_peak, "dashboard": dashboard}
 
 
 def baseline(folder: Path, url: str, starts: list[float]) -> list[float]:
@@ -209,9 +215,11 @@ def report(r: dict, base: list[float], duration: float) -> None:
     for stage in ("fetch", "cut", "asr"):
         vals = [st["stages"][stage]["seconds"] for _, st in r["sequential"] if stage in st["stages"]]
         print(f"  median {stage:<5} {statistics.median(vals):.2f} s")
-    parts = "Redis + workers + supervisor" + (" + dashboard" if r["dashboard"] else "")
+    parts = "Redis + workers + RQ scheduler + supervisor" + (" + dashboard" if r["dashboard"] else "")
     print(f"peak memory of the stack ({parts}): RSS summed {r['peak_rss'] / 2**20:.0f} MB, "
           f"PSS {r['peak_pss'] / 2**20:.0f} MB (budget 1536 MB)")
+    for cmd, rss, pss in r["at_peak"]:
+        print(f"  at the RSS peak: {rss / 2**20:5.0f} MB RSS {pss / 2**20:5.0f} MB PSS  {cmd[:90]}")
     if base:
         ratio = statistics.median(base) / pct(seq, .5)
         print(f"by-hand baseline ({len(base)} clips): median {statistics.median(base):.1f} s per clip; "

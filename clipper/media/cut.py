@@ -238,14 +238,16 @@ def _smart_cut(src: Path, info: MediaInfo, plan: CutPlan, out: Path, work: Path)
     enc = _matching_encoder(src, plan.k1 - fdur / 2, stream, wanted, work)
     head, mid, tail = work / "head.mp4", work / "mid.mp4", work / "tail.mp4"
     audio = work / "audio.m4a" if info.has_audio else None
-    # The pieces are independent: run them side by side (ffmpeg start-up and I/O dominate).
+    # The pieces are independent: run them side by side (ffmpeg start-up and I/O dominate),
+    # three at a time: the quick middle copy makes way for the audio long before the edge
+    # encodes end, and a fourth ffmpeg per cut only adds memory (the stack's budget is 1.5 GB).
     tasks = [lambda: _copy_middle(src, plan, _piece(stream), mid),
              lambda: _encode_video(src, plan.k2 - fdur / 2, plan.tail, enc, tail)]
     if plan.head:
         tasks.append(lambda: _encode_video(src, plan.first - fdur / 2, plan.head, enc, head))
     if audio:
         tasks.append(lambda: _cut_audio(src, info, plan.first, plan.stop - plan.first, audio))
-    _run_all(tasks)
+    _run_all(tasks, at_once=3)
     edges = ([head] if plan.head else []) + [tail]
     if any(ps != wanted for ps in _run_all([lambda p=p: _param_sets(p, 0.0, work) for p in edges])):
         raise _Unjoinable("re-encoded edge parameter sets differ from the source's")
@@ -257,9 +259,10 @@ def _smart_cut(src: Path, info: MediaInfo, plan: CutPlan, out: Path, work: Path)
     _check(out, plan.frames, plan.stop - plan.first, fdur)
 
 
-def _run_all(tasks: list[Any]) -> list[Any]:
-    """Run callables in threads; re-raise the first failure."""
-    with ThreadPoolExecutor(max_workers=len(tasks)) as pool:
+def _run_all(tasks: list[Any], at_once: int | None = None) -> list[Any]:
+    """Run callables in threads (at most `at_once` together, in list order); re-raise the first
+    failure."""
+    with ThreadPoolExecutor(max_workers=min(len(tasks), at_once or len(tasks))) as pool:
         return [f.result() for f in [pool.submit(t) for t in tasks]]
 
 
