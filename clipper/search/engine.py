@@ -203,7 +203,7 @@ def _highest_id(session: Session, clauses: Clauses) -> int:
 
 def _postgres_candidates(session: Session, query: Query, filters: Filters, clauses: Clauses,
                          strategy: str | None = None) -> list[_Candidate]:
-    on_clip = _clip_only(clauses)
+    on_clip, top = _clip_only(clauses), None
     on_segment = "".join(f" AND {c}" for c in clauses.sql if c.startswith("s."))
     if strategy is None:
         strategy = "scan" if clauses.sql and _few_filtered(session, clauses) else "walk"
@@ -218,13 +218,13 @@ def _postgres_candidates(session: Session, query: Query, filters: Filters, claus
         if on_clip.sql:
             where += " AND " + _CLIP_CHECK.format(where=_where(on_clip))
         source = f"segments s WHERE s.tsv @@ {_TSQ} AND s.id >= :floor AND s.id <= :top{where}"
+        # An end date confines clips to old ids: start the walk at the newest of theirs.
+        top = _highest_id(session, clauses) if filters.until is not None else None
     inner = f"SELECT s.id AS sid, s.tsv, s.clip_id FROM {source} ORDER BY s.id DESC LIMIT :cap"
     # A scalar subquery, not a join: the planner would hash all clips for 500 lookups.
     sql = (f"SELECT cand.sid, ts_rank_cd(cand.tsv, {_TSQ}),"
            " (SELECT c2.created_at FROM clips c2 WHERE c2.id = cand.clip_id)"
            f" FROM ({inner}) AS cand")
-    # An end date confines clips to old ids: start the walk at the newest of theirs.
-    top = _highest_id(session, clauses) if filters.until is not None else None
     rows = _newest_first(session, sql, clauses, to_tsquery(query),
                          lambda: _walk_floor(session, filters, clauses), top)
     return [_Candidate(int(r[0]), float(r[1]), r[2]) for r in rows]
