@@ -21,6 +21,13 @@ class MediaInfo:
     audio_codec: str = ""
     format_name: str = ""
     start_time: float = 0.0
+    sar: float = 1.0  # pixel aspect: anamorphic SD broadcasts (720x576 shown as 16:9) have 64/45
+
+    @property
+    def display_width(self) -> int:
+        """Width in square pixels (even): what a player shows."""
+        width = round(self.width * self.sar)
+        return width - width % 2
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,17 @@ def probe_media(path: Path) -> MediaInfo:
         width=int(v.get("width") or 0), height=int(v.get("height") or 0),
         fps=_rate(v.get("avg_frame_rate")) or _rate(v.get("r_frame_rate")),
         video_codec=v.get("codec_name", ""), audio_codec=(audio[0] if audio else {}).get("codec_name", ""),
-        format_name=fmt.get("format_name", ""), start_time=float(fmt.get("start_time") or 0))
+        format_name=fmt.get("format_name", ""), start_time=float(fmt.get("start_time") or 0),
+        sar=_ratio(v.get("sample_aspect_ratio")))
+
+
+def _ratio(text: str | None) -> float:
+    """"64:45" -> 1.422...; missing, "0:1" or "N/A" (unknown) -> 1.0 (square pixels)."""
+    try:
+        num, den = (int(x) for x in str(text).split(":"))
+    except ValueError:
+        return 1.0
+    return num / den if num > 0 and den > 0 else 1.0
 
 
 def video_stream(path: Path) -> dict[str, Any]:

@@ -262,9 +262,17 @@ def _trim_opts(trim_in: float, duration: float) -> dict[str, Any]:
     return opts
 
 
+def _square_pixels(v: Any, info: MediaInfo) -> Any:
+    """Anamorphic sources (SD broadcasts: 720x576 shown 16:9) are stretched to the width a
+    player shows first, so crops and pads work on the picture people see."""
+    if abs(info.sar - 1.0) < 0.01:
+        return v
+    return v.filter("scale", info.display_width, info.height).filter("setsar", 1)
+
+
 def _crop_chain(v: Any, info: MediaInfo, width: int, height: int) -> Any:
-    w, h, x, y = crop_box(info.width, info.height, width, height)
-    if (w, h) != (info.width, info.height):
+    w, h, x, y = crop_box(info.display_width, info.height, width, height)
+    if (w, h) != (info.display_width, info.height):
         v = v.filter("crop", w, h, x, y)
     return v.filter("scale", width, height)
 
@@ -306,6 +314,7 @@ class _Job:
 
 
 def _video_for(v: Any, job: _Job, info: MediaInfo, logo: Any | None) -> Any:
+    v = _square_pixels(v, info)
     if job.request.fit == "pad":
         v = _pad_chain(v, job.width, job.height)
     else:
@@ -378,7 +387,7 @@ def _check(requests: Sequence[RenderRequest], info: MediaInfo, trim_in: float,
     if not requests:
         raise InvalidInput("Nothing to render.", "Ask for at least one shape.")
     for r in requests:
-        output_size(r.shape, info.width, info.height)
+        output_size(r.shape, info.display_width, info.height)
         if r.fit not in FITS:
             raise InvalidInput(f"Unknown fit {r.fit!r}.", f"Use one of {', '.join(FITS)}.")
     if not info.has_video or info.width <= 0:
@@ -392,7 +401,7 @@ def _check(requests: Sequence[RenderRequest], info: MediaInfo, trim_in: float,
 
 def _make_job(r: RenderRequest, info: MediaInfo, work: Path, words: Sequence[Word],
               duration: float, attribution: str | None, highlight: bool) -> _Job:
-    width, height = output_size(r.shape, info.width, info.height)
+    width, height = output_size(r.shape, info.display_width, info.height)
     layout = layout_for(width, height)
     ass = None
     if words or attribution:

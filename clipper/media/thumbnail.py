@@ -24,7 +24,10 @@ def make_thumbnail(clip: Path, out: Path, at: float | None = None) -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.stem}.{uuid.uuid4().hex}.jpg")
-    stream = ffmpeg.input(str(clip), ss=f"{t:.3f}").video.filter("scale", WIDTH, -2)
+    # A JPEG carries no pixel aspect: square the pixels (anamorphic broadcasts) before scaling.
+    stream = (ffmpeg.input(str(clip), ss=f"{t:.3f}").video
+              .filter("scale", "trunc(iw*sar/2)*2", "ih").filter("setsar", 1)
+              .filter("scale", WIDTH, -2))
     try:
         ffrun.run(ffmpeg.output(stream, str(tmp), **{"frames:v": 1, "q:v": 3}), what="make a thumbnail")
         if not tmp.exists() or tmp.stat().st_size == 0:

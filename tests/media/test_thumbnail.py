@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -29,3 +30,18 @@ def test_thumbnail_width(gop2: Path, tmp_path: Path) -> None:
                                      capture_output=True, text=True, check=True).stdout)
     assert meta["streams"][0]["width"] == 640 and meta["streams"][0]["height"] == 360
     assert probe_media(gop2).has_video
+
+
+
+def test_anamorphic_thumbnail_has_the_shown_aspect(tmp_path: Path) -> None:
+    """JPEG has no pixel aspect: a 720x576 frame shown as 16:9 becomes a 16:9 thumbnail."""
+    src = tmp_path / "sd.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
+                    "testsrc2=size=720x576:rate=25:duration=1", "-vf", "setsar=64/45",
+                    "-c:v", "libx264", "-pix_fmt", "yuv420p", str(src)], check=True)
+    info = probe_media(src)
+    assert abs(info.sar - 64 / 45) < 1e-9 and info.display_width == 1024
+    thumb = make_thumbnail(src, tmp_path / "t.jpg")
+    out = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=width,height",
+                          "-of", "csv=p=0", str(thumb)], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "640,360"

@@ -239,3 +239,22 @@ def test_pad_works_on_a_small_source(tmp_path):
     src = make_video(tmp_path / "small.mp4", 2)
     [result] = render_shapes(src, [RenderRequest(tmp_path / "pad.mp4", "16x9", "pad")], captions=False)
     assert (result.width, result.height) == (320, 180)
+
+
+def test_anamorphic_broadcast_renders_as_people_see_it(tmp_path: Path) -> None:
+    """An SD broadcast is 720x576 stored, 1024x576 shown (pixel aspect 64:45): the 16x9 render
+    must keep the whole picture, not crop a 16:9 box out of the stored 5:4 pixels."""
+    src = tmp_path / "sd.mp4"
+    ffmpeg("-f", "lavfi", "-i", "color=black:size=720x576:rate=25:duration=1",
+           "-vf", "drawbox=x=0:y=0:w=iw:h=40:color=white:t=fill,setsar=64/45",
+           "-c:v", "libx264", "-pix_fmt", "yuv420p", str(src))
+    [wide, square] = render_package_shapes(
+        src, [RenderRequest(tmp_path / "wide.mp4", "16x9"), RenderRequest(tmp_path / "sq.mp4", "1x1")],
+        captions=False)
+    assert (wide.width, wide.height) == (1024, 576)
+    assert streams(wide.path)["video"]["sample_aspect_ratio"] in ("1:1", None)
+    top = decode_gray(wide.path, size="64x36")[0]
+    assert top[:2].mean() > 200 and top[4:].mean() < 30  # the top band survived, unstretched
+    # 1x1 crops the sides of the 1024-wide picture: 576 of it, centred, scaled to 1080.
+    band = decode_gray(square.path, size="60x60")[0]
+    assert band[:3].mean() > 200 and band[6:].mean() < 30
