@@ -90,3 +90,24 @@ def test_packet_window_gives_the_same_plan_as_the_whole_file(tmp_path):
     windowed = plan_cut(video_frames(src, start, (50.3, 100.7)), 70.3, 80.7)
     assert windowed == whole
     assert len(video_frames(src, start, (50.3, 100.7))) < len(video_frames(src, start))
+
+
+def test_rotated_phone_recording_comes_out_upright(media_dir: Path, tmp_path: Path) -> None:
+    """A phone's portrait video is stored landscape with a rotation flag; renders and
+    thumbnails read pixels, so the clip must hold them upright (re-encoded, flag gone)."""
+    import json
+    import subprocess
+
+    plain = make_video(media_dir / "landscape.mp4", 6)
+    src = media_dir / "rotated.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(plain), "-c", "copy",
+                    "-metadata:s:v:0", "rotate=90", str(src)], check=True)
+    result = cut_clip(src, 1.0, 4.0, tmp_path / "clip.mp4")
+    stream = json.loads(subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+         "stream=width,height:stream_side_data=rotation", "-of", "json", str(result.path)],
+        capture_output=True, text=True, check=True).stdout)["streams"][0]
+    before = probe_media(plain)
+    assert (stream["width"], stream["height"]) == (before.height, before.width)
+    assert not any("rotation" in d for d in stream.get("side_data_list", []))
+    assert result.method == "reencode"
