@@ -14,6 +14,7 @@ python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 if [ "$TEST" = 1 ]; then
   command -v chromium >/dev/null || need+=(chromium)
   command -v redis-server >/dev/null || need+=(redis-server)
+  command -v openssl >/dev/null || need+=(openssl)
   command -v pg_ctlcluster >/dev/null || need+=(postgresql)
 fi
 if [ "${#need[@]}" -gt 0 ]; then

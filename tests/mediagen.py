@@ -6,6 +6,7 @@ import contextlib
 import functools
 import http.server
 import re
+import ssl
 import subprocess
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -151,8 +152,9 @@ class _Limited:
 
 @contextlib.contextmanager
 def serve_dir(directory: Path, *, hook: Callable[[http.server.BaseHTTPRequestHandler], bool]
-              | None = None) -> Iterator[tuple[str, list[str]]]:
-    """Serve `directory` on 127.0.0.1 in a thread; yields (base_url, requested_paths).
+              | None = None, tls: ssl.SSLContext | None = None) -> Iterator[tuple[str, list[str]]]:
+    """Serve `directory` on 127.0.0.1 in a thread (over https with `tls`); yields
+    (base_url, requested_paths).
 
     `hook(handler)` runs before each GET; when it returns True it has answered the request itself
     (e.g. with a 503). Every requested path is appended to the list, so tests can count segments.
@@ -169,10 +171,13 @@ def serve_dir(directory: Path, *, hook: Callable[[http.server.BaseHTTPRequestHan
     server = http.server.ThreadingHTTPServer(
         ("127.0.0.1", 0), functools.partial(Handler, directory=str(directory)))
     server.daemon_threads = True
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", requested
+        scheme = "https" if tls is not None else "http"
+        yield f"{scheme}://127.0.0.1:{server.server_address[1]}", requested
     finally:
         server.shutdown()
         server.server_close()

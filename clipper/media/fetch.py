@@ -33,11 +33,20 @@ _TRANSIENT = (r"HTTP Error 5\d\d", r"Connection refused", r"Connection reset", r
               r"Network is unreachable", r"Server returned 5\d\d")
 
 
+_CERTIFICATE = re.compile(r"certificate verify failed: ([^(;]+?)\s*(?:\(|;|$)")
+
+
 def classify_error(text: str) -> ClipperError:
     """Pure: yt-dlp/ffmpeg error text -> PermanentError or TransientError with a readable message."""
+    untrusted = _CERTIFICATE.search(text)
+    if untrusted:
+        return PermanentError(f"The source's TLS certificate is not trusted ({untrusted[1]}).",
+                              "Check that the link is the site you meant; official sites have "
+                              "valid certificates.")
     clean = re.sub(r"\x1b\[[0-9;]*m", "", text).replace("ERROR: ", "").strip()
     clean = re.sub(r"^\[[^\]]+\] ", "", clean.splitlines()[-1] if clean else "unknown error")
     clean = re.sub(r"^[\w-]+: ", "", clean)  # yt-dlp's "<video id>: " prefix
+    clean = re.sub(r";? *please report this issue on .*", "", clean)  # not a yt-dlp bug report
     if any(re.search(p, text) for p in _TRANSIENT):
         return TransientError(f"Could not reach the source: {clean}", "It will be retried.")
     if any(re.search(p, text) for p in _PERMANENT):

@@ -99,6 +99,14 @@ def test_ffmpeg_gets_proxy_and_a_network_only_whitelist(tmp_path: Path) -> None:
 def test_classify_error() -> None:
     assert isinstance(classify_error("ERROR: [generic] x: Unable to download webpage: HTTP Error 503"), TransientError)
     assert isinstance(classify_error("ERROR: [generic] x: HTTP Error 410: Gone"), PermanentError)
+    report = ("; please report this issue on  https://github.com/yt-dlp/yt-dlp/issues?q= , "
+              "filling out the appropriate issue template.")
+    gone = classify_error("ERROR: [generic] Unable to download webpage: HTTP Error 404: Not Found" + report)
+    assert gone.message == "The source cannot be fetched: Unable to download webpage: HTTP Error 404: Not Found"
+    cert = classify_error("ERROR: [generic] Unable to download webpage: [SSL: CERTIFICATE_VERIFY_FAILED] "
+                          "certificate verify failed: certificate has expired (_ssl.c:1006)" + report)
+    assert isinstance(cert, PermanentError)
+    assert cert.message == "The source's TLS certificate is not trusted (certificate has expired)."
 
 
 def test_local_section(gop2: Path) -> None:
