@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import certifi
 import yt_dlp
 from yt_dlp.utils import DownloadError, download_range_func
 
@@ -77,6 +78,8 @@ def ydl_options(section: tuple[float, float], workdir: Path, proxy: str | None,
                 url: str = "") -> dict[str, Any]:
     """yt-dlp options for one section download into workdir (quiet, single item, no retries)."""
     ffmpeg_in = ["-protocol_whitelist", network_protocols(url, proxy)] + (["-http_proxy", proxy] if proxy else [])
+    if url.lower().startswith("https:"):  # ffmpeg checks no certificate unless told to
+        ffmpeg_in += ["-tls_verify", "1", "-ca_file", certifi.where()]
     opts: dict[str, Any] = {
         "quiet": True, "no_warnings": True, "noprogress": True, "noplaylist": True,
         "outtmpl": str(workdir / "section.%(ext)s"), "paths": {"home": str(workdir)},

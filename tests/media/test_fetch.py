@@ -94,6 +94,18 @@ def test_ffmpeg_gets_proxy_and_a_network_only_whitelist(tmp_path: Path) -> None:
     whitelist = args[args.index("-protocol_whitelist") + 1].split(",")
     assert "httpproxy" not in whitelist and "file" not in whitelist and whitelist == NETWORK_PROTOCOLS.split(",")
     assert args[args.index("-http_proxy") + 1] == "http://127.0.0.1:3128" and opts["proxy"] == "http://127.0.0.1:3128"
+    assert "-tls_verify" not in args  # plain http: nothing to verify
+
+
+def test_ffmpeg_checks_certificates_of_https_sources(tmp_path: Path) -> None:
+    """ffmpeg's default is to trust any certificate; yt-dlp's segment downloads must not."""
+    import certifi
+
+    args = ydl_options((1, 2), tmp_path, "http://127.0.0.1:3128", "https://cdn.example/live.m3u8")[
+        "external_downloader_args"]["ffmpeg_i"]
+    assert args[args.index("-tls_verify") + 1] == "1"
+    assert args[args.index("-ca_file") + 1] == certifi.where()
+    assert "httpproxy" in args[args.index("-protocol_whitelist") + 1].split(",")
 
 
 def test_classify_error() -> None:
