@@ -134,6 +134,11 @@ def _index_flag_tags(_mapper: Any, connection: Any, flag: Flag) -> None:
     tags = {str(t).strip().lower()[:64] for t in flag.tags or [] if str(t).strip()}
     if not tags:
         return
+    # Wait for whoever holds the clip (the asr stage replacing its segments): on PostgreSQL the
+    # new tags are copied onto the segments that exist when they land, not onto ones in flight.
+    # The flag's foreign key already waits for a clip locked FOR UPDATE; this does not depend
+    # on how the other side locked it.
+    connection.execute(select(Clip.id).where(Clip.id == flag.clip_id).with_for_update())
     have = set(connection.execute(select(ClipTag.tag).where(ClipTag.clip_id == flag.clip_id)).scalars())
     if tags - have:
         connection.execute(insert(ClipTag), [{"clip_id": flag.clip_id, "tag": t} for t in sorted(tags - have)])

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import random
+import threading
+import time
 from datetime import date
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
 from clipper.db import Database
 from clipper.errors import InvalidInput
@@ -331,3 +333,42 @@ def test_tag_added_after_the_transcript_is_found(db: Database, corpus: Any) -> N
         session.flush()
         corpus.write_transcript_segments(session, clip, ["nurses vote on the offer"])
     assert {h.clip_id for h in search(db, "vote", tag="health").hits} == {clip}
+
+
+def test_tag_added_while_the_transcript_is_being_replaced(db: Database, corpus: Any) -> None:
+    """A flag's new tag landing while the asr stage rewrites the clip's segments (clip locked)
+    must reach the new segments, not only the old ones being deleted."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite runs one writer at a time")
+    clip = corpus.clip(["old words"], tags=["strike"])
+    flagged: list[BaseException] = []
+
+    def flag() -> None:
+        try:
+            with db.session() as session:
+                session.add(Flag(clip_id=clip, source_id=source_id, start=100.0, end=105.0,
+                                 tags=["health"], by="vol2"))
+        except BaseException as exc:  # noqa: BLE001 (reported by the main thread)
+            flagged.append(exc)
+
+    with db.session() as rewriting:
+        source_id = rewriting.get(Clip, clip, with_for_update=True).source_id
+        rewriting.query(SegmentRow).filter_by(clip_id=clip).delete()
+        rewriting.flush()
+        corpus.write_transcript_segments(rewriting, clip, ["nurses walk out"])
+        rewriting.flush()
+        thread = threading.Thread(target=flag)
+        thread.start()
+        deadline = time.monotonic() + 20
+        while not _someone_waits_for_a_lock(db):
+            assert thread.is_alive() and time.monotonic() < deadline, "the flag did not wait"
+            time.sleep(0.02)
+    thread.join(20)
+    assert not flagged and not thread.is_alive()
+    assert {h.clip_id for h in search(db, "nurses", tag="health").hits} == {clip}
+
+
+def _someone_waits_for_a_lock(db: Database) -> bool:
+    with db.engine.connect() as conn:
+        return bool(conn.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                                     " AND datname = current_database()")))
