@@ -29,14 +29,23 @@ def postgres_db() -> Iterator[Database]:
         yield db
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request: pytest.FixtureRequest) -> Database:
-    """Each test runs on both backends, starting from empty tables."""
-    database = request.getfixturevalue("sqlite_db" if request.param == "sqlite" else "postgres_db")
+def _emptied(database: Database) -> Database:
     with database.session() as session:
         for table in reversed(Base.metadata.sorted_tables):
             session.execute(table.delete())
     return database
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request: pytest.FixtureRequest) -> Database:
+    """Each test runs on both backends, starting from empty tables."""
+    return _emptied(request.getfixturevalue("sqlite_db" if request.param == "sqlite" else "postgres_db"))
+
+
+@pytest.fixture
+def pg_db(postgres_db: Database) -> Database:
+    """PostgreSQL alone, from empty tables: for behaviour only it has (concurrent writers)."""
+    return _emptied(postgres_db)
 
 
 @dataclass

@@ -335,11 +335,12 @@ def test_tag_added_after_the_transcript_is_found(db: Database, corpus: Any) -> N
     assert {h.clip_id for h in search(db, "vote", tag="health").hits} == {clip}
 
 
-def test_tag_added_while_the_transcript_is_being_replaced(db: Database, corpus: Any) -> None:
+def test_tag_added_while_the_transcript_is_being_replaced(pg_db: Database,
+                                                          corpus_factory: Any) -> None:
     """A flag's new tag landing while the asr stage rewrites the clip's segments (clip locked)
-    must reach the new segments, not only the old ones being deleted."""
-    if db.engine.dialect.name != "postgresql":
-        pytest.skip("SQLite runs one writer at a time")
+    must reach the new segments, not only the old ones being deleted. PostgreSQL only: SQLite
+    runs one writer at a time, so the two cannot overlap there."""
+    db, corpus = pg_db, corpus_factory(pg_db)
     clip = corpus.clip(["old words"], tags=["strike"])
     flagged: list[BaseException] = []
 
