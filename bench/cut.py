@@ -17,11 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from mediagen import decode_gray, make_video  # noqa: E402
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: testmedia
 from clipper.media import cut  # noqa: E402
 from clipper.media.probe import probe_media, video_frames  # noqa: E402
+from testmedia.mediagen import decode_gray, make_video  # noqa: E402
 
 
 def frame_error(clip: Path, src: Path, pts: list[float], at: float, which: int) -> int:

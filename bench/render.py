@@ -19,14 +19,14 @@ import time
 import wave
 from pathlib import Path
 
+from clipper.domain import Word
+from clipper.media.package import PackageSpec, build_package
 from clipper.media.render import (
     RenderRequest,
     render_package_shapes,
     render_shape,
     render_shapes,
 )
-from clipper.models import Word
-from clipper.package import PackageSpec, build_package
 
 FIRST_TARGET, ALL_TARGET = 0.6, 1.5
 SENTENCES = (

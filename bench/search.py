@@ -27,9 +27,9 @@ from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from clipper.db import Database, alembic_config  # noqa: E402
 from clipper.search import search  # noqa: E402
 from clipper.search.index import index_size_bytes  # noqa: E402
+from clipper.storage.database import Database, alembic_config  # noqa: E402
 
 PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 SEGMENTS_PER_CLIP = 20

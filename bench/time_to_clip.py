@@ -30,11 +30,11 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from clipper.config import Settings  # noqa: E402
+from clipper.cli.demo import SCRIPT, DemoServer, make_demo_media  # noqa: E402
 from clipper.context import Context  # noqa: E402
-from clipper.demo import SCRIPT, DemoServer, make_demo_media  # noqa: E402
 from clipper.services.clips import clip_status  # noqa: E402
 from clipper.services.flags import file_flag  # noqa: E402
+from clipper.settings import Settings  # noqa: E402
 
 CACHE = ROOT / "bench" / "out"
 CLIP = 60.0

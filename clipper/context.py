@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 
 import redis
 
-from clipper import queue
-from clipper.config import Settings
-from clipper.db import Database
+from clipper.settings import Settings
+from clipper.storage import broker
+from clipper.storage.database import Database
 
 
 @dataclass
@@ -26,7 +26,7 @@ class Context:
     @property
     def redis(self) -> redis.Redis:
         if self._redis is None:
-            self._redis = queue.connect(self.settings)
+            self._redis = broker.connect(self.settings)
         return self._redis
 
     def close(self) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pysubs2
 
-from clipper.models import Word
+from clipper.domain import Word
 
 SENTENCE_END = (".", "?", "!", "…", '."', '?"', '!"')
 CLAUSE_END = (",", ";", ":", "—")

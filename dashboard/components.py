@@ -9,7 +9,7 @@ import streamlit as st
 
 from clipper.context import Context
 from clipper.errors import ClipperError
-from clipper.roles import Actor
+from clipper.permissions import Actor
 from clipper.services.review import package_files, publish, stage_label
 from dashboard.deps import CLIP_PAGE
 

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from clipper.config import Settings
 from clipper.context import Context
-from clipper.roles import Actor
+from clipper.permissions import Actor
+from clipper.settings import Settings
 
 TOKEN_KEY = "clipper_token"
 

@@ -11,16 +11,37 @@ import pytest
 import redis
 from sqlalchemy import create_engine, text
 
-from clipper.config import Settings
 from clipper.context import Context
-from clipper.db import Database
+from clipper.settings import Settings
+from clipper.storage.database import Database
+from clipper.storage.tables import Base
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-PG_ADMIN_URL = os.environ.get("CLIPPER_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REDIS_TEST_URL = os.environ.get("CLIPPER_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
-TABLES = ("events", "publications", "renders", "segments", "transcripts", "stage_runs", "clip_tags", "flags",
-          "clips", "sources", "login_sessions", "users")
+
+# A test that takes one of these, itself or through another fixture, needs Redis, PostgreSQL,
+# ffmpeg/ffprobe, espeak-ng, the Whisper model or Chromium: it is marked `services`, so that
+# `pytest -m "not services"` runs the pure tests alone, in seconds, with none of them installed.
+# Modules that run ffmpeg or a subprocess themselves say `pytestmark = pytest.mark.services`.
+SERVICE_FIXTURES = frozenset({
+    "backend", "db_url", "pg_url", "ctx", "sqlite_ctx", "redis_conn",  # databases, queues
+    "broadcast", "broadcast_site",  # generated media (ffmpeg, espeak-ng), served over HTTP
+    "media_dir", "render_dir",  # tests/media and tests/render: generated clips and renders
+    "speech_dir", "home",  # tests/transcribe: spoken clips and the Whisper model
+    "postgres_db", "pg_db",  # tests/search (its `db` builds on `backend`)
+    "desk", "team_template", "tiny_media",  # tests/dashboard: Redis and ffmpeg
+})
+POSTGRES_FIXTURES = frozenset({"pg_url", "postgres_db", "pg_db"})  # PostgreSQL only
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        if used & SERVICE_FIXTURES:
+            item.add_marker(pytest.mark.services)
+        if used & POSTGRES_FIXTURES:
+            item.add_marker(pytest.mark.postgres)
 
 
 @pytest.fixture(scope="session")
@@ -43,15 +64,25 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _truncate_pg(url: str) -> None:
     engine = create_engine(url)
     with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+        tables = ", ".join(t.name for t in Base.metadata.sorted_tables)  # every table, new ones too
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     engine.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
+@pytest.fixture(params=[pytest.param("sqlite", id="sqlite"),
+                        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres)])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Which database, "sqlite" or "postgres": the one both-databases parametrisation, so the
+    ids are the same everywhere (`-k postgres` picks every PostgreSQL case, `-m postgres` too)."""
+    return request.param
+
+
+@pytest.fixture
+def db_url(request: pytest.FixtureRequest, backend: str, tmp_path: Path,
+           sqlite_template: Path) -> str:
     """Each test that takes this runs once on SQLite and once on PostgreSQL."""
-    if request.param == "sqlite":
-        path = tmp_path / "clipper.db"
+    if backend == "sqlite":
+        path = tmp_path / "clipper.storage.database"
         shutil.copy(sqlite_template, path)
         return f"sqlite:///{path}"
     url = request.getfixturevalue("pg_url")
@@ -61,7 +92,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
 
 @pytest.fixture
 def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
-    path = tmp_path / "clipper.db"
+    path = tmp_path / "clipper.storage.database"
     shutil.copy(sqlite_template, path)
     return f"sqlite:///{path}"
 
@@ -107,7 +138,7 @@ def sqlite_ctx(sqlite_url: str, make_settings: Callable[..., Settings],
 
 def drain(ctx: Context, queues: tuple[str, ...] = ("asr", "media", "fetch", "render")) -> None:
     """Run every queued job to completion in this process (a real RQ worker in burst mode)."""
-    from workers.worker import make_worker
+    from clipper.pipeline.worker import make_worker
 
     make_worker(ctx, queues).work(burst=True)
 
@@ -125,7 +156,7 @@ BROADCAST_TEXT = ("The health secretary said waiting lists would fall by forty p
 @pytest.fixture(scope="session")
 def broadcast(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 30 s 320x180 broadcast with speech; keyframes every 2 s (none on the times tests ask for)."""
-    from mediagen import make_video
+    from testmedia.mediagen import make_video
 
     folder = tmp_path_factory.mktemp("broadcast")
     return make_video(folder / "show.mp4", 30, gop=50, speech=BROADCAST_TEXT)
@@ -134,7 +165,7 @@ def broadcast(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def broadcast_site(broadcast: Path) -> Iterator[tuple[str, list[str]]]:
     """The broadcast served over loopback HTTP as MP4 and HLS (`/show.mp4`, `/hls/index.m3u8`)."""
-    from mediagen import make_hls, serve_dir
+    from testmedia.mediagen import make_hls, serve_dir
 
     make_hls(broadcast, broadcast.parent / "hls", hls_time=4)
     with serve_dir(broadcast.parent) as site:

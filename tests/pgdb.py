@@ -9,9 +9,12 @@ from collections.abc import Iterator
 
 from sqlalchemy import create_engine, text
 
-from clipper.db import Database
+from clipper.storage.database import Database
 
-PG_ADMIN_URL = os.environ.get("CLIPPER_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+# The one PostgreSQL server URL the tests use (its maintenance database); every test database is
+# created on this server and dropped again.
+PG_ADMIN_URL = os.environ.get("CLIPPER_TEST_PG_URL",
+                              "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 
 @contextlib.contextmanager

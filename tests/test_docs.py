@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from clipper.config import SETTINGS, Settings
+from clipper.settings import SETTINGS, Settings
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 

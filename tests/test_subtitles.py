@@ -5,7 +5,7 @@ from __future__ import annotations
 import pysubs2
 import pytest
 
-from clipper.models import Word
+from clipper.domain import Word
 from clipper.subtitles import Cue, build_cues, layout_lines, write_srt, write_vtt
 
 

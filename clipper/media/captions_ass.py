@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pysubs2
 
-from clipper.models import Word
+from clipper.domain import Word
 from clipper.subtitles import Cue, build_cues
 
 FONT = "DejaVu Sans"  # the only family installed on the workers (FACTS.md)

@@ -21,10 +21,10 @@ from typing import Any
 
 import ffmpeg
 
+from clipper.domain import CutResult, MediaInfo
 from clipper.errors import InvalidInput, PermanentError
 from clipper.media import ffrun
 from clipper.media.probe import Frame, probe_media, video_frames, video_stream
-from clipper.models import CutResult, MediaInfo
 
 log = logging.getLogger(__name__)
 

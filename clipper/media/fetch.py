@@ -19,9 +19,9 @@ import certifi
 import yt_dlp
 from yt_dlp.utils import DownloadError, download_range_func
 
+from clipper.domain import FetchedSection
 from clipper.errors import ClipperError, InvalidInput, PermanentError, TransientError
 from clipper.media.probe import edit_list_lag, probe_media
-from clipper.models import FetchedSection
 
 # ffmpeg (run by yt-dlp for sections) may open network inputs only: no file://, no httpproxy://
 # (a playlist segment "httpproxy://HOST/" would connect straight to HOST, bypassing the proxy).

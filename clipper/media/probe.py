@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from clipper.domain import MediaInfo
 from clipper.errors import InvalidInput, PermanentError
 from clipper.media import ffrun
-from clipper.models import MediaInfo
 
 # Image "formats" that ffprobe reads as one-frame video: not a broadcast.
 _IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "gif", "webp_pipe", "tiff_pipe")

@@ -46,11 +46,11 @@ from typing import Any
 
 import ffmpeg
 
+from clipper.domain import MediaInfo, Word
 from clipper.errors import InvalidInput, PermanentError
 from clipper.media import ffrun
 from clipper.media.captions_ass import CaptionLayout, build_ass, layout_for, shift_words, write_ass
 from clipper.media.probe import probe_media
-from clipper.models import MediaInfo, Word
 
 SHAPES = ("16x9", "1x1", "9x16")
 FITS = ("crop", "pad")

@@ -26,11 +26,11 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from clipper.errors import InvalidInput
-from clipper.schema import Clip, SegmentRow
 from clipper.search.filters import Clauses, Filters, filter_clauses, make_filters
 from clipper.search.query import Query, Term, parse_query, to_fts5, to_tsquery
 from clipper.search.scoring import DF_SAMPLE, bm25_scores
 from clipper.search.snippet import bare_words, make_snippet, may_match, query_matches
+from clipper.storage.tables import Clip, SegmentRow
 
 CANDIDATE_CAP = 500
 """Most matches ranked per search (the newest); also the furthest one can page."""
@@ -394,7 +394,7 @@ def search(session_or_db: Any, query: str, *, source: str | int | None = None,
            offset: int = 0) -> SearchPage:
     """Search every transcript segment; raises InvalidInput (and only that) for bad input.
 
-    `session_or_db` is a Session or a clipper.db.Database. `source` is a source id or a
+    `session_or_db` is a Session or a clipper.storage.database.Database. `source` is a source id or a
     piece of its location/title; `since`/`until` are inclusive UTC days on the clip's
     created_at; `status` one status, a list, or "a,b"; `tag`/`by` match any of the clip's flags.
     """

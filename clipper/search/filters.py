@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import BindParameter, bindparam
 
 from clipper.errors import InvalidInput
-from clipper.schema import UTCDateTime
+from clipper.storage.tables import UTCDateTime
 
 _LIKE_ESCAPE = "!"
 

@@ -13,7 +13,7 @@ from sqlalchemy import delete, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from clipper.schema import SegmentRow
+from clipper.storage.tables import SegmentRow
 
 SQLITE_TRIGGERS = ("segments_fts_ai", "segments_fts_ad", "segments_fts_au")
 

@@ -9,9 +9,10 @@ from sqlalchemy.orm import Session
 
 from clipper.context import Context
 from clipper.errors import Conflict, NotFound
-from clipper.schema import Clip, Event, Publication, RenderRow, StageRun
-from clipper.services.transcripts import load_transcript, transcript_dict
-from clipper.states import move
+from clipper.pipeline.jobqueue import queue_clip
+from clipper.pipeline.lifecycle import move
+from clipper.pipeline.transcripts import load_transcript, transcript_dict
+from clipper.storage.tables import Clip, Event, Publication, RenderRow, StageRun
 
 
 def get_clip(session: Session, clip_id: int) -> Clip:
@@ -83,8 +84,6 @@ def clip_events(ctx: Context, clip_id: int) -> list[dict[str, Any]]:
 
 def retry_clip(ctx: Context, clip_id: int, *, by: str) -> int:
     """Send a failed clip back through the pipeline as a new version."""
-    from clipper.services.flags import queue_clip
-
     with ctx.db.session() as session:
         clip = get_clip(session, clip_id)
         if clip.status != "failed":

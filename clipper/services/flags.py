@@ -6,17 +6,17 @@ import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-import redis
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from clipper import dedupe, queue
+from clipper import dedupe
 from clipper.context import Context
-from clipper.errors import ClipperError, InvalidInput
-from clipper.schema import Clip, Flag, Source
-from clipper.services.sources import SourceRef, resolve_source
-from clipper.states import REVIEWED, STAGE_OF_STATUS, log_event, move
+from clipper.errors import InvalidInput
+from clipper.pipeline.jobqueue import queue_clip
+from clipper.pipeline.lifecycle import REVIEWED, log_event, move
+from clipper.pipeline.sources import SourceRef, resolve_source
+from clipper.storage.tables import Clip, Flag, Source
 from clipper.timecode import parse_interval
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ def file_flag(ctx: Context, source: str, start: str | float, end: str | float, *
     s, e = parse_interval(start, end, max_seconds=ctx.settings.max_clip_seconds)
     urgency = check_urgency(urgency)
     by = (by or "").strip() or "anonymous"
-    ref = source_ref or resolve_source(source, ctx.settings)
+    ref = source_ref or resolve_source(source, ctx.settings, server_paths=True)
     flag = Flag(start=s, end=e, note=(note or "").strip(), tags=clean_tags(tags), urgency=urgency, by=by)
     for attempt in range(3):
         try:
@@ -143,19 +143,3 @@ def _lock_source(session: Session, ref: SourceRef) -> Source:
         session.add(src)
         session.flush()
     return src
-
-
-def queue_clip(ctx: Context, clip_id: int) -> bool:
-    """Queue the stage the clip's status calls for; False (logged) if Redis is unreachable."""
-    with ctx.db.session() as session:
-        clip = session.get(Clip, clip_id)
-        stage = STAGE_OF_STATUS.get(clip.status)
-        job = queue.StageJob(stage, clip.id, clip.version) if stage else None
-        urgent = clip.urgency == "high"
-    if job is None:
-        return False
-    try:
-        return queue.enqueue_stage(ctx.redis, job, timeout=ctx.settings.job_timeout, urgent=urgent) or True
-    except (ClipperError, redis.RedisError, OSError) as exc:
-        log.warning("clip %s stored but not queued (%s); it will be queued when Redis is back", clip_id, exc)
-        return False

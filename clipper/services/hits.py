@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from clipper.context import Context
 from clipper.errors import InvalidInput
-from clipper.roles import Actor, as_actor, require
+from clipper.permissions import Actor, as_actor, require
+from clipper.pipeline.sources import SourceRef
 from clipper.services.clips import get_clip
 from clipper.services.flags import FlagResult, file_flag
-from clipper.services.sources import SourceRef
 from clipper.timecode import parse_timecode
 
 DEFAULT_BEFORE = 5.0

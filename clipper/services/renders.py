@@ -6,15 +6,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
-
 from clipper.context import Context
 from clipper.errors import Conflict, InvalidInput
-from clipper.roles import Actor, as_actor, require
-from clipper.schema import Clip, Publication, RenderRow
+from clipper.permissions import Actor, as_actor, require
+from clipper.pipeline.jobqueue import queue_clip
+from clipper.pipeline.lifecycle import can_move, log_event, move
+from clipper.pipeline.packaging import export_clip
 from clipper.services.clips import get_clip
-from clipper.states import can_move, log_event, move
+from clipper.storage.tables import Clip, Publication
 from clipper.timecode import parse_timecode
 
 SHAPES = ("16x9", "1x1", "9x16")
@@ -57,8 +56,6 @@ def request_render(ctx: Context, clip_id: int, *, by: Actor | str,
                    trim_in: Any = None, trim_out: Any = None, export: bool = True,
                    attribution: str | None = None) -> dict[str, Any]:
     """Queue renders of a clip (status -> rendering); the package is exported after when `export`."""
-    from clipper.services.flags import queue_clip
-
     actor = as_actor(by)
     require(actor, "approve")
     with ctx.db.session() as session:
@@ -76,77 +73,11 @@ def request_render(ctx: Context, clip_id: int, *, by: Actor | str,
     return plan
 
 
-def render_words(session: Session, clip: Clip) -> list:
-    from clipper.services.transcripts import load_transcript
-
-    t = load_transcript(session, clip.id)
-    return t.words() if t else []
-
-
-def store_renders(session: Session, clip: Clip, results: Sequence[Any]) -> None:
-    """Replace the clip's render rows (called in the render stage's finishing transaction)."""
-    from clipper.package import sha256_file
-
-    session.execute(delete(RenderRow).where(RenderRow.clip_id == clip.id))
-    for r in results:
-        session.add(RenderRow(clip_id=clip.id, format=r.format, fit=r.fit,
-                              captions="burn" if r.captions else "none", path=str(r.path),
-                              duration=r.duration, width=r.width, height=r.height,
-                              sha256=sha256_file(Path(r.path)), settings=r.settings))
-
-
-def _title(clip: Clip) -> str:
-    notes = [f.note for f in clip.flags if f.note]
-    return notes[0] if notes else (clip.source.title or f"clip {clip.id}")
-
-
-def _package_spec(session: Session, clip: Clip, approver: str) -> Any:
-    from clipper.media.captions_ass import shift_words
-    from clipper.media.render import RenderResult
-    from clipper.package import PackageSpec
-    from clipper.services.transcripts import load_transcript
-
-    rows = session.scalars(select(RenderRow).where(RenderRow.clip_id == clip.id).order_by(RenderRow.id)).all()
-    if not rows:
-        raise Conflict(f"Clip {clip.id} has no renders yet.", f"Run `clipper render {clip.id} --wait` first.")
-    t_in = clip.trim_in or 0.0
-    t_out = clip.trim_out or clip.duration or (clip.end - clip.start)
-    t = load_transcript(session, clip.id)
-    words = shift_words(t.words(), t_in, t_out) if t else []
-    text = " ".join(w.word.strip() for w in words) if words else (t.text if t else "")
-    renders = [RenderResult(Path(r.path), r.format, r.fit, r.captions == "burn", r.width, r.height,
-                            r.duration, r.settings) for r in rows]
-    flaggers = [{"by": f.by, "note": f.note, "tags": list(f.tags or []), "urgency": f.urgency,
-                 "at": f.created_at.isoformat()} for f in clip.flags]
-    return PackageSpec(clip_id=clip.id, title=_title(clip), source=clip.source.location,
-                       start=clip.start + t_in, end=clip.start + t_out, approver=approver,
-                       caption_text=clip.caption_text or "", transcript_text=text, words=words,
-                       renders=renders, flaggers=flaggers)
-
-
 def export_package(ctx: Context, clip_id: int, *, by: Actor | str, out_dir: str | Path | None = None) -> dict[str, Any]:
     """Build the package folder + zip; returns {"path", "zip", "files", "checksums"}."""
-    from clipper.package import build_package, default_folder_name
-    from clipper.services.notifications import notify_exported
-
     actor = as_actor(by)
     require(actor, "approve")
-    with ctx.db.session() as session:
-        clip = get_clip(session, clip_id)
-        spec = _package_spec(session, clip, clip.reviewed_by or actor.name)
-    folder = Path(out_dir) if out_dir else ctx.settings.exports_dir / default_folder_name(clip_id, spec.title)
-    result = build_package(spec, folder)
-    with ctx.db.session() as session:
-        clip = get_clip(session, clip_id)
-        clip.export_path = str(result.path)
-        details = {"path": str(result.path), "zip": str(result.zip_path)}
-        if can_move(clip.status, "exported") and clip.status != "published":
-            move(session, clip, "exported", actor=actor.name, action="package.exported", details=details)
-        else:
-            log_event(session, actor.name, "package.exported", clip_id, details)
-    notify_exported(ctx, clip_id, str(result.path))
-    return {"path": str(result.path), "zip": str(result.zip_path), "files": sorted(result.files),
-            "checksums": result.files}
+    return export_clip(ctx, clip_id, by=actor.name, out_dir=out_dir)
 
 
 def mark_published(ctx: Context, clip_id: int, *, platform: str, url: str, by: Actor | str) -> None:

@@ -14,10 +14,11 @@ from sqlalchemy.orm import Session
 
 from clipper.context import Context
 from clipper.errors import Conflict, InvalidInput, NotFound
-from clipper.roles import Actor, require
-from clipper.schema import Clip, Flag, utcnow
+from clipper.permissions import Actor, require
+from clipper.pipeline.lifecycle import log_event, move
+from clipper.pipeline.stages import stage_for_status
 from clipper.services.clips import status_dict
-from clipper.states import STAGE_OF_STATUS, log_event, move
+from clipper.storage.tables import Clip, Flag, utcnow
 
 #: Post-text limits per platform (YouTube Shorts: the title).
 PLATFORM_LIMITS = {"X": 280, "Instagram": 2200, "TikTok": 2200, "Facebook": 63206,
@@ -48,8 +49,8 @@ def queue_order(urgency: str, created_at: datetime) -> tuple[int, datetime]:
 
 def stage_label(status: str, progress: float) -> str:
     """'cut 40%' while a stage runs; the status otherwise."""
-    stage = STAGE_OF_STATUS.get(status)
-    return f"{stage} {round((progress or 0) * 100)}%" if stage else status
+    stage = stage_for_status(status)
+    return f"{stage.name} {round((progress or 0) * 100)}%" if stage else status
 
 
 def check_trim(trim_in: float | None, trim_out: float | None, duration: float | None) -> None:

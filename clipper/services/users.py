@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 
 from clipper.context import Context
 from clipper.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from clipper.roles import ROLES, Actor, as_actor, require
-from clipper.schema import LoginSession, User, utcnow
-from clipper.states import log_event
+from clipper.permissions import ROLES, Actor, as_actor, require
+from clipper.pipeline.lifecycle import log_event
+from clipper.storage.tables import LoginSession, User, utcnow
 
 FREE_TRIES = 5
 """Failed logins allowed before the account is locked for a while."""

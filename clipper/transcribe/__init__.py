@@ -5,7 +5,8 @@ from clipper.transcribe.convert import (
     convert_shipped_model,
     default_openai_checkpoint_path,
 )
-from clipper.transcribe.engine import Engine, get_engine, load_count
+from clipper.transcribe.engine import Engine, load_count
+from clipper.transcribe.loader import get_engine
 
 __all__ = [
     "Engine",

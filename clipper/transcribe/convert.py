@@ -11,8 +11,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from clipper.config import Settings
 from clipper.errors import InvalidInput
+from clipper.settings import Settings
 
 # CTranslate2 binary dtype ids (ctranslate2/specs/model_spec.py); bf16 is read as raw 16-bit.
 _DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}

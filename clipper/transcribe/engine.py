@@ -1,4 +1,4 @@
-"""The speech-to-text engine interface and the per-process, fork-aware model cache."""
+"""The speech-to-text engine interface and the per-process, fork-aware model and engine cache."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from clipper.config import Settings
-from clipper.models import Transcript
+from clipper.domain import Transcript
 
 Progress = Callable[[float], None]
 
@@ -62,35 +61,13 @@ def load_count(engine: str | None = None) -> int:
     return _loads[engine] if engine else sum(_loads.values())
 
 
-def engine_key(settings: Settings) -> tuple:
-    # An unset openai-whisper model means "the converted one under CLIPPER_HOME": home matters.
-    model = settings.whisper_model or (str(settings.home) if settings.whisper_engine == "openai-whisper" else "")
-    return (settings.whisper_engine, model, settings.whisper_device,
-            settings.whisper_threads, settings.whisper_beam_size)
-
-
-def get_engine(settings: Settings) -> Engine:
-    """The engine `settings` ask for; its model is loaded once per process and reused.
-
-    Thread-safe. In a process forked after loading, the model is loaded afresh rather
-    than reused (see FACTS.md: ctranslate2 does not survive fork).
-    """
-    key = engine_key(settings)
+def cached_engine(key: tuple, build: Callable[[], Engine]) -> Engine:
+    """The engine for `key`, built at most once per process; thread-safe and fork-aware."""
     with _lock:
         if _owner_pid != os.getpid():  # forked by means that skipped the at-fork hook
             _forget_parent_models()
         engine = _engines.get(key)
         if engine is None:
-            engine = _build(settings)
+            engine = build()
             _engines[key] = engine
         return engine
-
-
-def _build(settings: Settings) -> Engine:
-    if settings.whisper_engine == "openai-whisper":
-        from clipper.transcribe.openai_engine import OpenAIWhisperEngine
-
-        return OpenAIWhisperEngine.from_settings(settings)
-    from clipper.transcribe.faster import FasterWhisperEngine
-
-    return FasterWhisperEngine.from_settings(settings)

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clipper.config import Settings
+from clipper.domain import Segment, Transcript, Word
 from clipper.errors import InvalidInput
-from clipper.models import Segment, Transcript, Word
-from clipper.transcribe.audio import load_audio, place_segments, speech_regions
+from clipper.settings import Settings
 from clipper.transcribe.engine import Progress, cached_model
+from clipper.transcribe.speech import load_audio, place_segments, speech_regions
 
 NAME = "faster-whisper"
 SHIPPED_MODEL = "tiny.en"

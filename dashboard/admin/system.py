@@ -9,7 +9,7 @@ import redis
 import streamlit as st
 
 from clipper.errors import ClipperError
-from clipper.queue import queue_lengths
+from clipper.pipeline.jobqueue import queue_lengths
 from clipper.services.clips import list_clips, retry_clip
 from dashboard.components import clip_link, show_error
 from dashboard.deps import context, guard

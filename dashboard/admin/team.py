@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from clipper.errors import ClipperError
-from clipper.roles import ROLES
+from clipper.permissions import ROLES
 from clipper.services import users
 from dashboard.components import show_error
 from dashboard.deps import context, guard

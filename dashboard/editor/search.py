@@ -8,10 +8,10 @@ from typing import Any
 import streamlit as st
 
 from clipper.errors import ClipperError
-from clipper.roles import require
+from clipper.permissions import require
+from clipper.pipeline.lifecycle import STATUSES
 from clipper.services.clips import clip_status
 from clipper.services.flags import URGENCIES
-from clipper.states import STATUSES
 from dashboard.components import clip_link, existing, show_error
 from dashboard.deps import context, guard
 

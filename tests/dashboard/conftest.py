@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from clipper.config import Settings
 from clipper.context import Context
-from clipper.schema import Clip, Flag, Source, utcnow
 from clipper.services import users
+from clipper.settings import Settings
+from clipper.storage.tables import Clip, Flag, Source, utcnow
 from dashboard.deps import TOKEN_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,8 +25,8 @@ PEOPLE = {"vera": "volunteer", "sam": "social", "sue": "social", "eddie": "edito
 @pytest.fixture(scope="session")
 def team_template(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A migrated database that already holds the team (argon2 hashing once, not per test)."""
-    from clipper.db import Database
-    from clipper.roles import Actor
+    from clipper.permissions import Actor
+    from clipper.storage.database import Database
 
     path = tmp_path_factory.mktemp("team") / "team.db"
     shutil.copy(sqlite_template, path)
@@ -121,8 +121,8 @@ def tiny_media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture
 def transcribed(desk: Context, clip_row: Callable[..., int], tiny_media: dict[str, Path]) -> Callable[..., int]:
     """A ready clip with media and a word-timed transcript (indexed for search)."""
-    from clipper.models import Segment, Transcript, Word
-    from clipper.services.transcripts import store_transcript
+    from clipper.domain import Segment, Transcript, Word
+    from clipper.pipeline.transcripts import store_transcript
 
     def make(text: str = "the minister promised shorter waiting lists", **kw) -> int:
         cid = clip_row(media_path=str(tiny_media["mp4"]), thumbnail_path=str(tiny_media["jpg"]), **kw)

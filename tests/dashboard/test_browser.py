@@ -100,7 +100,7 @@ class Stack:
 @pytest.fixture(scope="module")
 def broadcast(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A 14 s 320x180 news-like MP4 with espeak-ng speech, served over loopback HTTP."""
-    from mediagen import make_video, serve_dir
+    from testmedia.mediagen import make_video, serve_dir
 
     folder = tmp_path_factory.mktemp("broadcast")
     make_video(folder / "news.mp4", 14, speech=SPEECH, gop=25)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from clipper.schema import Clip
 from clipper.services import review
 from clipper.services.clips import clip_events, clip_status
+from clipper.storage.tables import Clip
 
 DASH = Path(__file__).resolve().parents[2] / "dashboard"
 PAGE_FILES = {"flag": DASH / "volunteer/flag.py", "review": DASH / "social/review.py",

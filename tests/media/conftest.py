@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mediacheck import IRREGULAR  # noqa: E402
-from mediagen import make_hls, make_video, serve_dir  # noqa: E402
+
+from testmedia.mediagen import make_hls, make_video, serve_dir  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from mediagen import decode_gray, match_frame
 
 from clipper.media.probe import probe_media, video_frames
+from testmedia.mediagen import decode_gray, match_frame
 
 IRREGULAR = [0, 1.3, 4.7, 5.1, 9.9, 13.2, 17.6, 21.05]
 

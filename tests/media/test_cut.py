@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 from mediacheck import assert_frame_exact
-from mediagen import make_video
 
 from clipper.errors import InvalidInput
 from clipper.media.cut import cut_clip, plan_cut
 from clipper.media.probe import Frame, probe_media
+from testmedia.mediagen import make_video
 
 
 @pytest.mark.parametrize(("source", "start", "end", "method"), [

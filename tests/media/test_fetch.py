@@ -138,10 +138,9 @@ def test_playlist_scan_refuses_non_http_uris():
 
 
 def test_hls_with_a_hostile_segment_uri_is_refused(tmp_path):
-    from mediagen import make_hls, make_video, serve_dir
-
     from clipper.errors import PermanentError
     from clipper.media.fetch import fetch_section
+    from testmedia.mediagen import make_hls, make_video, serve_dir
 
     src = make_video(tmp_path / "v.mp4", 6)
     playlist = make_hls(src, tmp_path / "site")

@@ -11,12 +11,12 @@ from pathlib import Path
 import certifi
 import pytest
 from mediacheck import assert_frame_exact
-from mediagen import serve_dir
 
 from clipper.errors import PermanentError
 from clipper.media.cut import cut_clip
 from clipper.media.fetch import fetch_section
-from clipper.netguard import GuardProxy
+from clipper.net.guard import GuardProxy
+from testmedia.mediagen import serve_dir
 
 
 @pytest.fixture(scope="module")

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
-from mediagen import make_video  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from render_fixtures import SPEECH, WORDS, ffmpeg  # noqa: E402
 
 from clipper.media.render import RenderRequest, render_shape, render_shapes  # noqa: E402
+from testmedia.mediagen import make_video  # noqa: E402
 
 
 @pytest.fixture(scope="session")

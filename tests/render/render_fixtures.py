@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
-from clipper.models import Word
+from clipper.domain import Word
 
 SPEECH = ("the minister said the budget would be published next week "
           "and that the council must act now on housing and transport")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from clipper.domain import Word
 from clipper.media.captions_ass import build_ass, layout_for, shift_words
-from clipper.models import Word
 
 WORDS = [Word(1.0 + 0.5 * i, 1.4 + 0.5 * i, w) for i, w in enumerate("we {will} act now".split())]
 

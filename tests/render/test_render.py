@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from mediagen import decode_gray, match_frame
 from render_fixtures import WORDS, ffmpeg
 
 from clipper.errors import InvalidInput
@@ -26,6 +25,7 @@ from clipper.media.render import (
     render_package_shapes,
     render_shape,
 )
+from testmedia.mediagen import decode_gray, match_frame
 
 FPS = 25
 CUE_A = (1.0, 2.9)  # from WORDS: first cue on the clip's timeline
@@ -232,9 +232,8 @@ def test_package_order_renders_the_first_shape_alone_and_shares_loudness(clip: P
 
 def test_pad_works_on_a_small_source(tmp_path):
     """A 320x180 source makes a tiny blurred background; the blur must still fit it."""
-    from mediagen import make_video
-
     from clipper.media.render import RenderRequest, render_shapes
+    from testmedia.mediagen import make_video
 
     src = make_video(tmp_path / "small.mp4", 2)
     [result] = render_shapes(src, [RenderRequest(tmp_path / "pad.mp4", "16x9", "pad")], captions=False)

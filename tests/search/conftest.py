@@ -9,16 +9,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pgdb import scratch_postgres
 
-from clipper.db import Database
-from clipper.schema import Base, Clip, Flag, SegmentRow, Source, TranscriptRow
+from clipper.storage.database import Database
+from clipper.storage.tables import Base, Clip, Flag, SegmentRow, Source, TranscriptRow
 
-PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 BASE_TIME = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="session")
 def sqlite_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
-    db = Database(f"sqlite:///{tmp_path_factory.mktemp('search') / 'clipper.db'}")
+    db = Database(f"sqlite:///{tmp_path_factory.mktemp('search') / 'clipper.storage.database'}")
     yield db
     db.dispose()
 
@@ -36,10 +35,10 @@ def _emptied(database: Database) -> Database:
     return database
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request: pytest.FixtureRequest) -> Database:
-    """Each test runs on both backends, starting from empty tables."""
-    return _emptied(request.getfixturevalue("sqlite_db" if request.param == "sqlite" else "postgres_db"))
+@pytest.fixture
+def db(request: pytest.FixtureRequest, backend: str) -> Database:
+    """Each test runs on both backends (the root conftest's `backend`), from empty tables."""
+    return _emptied(request.getfixturevalue("sqlite_db" if backend == "sqlite" else "postgres_db"))
 
 
 @pytest.fixture

@@ -8,17 +8,15 @@ import pytest
 from alembic import command
 from sqlalchemy import text
 
-from clipper.db import Database, alembic_config
 from clipper.search import index_ok, rebuild_index, search
 from clipper.search.index import index_size_bytes
+from clipper.storage.database import Database, alembic_config
 
-PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def fresh(request: pytest.FixtureRequest, tmp_path) -> Iterator[Database]:
+@pytest.fixture
+def fresh(backend: str, tmp_path) -> Iterator[Database]:
     """A brand-new database of its own, so migrating it down harms no other test."""
-    if request.param == "sqlite":
+    if backend == "sqlite":
         db = Database(f"sqlite:///{tmp_path / 'fresh.db'}")
         yield db
         db.dispose()

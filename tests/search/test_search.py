@@ -11,9 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, text, update
 
-from clipper.db import Database
 from clipper.errors import InvalidInput
-from clipper.schema import Clip, Flag, SegmentRow, Source, TranscriptRow
 from clipper.search import (
     HIT_KEYS,
     engine,
@@ -24,6 +22,8 @@ from clipper.search import (
     search,
 )
 from clipper.search.engine import search_session
+from clipper.storage.database import Database
+from clipper.storage.tables import Clip, Flag, SegmentRow, Source, TranscriptRow
 
 LINES = {
     "phrase": "the waiting lists for surgery are growing",

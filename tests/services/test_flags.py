@@ -6,9 +6,9 @@ import pytest
 from sqlalchemy import func, select
 
 from clipper.errors import InvalidInput, UnsafeURL
-from clipper.schema import Clip, Event, Flag, Source
 from clipper.services.clips import clip_status
 from clipper.services.flags import file_flag
+from clipper.storage.tables import Clip, Event, Flag, Source
 
 
 def _counts(ctx):
@@ -88,7 +88,7 @@ def test_merge_into_a_ready_clip_recuts_it(ctx, broadcast, run_jobs):
 
 
 def test_clip_tags_collect_every_flaggers_tags(ctx, broadcast):
-    from clipper.schema import ClipTag
+    from clipper.storage.tables import ClipTag
 
     a = file_flag(ctx, str(broadcast), "2", "8", by="ann", tags="Health, NHS")
     file_flag(ctx, str(broadcast), "3", "8", by="bob", tags=["nhs", "debate"])

@@ -8,7 +8,7 @@ import pytest
 
 from clipper.cli import main
 from clipper.errors import InvalidInput, PermissionDenied
-from clipper.roles import Actor
+from clipper.permissions import Actor
 from clipper.search import search
 from clipper.services.clips import clip_status
 from clipper.services.flags import file_flag

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from clipper.errors import Conflict, InvalidInput, PermissionDenied
-from clipper.roles import Actor
+from clipper.permissions import Actor
 from clipper.services.clips import clip_events, clip_status
 from clipper.services.flags import file_flag
 from clipper.services.renders import export_package, mark_published, request_render

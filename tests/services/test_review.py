@@ -7,10 +7,10 @@ from datetime import timedelta
 import pytest
 
 from clipper.errors import Conflict, InvalidInput, PermissionDenied
-from clipper.roles import Actor
-from clipper.schema import Clip, Flag, Source, utcnow
+from clipper.permissions import Actor
 from clipper.services import review
 from clipper.services.clips import clip_events, clip_status
+from clipper.storage.tables import Clip, Flag, Source, utcnow
 
 ANN = Actor("ann", "social")
 BOB = Actor("bob", "social")

@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy import select
 
 from clipper.errors import Conflict, InvalidInput, PermissionDenied
-from clipper.roles import Actor
-from clipper.schema import LoginSession, User, utcnow
+from clipper.permissions import Actor
 from clipper.services import users
+from clipper.storage.tables import LoginSession, User, utcnow
 
 ADMIN = Actor("boss", "admin")
 
@@ -117,7 +117,7 @@ def _cli(ctx, argv, stdin="", monkeypatch=None, capsys=None):
     import argparse
     import io
 
-    from clipper.users_cli import add_users_parser
+    from clipper.cli.users import add_users_parser
 
     parser = argparse.ArgumentParser(prog="clipper")
     add_users_parser(parser.add_subparsers(dest="command", required=True))

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-from clipper.config import Settings
-from clipper.models import Transcript
+from clipper.domain import Transcript
+from clipper.settings import Settings
 from clipper.transcribe import convert_shipped_model, get_engine
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ holds speechgen.py
-
-from speechgen import NEWS, make_speech  # noqa: E402
+from testmedia.speechgen import NEWS, make_speech
 
 
 @pytest.fixture(scope="session")

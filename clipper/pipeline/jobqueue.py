@@ -1,0 +1,92 @@
+"""The named RQ queues and stage enqueueing: deterministic job ids, one live job per stage."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import redis
+from rq import Queue, Retry
+from rq.exceptions import DuplicateJobError, NoSuchJobError
+from rq.job import Job, JobStatus
+
+from clipper.context import Context
+from clipper.errors import ClipperError
+from clipper.pipeline.jobs import run_stage_job
+from clipper.pipeline.stages import QUEUES, STAGES, due_stages
+from clipper.storage.tables import Clip
+
+log = logging.getLogger(__name__)
+
+
+
+def job_id(stage: str, clip_id: int, version: int) -> str:
+    """Deterministic: the same stage of the same clip version is never queued twice."""
+    return f"{stage}-{clip_id}-v{version}"
+
+
+@dataclass(frozen=True)
+class StageJob:
+    stage: str
+    clip_id: int
+    version: int
+
+    @property
+    def id(self) -> str:
+        return job_id(self.stage, self.clip_id, self.version)
+
+
+ACTIVE_JOB_STATES = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
+
+
+def job_state(conn: redis.Redis, jid: str) -> JobStatus | None:
+    try:
+        return Job.fetch(jid, connection=conn).get_status(refresh=False)
+    except NoSuchJobError:
+        return None
+
+
+def enqueue_stage(conn: redis.Redis, job: StageJob, *, timeout: int, urgent: bool = False) -> bool:
+    """Queue one stage; False when an identical job is already waiting or running."""
+    state = job_state(conn, job.id)
+    if state in ACTIVE_JOB_STATES:
+        return False
+    if state is not None:  # finished/failed/stopped leftovers block a re-run under the same id
+        Job.fetch(job.id, connection=conn).delete()
+    stage = STAGES[job.stage]
+    queue = Queue(stage.queue, connection=conn)
+    try:
+        queue.enqueue(
+            run_stage_job, job.stage, job.clip_id, job.version,
+            job_id=job.id, unique=True, at_front=urgent, job_timeout=stage.timeout or timeout,
+            result_ttl=600, failure_ttl=7 * 86400, retry=Retry(max=2),
+            description=f"{job.stage} clip {job.clip_id} v{job.version}",
+        )
+    except DuplicateJobError:
+        return False
+    return True
+
+
+def queue_lengths(conn: redis.Redis) -> dict[str, int]:
+    return {name: Queue(name, connection=conn).count for name in QUEUES}
+
+
+def queue_clip(ctx: Context, clip_id: int) -> bool:
+    """Queue the stages the clip's status calls for; False (logged) if Redis is unreachable.
+
+    The clip row is already stored: a False here loses nothing, the reconciler queues it later.
+    """
+    with ctx.db.session() as session:
+        clip = session.get(Clip, clip_id)
+        jobs = [StageJob(s.name, clip.id, clip.version) for s in due_stages(session, clip)]
+        urgent = clip.urgency == "high"
+    if not jobs:
+        return False
+    try:
+        for job in jobs:
+            enqueue_stage(ctx.redis, job, timeout=ctx.settings.job_timeout, urgent=urgent)
+    except (ClipperError, redis.RedisError, OSError) as exc:
+        log.warning("clip %s stored but not queued (%s); it will be queued when Redis is back",
+                    clip_id, exc)
+        return False
+    return True

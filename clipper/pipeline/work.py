@@ -1,0 +1,195 @@
+"""What each stage does (the work between its begin and finish transactions) and where it leads.
+
+Each stage function takes the Context and the `StageInput` read when it began, does its slow
+work outside any transaction, and returns a `StageOutput` for the finishing transaction. Each
+`after_*` function picks the clip's status once the stage's result is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from clipper.context import Context
+from clipper.errors import PermanentError
+from clipper.storage.tables import Clip, TranscriptRow
+
+Progress = Callable[[float], None]
+
+
+@dataclass
+class StageInput:
+    """What a stage needs to know about its clip, read when it began."""
+
+    clip_id: int
+    version: int
+    stage: str
+    run_id: int
+    source_id: int
+    source_kind: str
+    location: str
+    start: float
+    end: float
+    section_path: str | None
+    section_offset: float | None
+    section_start: float | None
+    section_end: float | None
+    media_path: str | None
+    progress: Progress = field(default=lambda _fraction: None, repr=False)
+
+
+@dataclass
+class StageOutput:
+    """Column updates for the clip, a hook run in the finishing transaction, and one run after
+    it commits (when the clip moved on)."""
+
+    updates: dict[str, Any] = field(default_factory=dict)
+    apply: Callable[[Session, Clip], None] | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+    after: Callable[[], None] | None = None
+
+
+def clip_dir(ctx: Context, clip_id: int, version: int) -> Path:
+    return ctx.settings.media_dir / "clips" / str(clip_id) / f"v{version}"
+
+
+def has_current_transcript(session: Session, clip: Clip) -> bool:
+    row = session.get(TranscriptRow, clip.id)
+    return row is not None and row.clip_version == clip.version
+
+
+# --- fetch -----------------------------------------------------------------------------------
+
+def _covered(ctx: Context, inp: StageInput) -> bool:
+    """Whether the section already on disk covers this flag (a merge that only narrowed)."""
+    return bool(inp.section_path and Path(inp.section_path).exists()
+                and inp.section_start is not None and inp.section_end is not None
+                and inp.section_start <= max(0.0, inp.start - ctx.settings.pad_seconds) + 1e-6
+                and inp.section_end >= inp.end)
+
+
+def fetch(ctx: Context, inp: StageInput) -> StageOutput:
+    """Bring the flagged section (plus padding) to local disk, by the source's kind."""
+    from clipper.pipeline.sources import source_kind
+
+    if _covered(ctx, inp):
+        return StageOutput(detail={"skipped": True, "kind": inp.source_kind})
+    dest = ctx.settings.media_dir / "sources" / str(inp.source_id)
+    section = source_kind(inp.source_kind).section(inp.location, inp.start, inp.end,
+                                                   settings=ctx.settings, dest_dir=dest)
+    lo, hi = section.covers
+    return StageOutput(
+        updates={"section_path": str(section.media.path), "section_offset": section.media.offset,
+                 "section_start": lo, "section_end": hi},
+        detail={"bytes": section.media.path.stat().st_size, "kind": inp.source_kind})
+
+
+def after_fetch(session: Session, clip: Clip) -> str | None:
+    return "cutting"
+
+
+# --- cut -------------------------------------------------------------------------------------
+
+def cut(ctx: Context, inp: StageInput) -> StageOutput:
+    """Frame-accurate clip and its thumbnail, from the fetched section."""
+    from clipper.media.cut import cut_clip
+    from clipper.media.probe import probe_media
+    from clipper.media.thumbnail import make_thumbnail
+
+    section = Path(inp.section_path or "")
+    if not section.exists():
+        raise PermanentError("The fetched section is missing from disk.",
+                             "Retry the clip to fetch it again.")
+    offset = inp.section_offset or 0.0
+    available = offset + probe_media(section).duration
+    if inp.start >= available - 0.04:
+        raise PermanentError(f"The clip starts at {inp.start:.2f} s, after the end of the media "
+                             f"({available:.2f} s).", "Flag a time inside the recording.")
+    if inp.end > available + 0.5:
+        raise PermanentError(f"The clip ends at {inp.end:.2f} s, after the end of the media "
+                             f"({available:.2f} s).", f"Flag an end at or before {available:.2f} s.")
+    end = min(inp.end, available)
+    out_dir = clip_dir(ctx, inp.clip_id, inp.version)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = cut_clip(section, inp.start - offset, end - offset, out_dir / "clip.mp4")
+    thumb = make_thumbnail(result.path, out_dir / "thumb.jpg")
+    return StageOutput(
+        updates={"media_path": str(result.path), "thumbnail_path": str(thumb),
+                 "duration": result.duration, "cut_method": result.method},
+        detail={"method": result.method},
+    )
+
+
+def after_cut(session: Session, clip: Clip) -> str | None:
+    """The join of the side-by-side cut and transcription: ready when both are done."""
+    return "ready" if has_current_transcript(session, clip) else "transcribing"
+
+
+# --- asr -------------------------------------------------------------------------------------
+
+def transcribe(ctx: Context, inp: StageInput) -> StageOutput:
+    """Word-timed transcript, subtitle files, and the search index — from the fetched section's
+    audio, so it runs while the video is being cut."""
+    from clipper.media.extract_audio import extract_audio
+    from clipper.pipeline.transcripts import store_transcript, write_transcript_files
+    from clipper.transcribe import get_engine
+
+    engine = get_engine(ctx.settings)
+    out_dir = clip_dir(ctx, inp.clip_id, inp.version)
+    wav = extract_audio(Path(inp.section_path or ""), inp.start - (inp.section_offset or 0.0),
+                        inp.end - inp.start, out_dir / "audio.wav")
+    try:
+        transcript = engine.transcribe(wav, progress=inp.progress)
+    finally:
+        wav.unlink(missing_ok=True)
+    files = write_transcript_files(transcript, out_dir)
+
+    def apply(session: Session, clip: Clip) -> None:
+        store_transcript(session, clip, transcript, by="system")
+
+    return StageOutput(updates=files, apply=apply,
+                       detail={"engine": transcript.engine, "words": len(transcript.words())})
+
+
+def after_transcribe(session: Session, clip: Clip) -> str | None:
+    """Ready if the cut already finished (status transcribing); else the cut's finish decides."""
+    return "ready" if clip.status == "transcribing" else None
+
+
+# --- render ----------------------------------------------------------------------------------
+
+def render(ctx: Context, inp: StageInput) -> StageOutput:
+    """Social shapes with burned captions and normalised loudness; the package after, if asked."""
+    from clipper.media.render import RenderRequest, render_package_shapes
+    from clipper.pipeline.packaging import export_clip, render_words, store_renders
+
+    with ctx.db.session() as session:
+        clip = session.get(Clip, inp.clip_id)
+        plan = dict(clip.render_options or {})
+        words = render_words(session, clip) if plan.get("captions", "burn") == "burn" else []
+    out_dir = ctx.settings.media_dir / "clips" / str(inp.clip_id) / "renders"
+    fit = plan.get("fit", "crop")
+    requests = [RenderRequest(out_dir / f"{shape}-{fit}.mp4", shape, fit)
+                for shape in plan.get("formats", ["16x9", "1x1", "9x16"])]
+    results = render_package_shapes(Path(inp.media_path or ""), requests, words=words,
+                                    captions=bool(words), trim_in=plan.get("trim_in", 0.0),
+                                    trim_out=plan.get("trim_out"),
+                                    attribution=plan.get("attribution"),
+                                    progress=lambda f, _shape: inp.progress(f))
+
+    def apply(session: Session, clip: Clip) -> None:
+        store_renders(session, clip, results)
+
+    def after() -> None:
+        if plan.get("export"):
+            export_clip(ctx, inp.clip_id, by=plan.get("by") or "system")
+
+    return StageOutput(apply=apply, after=after, detail={"formats": [r.format for r in results]})
+
+
+def after_render(session: Session, clip: Clip) -> str | None:
+    return "rendered"

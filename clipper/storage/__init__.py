@@ -1,0 +1,1 @@
+"""Storage: the tables, database sessions and migrations, and the shared Redis connection."""
