@@ -11,4 +11,4 @@ COPY dashboard ./dashboard
 RUN pip install --no-cache-dir .
 ENV CLIPPER_HOME=/data HF_HUB_OFFLINE=1
 VOLUME /data
-CMD ["clipper", "worker"]
+CMD ["python", "-m", "workers"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from clipper.errors import ClipperError
+from dashboard.boundary import run_safely
 from dashboard.deps import HOME, PAGES, TOKEN_KEY, context, current_actor
 
 
@@ -36,7 +37,8 @@ def logout() -> None:
 st.set_page_config(page_title="Clipper", page_icon=":material/movie:", layout="wide")
 actor = current_actor()
 if actor is None:
-    st.navigation([st.Page(login_page, title="Log in", url_path="login")], position="hidden").run()
+    run_safely(st.navigation([st.Page(login_page, title="Log in", url_path="login")],
+                             position="hidden").run)
 else:
     sections: dict[str, list] = {}
     for spec in PAGES:
@@ -47,4 +49,4 @@ else:
     with st.sidebar:
         st.write(f"**{actor.name}** · {actor.role}")
         st.button("Log out", on_click=logout, key="logout")
-    st.navigation(sections).run()
+    run_safely(st.navigation(sections).run)

@@ -28,7 +28,8 @@ class PageSpec:
 
 PAGES = (
     PageSpec("volunteer/flag.py", "Flag a clip", "flag", "flag", "Volunteer", ":material/flag:"),
-    PageSpec("social/review.py", "Review queue", "review", "review", "Social", ":material/rate_review:"),
+    PageSpec("social/review.py", "Review queue", "review", "review", "Social",
+             ":material/rate_review:"),
     PageSpec("editor/search.py", "Search", "search", "search", "Editor", ":material/search:"),
     PageSpec("admin/team.py", "Team", "admin", "team", "Admin", ":material/group:"),
     PageSpec("admin/system.py", "System", "admin", "system", "Admin", ":material/monitor_heart:"),
@@ -48,7 +49,8 @@ def _context(home: str, database_url: str, redis_url: str) -> Context:
 def context() -> Context:
     """The process-wide Context (database pool, Redis client) for the current environment."""
     env = os.environ
-    return _context(env.get("CLIPPER_HOME", ""), env.get("DATABASE_URL", ""), env.get("REDIS_URL", ""))
+    return _context(env.get("CLIPPER_HOME", ""), env.get("DATABASE_URL", ""),
+                    env.get("REDIS_URL", ""))
 
 
 def current_actor() -> Actor | None:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything (scripts/setup.sh --test), makes sure PostgreSQL and Redis are running,
-# then runs the whole test suite. Extra arguments go to pytest.
+# then checks style (ruff) and the import layers (lint-imports) and runs the whole test suite.
+# Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test
@@ -17,5 +18,10 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
 fi
 
 export HF_HUB_OFFLINE=1
-.venv/bin/ruff check --quiet . && echo "ruff: clean"
+# (one command a line: under `set -e` a failure inside `a && b` would not stop the script)
+.venv/bin/ruff check --quiet .
+echo "ruff: clean"
+# Imports only point down the layers (contracts in pyproject.toml).
+.venv/bin/lint-imports --no-cache >/dev/null || .venv/bin/lint-imports --no-cache
+echo "lint-imports: contracts kept"
 exec .venv/bin/python -m pytest "$@"

@@ -1,1 +1,2 @@
-"""RQ job functions and the worker entry point (thin: the work lives in `clipper`)."""
+"""The thin RQ worker entry for deployments: `python -m workers --queues fetch` (the work lives in
+clipper.pipeline; `clipper worker` runs the same)."""

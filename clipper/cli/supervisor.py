@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from pathlib import Path
 
 from clipper.context import Context
@@ -83,15 +84,25 @@ class Stack:
         (self.settings.run_dir / "up.json").unlink(missing_ok=True)
 
 
-def _children(env: dict[str, str], workers: int, dashboard: bool, port: int, address: str) -> list[Child]:
+def _children(env: dict[str, str], workers: int, dashboard: bool, port: int,
+              address: str) -> list[Child]:
     py = sys.executable
-    kids = [Child(f"worker-{i + 1}", [py, "-m", "clipper.cli", "worker"], env) for i in range(workers)]
+    kids = [Child(f"worker-{i + 1}", [py, "-m", "clipper.cli", "worker"], env)
+            for i in range(workers)]
     if dashboard:
-        app = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
-        kids.append(Child("dashboard", [py, "-m", "streamlit", "run", str(app), "--server.headless", "true",
-                                        "--server.port", str(port), "--server.address", address,
-                                        "--browser.gatherUsageStats", "false"], env))
+        kids.append(Child("dashboard", [py, "-m", app_module("dashboard"),
+                                        "--server.port", str(port), "--server.address", address],
+                          env))
     return kids
+
+
+def app_module(name: str) -> str:
+    """The module that runs app `name` (`python -m MODULE`), from the `clipper.apps` entry points
+    the installed packages declare: the core names no package above it."""
+    for ep in entry_points(group="clipper.apps", name=name):
+        return ep.value.split(":")[0]
+    raise Conflict(f"No {name} is installed (no `clipper.apps` entry point named {name!r}).",
+                   "Reinstall Clipper with scripts/setup.sh, or start with --no-dashboard.")
 
 
 def _already_running(settings: Settings) -> None:
@@ -108,7 +119,8 @@ def _already_running(settings: Settings) -> None:
 
 def start_stack(settings: Settings, *, demo: bool, dashboard: bool, workers: int, port: int,
                 address: str = "127.0.0.1") -> Stack:
-    for d in (settings.home, settings.media_dir, settings.exports_dir, settings.run_dir, settings.home / "logs"):
+    for d in (settings.home, settings.media_dir, settings.exports_dir, settings.run_dir,
+              settings.home / "logs"):
         d.mkdir(parents=True, exist_ok=True)
     _already_running(settings)
     Database(settings.database_url).dispose()  # migrate once, before any worker starts
@@ -136,7 +148,8 @@ def _start_demo(settings: Settings, env: dict[str, str]) -> object:
     print("Preparing demo media (first run only: about a minute)...", flush=True)
     server = DemoServer(make_demo_media(settings.home)).start()
     # Workers must be allowed to fetch the demo server on loopback.
-    env["CLIPPER_URL_ALLOWLIST"] = ",".join(filter(None, [env.get("CLIPPER_URL_ALLOWLIST", ""), "127.0.0.1"]))
+    allowed = [env.get("CLIPPER_URL_ALLOWLIST", ""), "127.0.0.1"]
+    env["CLIPPER_URL_ALLOWLIST"] = ",".join(filter(None, allowed))
     return server
 
 
@@ -176,7 +189,8 @@ def supervise(stack: Stack, stop_flag: list[bool]) -> None:
                 if not child.alive() and now >= child.next_start:
                     if child.proc is not None:
                         child.restarts += 1
-                        log.warning("%s exited (rc %s); restarting", child.name, child.proc.returncode)
+                        log.warning("%s exited (rc %s); restarting", child.name,
+                                    child.proc.returncode)
                     child.next_start = now + min(30.0, 2.0 ** child.restarts)
                     child.start(logs)
             if now >= next_reconcile:
@@ -227,7 +241,8 @@ def run_up(settings: Settings, *, demo: bool, dashboard: bool, workers: int, por
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    stack = start_stack(settings, demo=demo, dashboard=dashboard, workers=max(0, workers), port=port, address=address)
+    stack = start_stack(settings, demo=demo, dashboard=dashboard, workers=max(0, workers),
+                        port=port, address=address)
     try:
         _banner(stack, port, dashboard)
         supervise(stack, stop_flag)

@@ -99,7 +99,8 @@ def clip_ready_message(clip_id: int | str, source: str, note: str = "", link: st
 def package_exported_message(clip_id: int | str, source: str, path: str, note: str = "",
                              link: str = "", *, formats: list[str] | None = None) -> dict[str, Any]:
     """Webhook body for "a distribution package was exported" (pure)."""
-    text = f"Package for clip {clip_id} is exported: {_link(path, path)} (source {slack_escape(source)})"
+    text = (f"Package for clip {clip_id} is exported: {_link(path, path)} "
+            f"(source {slack_escape(source)})")
     if formats:
         text += f" — {', '.join(formats)}"
     if note:

@@ -44,7 +44,8 @@ def notify_ready(ctx: Context, clip_id: int) -> threading.Thread | None:
             "text": f"Clip {clip_id} is ready for review: {source} "
                     f"{clip.start:.1f}–{clip.end:.1f} s" + (f" — {notes[0]}" if notes else "")
                     + f" ({_link(ctx, clip_id)})",
-            "event": "clip.ready", "clip_id": clip_id, "source": source, "note": notes[0] if notes else "",
+            "event": "clip.ready", "clip_id": clip_id, "source": source,
+            "note": notes[0] if notes else "",
             "link": _link(ctx, clip_id), "urgency": clip.urgency,
         }
     return notify(ctx, payload)

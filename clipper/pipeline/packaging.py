@@ -49,9 +49,11 @@ def _title(clip: Clip) -> str:
 
 
 def _package_spec(session: Session, clip: Clip, approver: str) -> PackageSpec:
-    rows = session.scalars(select(RenderRow).where(RenderRow.clip_id == clip.id).order_by(RenderRow.id)).all()
+    rows = session.scalars(select(RenderRow).where(RenderRow.clip_id == clip.id)
+                           .order_by(RenderRow.id)).all()
     if not rows:
-        raise Conflict(f"Clip {clip.id} has no renders yet.", f"Run `clipper render {clip.id} --wait` first.")
+        raise Conflict(f"Clip {clip.id} has no renders yet.",
+                       f"Run `clipper render {clip.id} --wait` first.")
     t_in = clip.trim_in or 0.0
     t_out = clip.trim_out or clip.duration or (clip.end - clip.start)
     t = load_transcript(session, clip.id)
@@ -67,13 +69,15 @@ def _package_spec(session: Session, clip: Clip, approver: str) -> PackageSpec:
                        renders=renders, flaggers=flaggers)
 
 
-def export_clip(ctx: Context, clip_id: int, *, by: str, out_dir: str | Path | None = None) -> dict[str, Any]:
+def export_clip(ctx: Context, clip_id: int, *, by: str,
+                out_dir: str | Path | None = None) -> dict[str, Any]:
     """Build the package folder + zip (no permission check: callers hold one); returns
     {"path", "zip", "files", "checksums"}."""
     with ctx.db.session() as session:
         clip = _get_clip(session, clip_id)
         spec = _package_spec(session, clip, clip.reviewed_by or by)
-    folder = Path(out_dir) if out_dir else ctx.settings.exports_dir / default_folder_name(clip_id, spec.title)
+    default = ctx.settings.exports_dir / default_folder_name(clip_id, spec.title)
+    folder = Path(out_dir) if out_dir else default
     result = build_package(spec, folder)
     with ctx.db.session() as session:
         clip = _get_clip(session, clip_id)

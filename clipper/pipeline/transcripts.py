@@ -46,7 +46,8 @@ def transcript_dict(t: Transcript) -> dict[str, Any]:
 
 
 def store_transcript(session: Session, clip: Clip, t: Transcript, *, by: str) -> None:
-    """Replace the clip's transcript rows and re-index it for search, in the caller's transaction."""
+    """Replace the clip's transcript rows and re-index it for search, in the caller's
+    transaction."""
     session.execute(delete(SegmentRow).where(SegmentRow.clip_id == clip.id))
     row = session.get(TranscriptRow, clip.id)
     if row is None:
@@ -68,6 +69,8 @@ def load_transcript(session: Session, clip_id: int) -> Transcript | None:
     row = session.get(TranscriptRow, clip_id)
     if row is None:
         return None
-    segs = session.scalars(select(SegmentRow).where(SegmentRow.clip_id == clip_id).order_by(SegmentRow.idx))
-    segments = tuple(Segment(s.start, s.end, s.text, tuple(Word(*w) for w in s.words)) for s in segs)
+    segs = session.scalars(select(SegmentRow).where(SegmentRow.clip_id == clip_id)
+                           .order_by(SegmentRow.idx))
+    segments = tuple(Segment(s.start, s.end, s.text, tuple(Word(*w) for w in s.words))
+                     for s in segs)
     return Transcript(row.text, row.language, row.engine, row.model, segments)

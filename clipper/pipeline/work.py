@@ -111,7 +111,8 @@ def cut(ctx: Context, inp: StageInput) -> StageOutput:
                              f"({available:.2f} s).", "Flag a time inside the recording.")
     if inp.end > available + 0.5:
         raise PermanentError(f"The clip ends at {inp.end:.2f} s, after the end of the media "
-                             f"({available:.2f} s).", f"Flag an end at or before {available:.2f} s.")
+                             f"({available:.2f} s).",
+                             f"Flag an end at or before {available:.2f} s.")
     end = min(inp.end, available)
     out_dir = clip_dir(ctx, inp.clip_id, inp.version)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,8 @@ from rq import Queue, SimpleWorker
 
 from clipper.context import Context
 from clipper.errors import InvalidInput
-from clipper.pipeline import jobqueue, jobs
+from clipper.pipeline import jobs
+from clipper.pipeline.stages import QUEUES, WORKER_ORDER
 
 
 def worker_name() -> str:
@@ -26,18 +27,22 @@ def worker_name() -> str:
 
 
 def parse_queues(text: str | Sequence[str] | None) -> list[str]:
-    names = [q.strip() for q in (text.split(",") if isinstance(text, str) else text or []) if q.strip()]
-    names = names or list(jobqueue.WORKER_ORDER)
-    unknown = [n for n in names if n not in jobqueue.QUEUES]
+    items = text.split(",") if isinstance(text, str) else text or []
+    names = [q.strip() for q in items if q.strip()]
+    names = names or list(WORKER_ORDER)
+    unknown = [n for n in names if n not in QUEUES]
     if unknown:
-        raise InvalidInput(f"Unknown queue(s): {', '.join(unknown)}.", f"Queues are {', '.join(jobqueue.QUEUES)}.")
+        raise InvalidInput(f"Unknown queue(s): {', '.join(unknown)}.",
+                           f"Queues are {', '.join(QUEUES)}.")
     return names
 
 
-def make_worker(ctx: Context, names: Sequence[str], conn: redis.Redis | None = None) -> SimpleWorker:
+def make_worker(ctx: Context, names: Sequence[str],
+                conn: redis.Redis | None = None) -> SimpleWorker:
     conn = conn or ctx.redis
     jobs.use_context(ctx)
-    return SimpleWorker([Queue(n, connection=conn) for n in names], connection=conn, name=worker_name())
+    return SimpleWorker([Queue(n, connection=conn) for n in names], connection=conn,
+                        name=worker_name())
 
 
 def run_worker(ctx: Context, names: Sequence[str], *, burst: bool = False) -> bool:

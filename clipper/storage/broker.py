@@ -25,7 +25,8 @@ def embedded_socket(settings: Settings) -> Path:
 
 
 def connect(settings: Settings) -> redis.Redis:
-    """The Redis every Clipper process of this CLIPPER_HOME shares (REDIS_URL, or the embedded socket)."""
+    """The Redis every Clipper process of this CLIPPER_HOME shares (REDIS_URL, or the embedded
+    socket)."""
     if settings.redis_url:
         return redis.Redis.from_url(settings.redis_url, health_check_interval=30)
     sock = embedded_socket(settings)
