@@ -7,6 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = [pytest.mark.services, pytest.mark.postgres]  # runs bench/ on SQLite and PostgreSQL
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

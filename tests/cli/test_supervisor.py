@@ -12,8 +12,11 @@ import time
 import urllib.request
 
 import psutil
+import pytest
 
 from clipper.cli.demo import SCRIPT, DemoServer, make_demo_media
+
+pytestmark = pytest.mark.services
 
 
 def _free_port() -> int:

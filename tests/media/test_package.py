@@ -56,6 +56,7 @@ def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.services  # `spec` renders with ffmpeg
 def test_package_folder_holds_everything_with_checksums(spec: PackageSpec, tmp_path: Path) -> None:
     out = tmp_path / "exports" / default_folder_name(spec.clip_id, spec.title)
     result = build_package(spec, out)
@@ -82,6 +83,7 @@ def test_package_folder_holds_everything_with_checksums(spec: PackageSpec, tmp_p
     assert (out / "42-16x9-crop.mp4").stat().st_ino == Path(spec.renders[0].path).stat().st_ino
 
 
+@pytest.mark.services  # `spec` renders with ffmpeg
 def test_zip_beside_the_folder_has_the_same_files(spec: PackageSpec, tmp_path: Path) -> None:
     result = build_package(spec, tmp_path / "pkg")
     assert result.zip_path == tmp_path / "pkg.zip"
@@ -93,6 +95,7 @@ def test_zip_beside_the_folder_has_the_same_files(spec: PackageSpec, tmp_path: P
         assert zf.getinfo("pkg/42-16x9-crop.mp4").compress_type == zipfile.ZIP_STORED
 
 
+@pytest.mark.services  # `spec` renders with ffmpeg
 def test_rebuilding_replaces_the_old_package_and_leaves_no_temp(spec: PackageSpec,
                                                                tmp_path: Path) -> None:
     out = tmp_path / "pkg"
@@ -104,6 +107,7 @@ def test_rebuilding_replaces_the_old_package_and_leaves_no_temp(spec: PackageSpe
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
+@pytest.mark.services  # `spec` renders with ffmpeg
 def test_missing_render_fails_before_anything_is_written(spec: PackageSpec, tmp_path: Path) -> None:
     Path(spec.renders[1].path).unlink()
     with pytest.raises(PermanentError, match="render missing"):

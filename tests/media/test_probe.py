@@ -11,6 +11,8 @@ from mediacheck import IRREGULAR
 from clipper.errors import InvalidInput
 from clipper.media.probe import edit_list_lag, keyframe_times, probe_media
 
+pytestmark = pytest.mark.services
+
 
 def test_probe_video(gop2: Path) -> None:
     info = probe_media(gop2)

@@ -6,10 +6,13 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from clipper.media.probe import probe_media
 from clipper.media.thumbnail import make_thumbnail
 from testmedia.mediagen import decode_gray
+
+pytestmark = pytest.mark.services
 
 
 def test_thumbnail_is_a_640px_jpg_of_the_middle(gop2: Path, tmp_path: Path) -> None:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.services
+
 
 @pytest.mark.parametrize("engine", ["faster-whisper", "openai-whisper"])
 def test_flag_wait_returns_a_transcript_with_each_engine(engine, tmp_path, sqlite_url, redis_conn, broadcast):

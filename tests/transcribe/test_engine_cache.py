@@ -15,6 +15,8 @@ from clipper.settings import Settings
 from clipper.transcribe import get_engine, load_count
 from testmedia.speechgen import normalise
 
+pytestmark = pytest.mark.services
+
 
 @pytest.fixture(scope="module")
 def fresh_settings(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:

@@ -20,6 +20,8 @@ from clipper.transcribe.faster import load_model
 from clipper.transcribe.speech import load_audio
 from testmedia.speechgen import normalise, onset_errors
 
+pytestmark = pytest.mark.services
+
 # Measured on the three-sentence clip: the default engine (int8, beam 5) and openai-whisper
 # (float32, greedy) differ by WER 0.05 after normalising ("12 to 3" vs "12 to free",
 # "least" vs "lease"). Allowed: 0.15 (int8 kernels differ between CPUs).

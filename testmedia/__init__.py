@@ -1,0 +1,1 @@
+"""Generated test media (ffmpeg, espeak-ng) shared by the tests and the benchmarks."""
