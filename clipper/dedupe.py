@@ -40,7 +40,8 @@ def choose_clip(flag: tuple[float, float], candidates: Iterable[Candidate]) -> C
     return best
 
 
-def merged_interval(a: tuple[float, float], b: tuple[float, float], *, max_seconds: float) -> tuple[float, float]:
+def merged_interval(a: tuple[float, float], b: tuple[float, float], *,
+                    max_seconds: float) -> tuple[float, float]:
     """The union of two intervals, capped at `max_seconds` (kept from the earliest start)."""
     start, end = min(a[0], b[0]), max(a[1], b[1])
     return start, min(end, start + max_seconds)

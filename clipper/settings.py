@@ -39,27 +39,50 @@ def _bool(text: str) -> bool:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("CLIPPER_HOME", "home", "~/.clipper", "Data directory: database, embedded Redis, media, exports."),
-    Setting("REDIS_URL", "redis_url", "", "External Redis (`redis://host:6379/0`). Unset: `clipper up` starts an embedded Redis under `CLIPPER_HOME/redis`."),
-    Setting("DATABASE_URL", "database_url", "", "SQLAlchemy URL (`postgresql+psycopg://user@host/db`). Unset: SQLite (WAL) at `CLIPPER_HOME/clipper.storage.database`."),
-    Setting("CLIPPER_MEDIA_DIR", "media_dir", "", "Where fetched sections and clips are stored. Unset: `CLIPPER_HOME/media`."),
-    Setting("CLIPPER_EXPORTS_DIR", "exports_dir", "", "Where distribution packages are written. Unset: `CLIPPER_HOME/exports`."),
-    Setting("CLIPPER_MAX_CLIP_SECONDS", "max_clip_seconds", "600", "Longest clip a flag may ask for, in seconds.", _float),
-    Setting("CLIPPER_PAD_SECONDS", "pad_seconds", "2", "Extra seconds fetched either side of a flag, so trims and merges need no re-fetch.", _float),
-    Setting("CLIPPER_URL_ALLOWLIST", "url_allowlist", "", "Comma-separated hosts or CIDRs that may be fetched even though they are private/loopback (e.g. `127.0.0.1,newsroom.lan`).", _csv),
-    Setting("CLIPPER_FETCH_TRIES", "fetch_tries", "3", "Attempts for a fetch that fails with a network error (backoff doubles from 0.5 s).", _int),
-    Setting("CLIPPER_JOB_TIMEOUT", "job_timeout", "900", "Seconds after which a stuck job is killed.", _int),
-    Setting("CLIPPER_RECONCILE_SECONDS", "reconcile_seconds", "30", "How often `clipper up` re-enqueues clips whose job was lost (Redis restart, killed worker).", _float),
-    Setting("CLIPPER_WHISPER_ENGINE", "whisper_engine", "faster-whisper", "Speech-to-text engine: `faster-whisper` or `openai-whisper`."),
-    Setting("CLIPPER_WHISPER_MODEL", "whisper_model", "", "Model: a faster-whisper model directory, or an openai-whisper checkpoint file. Unset: the shipped `tiny.en`."),
+    Setting("CLIPPER_HOME", "home", "~/.clipper", "Data directory: database, embedded Redis, "
+            "media, exports."),
+    Setting("REDIS_URL", "redis_url", "", "External Redis (`redis://host:6379/0`). "
+            "Unset: `clipper up` starts an embedded Redis under `CLIPPER_HOME/redis`."),
+    Setting("DATABASE_URL", "database_url", "",
+            "SQLAlchemy URL (`postgresql+psycopg://user@host/db`). "
+            "Unset: SQLite (WAL) at `CLIPPER_HOME/clipper.storage.database`."),
+    Setting("CLIPPER_MEDIA_DIR", "media_dir", "", "Where fetched sections and clips are stored. "
+            "Unset: `CLIPPER_HOME/media`."),
+    Setting("CLIPPER_EXPORTS_DIR", "exports_dir", "", "Where distribution packages are written. "
+            "Unset: `CLIPPER_HOME/exports`."),
+    Setting("CLIPPER_MAX_CLIP_SECONDS", "max_clip_seconds", "600", "Longest clip a flag may ask "
+            "for, in seconds.", _float),
+    Setting("CLIPPER_PAD_SECONDS", "pad_seconds", "2", "Extra seconds fetched either side of a "
+            "flag, so trims and merges need no re-fetch.", _float),
+    Setting("CLIPPER_URL_ALLOWLIST", "url_allowlist", "",
+            "Comma-separated hosts or CIDRs that may be fetched even though they are "
+            "private/loopback (e.g. `127.0.0.1,newsroom.lan`).", _csv),
+    Setting("CLIPPER_FETCH_TRIES", "fetch_tries", "3", "Attempts for a fetch that fails with a "
+            "network error (backoff doubles from 0.5 s).", _int),
+    Setting("CLIPPER_JOB_TIMEOUT", "job_timeout", "900", "Seconds after which a stuck job is "
+            "killed.", _int),
+    Setting("CLIPPER_RECONCILE_SECONDS", "reconcile_seconds", "30", "How often `clipper up` "
+            "re-enqueues clips whose job was lost (Redis restart, killed worker).", _float),
+    Setting("CLIPPER_WHISPER_ENGINE", "whisper_engine", "faster-whisper", "Speech-to-text engine: "
+            "`faster-whisper` or `openai-whisper`."),
+    Setting("CLIPPER_WHISPER_MODEL", "whisper_model", "", "Model: a faster-whisper model "
+            "directory, or an openai-whisper checkpoint file. Unset: the shipped `tiny.en`."),
     Setting("CLIPPER_WHISPER_DEVICE", "whisper_device", "cpu", "`cpu` (int8) or `cuda`."),
-    Setting("CLIPPER_WHISPER_BEAM_SIZE", "whisper_beam_size", "1", "Beam size for decoding: 1 (greedy) is ~20% faster than 5 with the same words on clear speech; raise it for noisy audio.", _int),
-    Setting("CLIPPER_WHISPER_THREADS", "whisper_threads", "1", "CPU threads per transcription (1 is fastest on 2-vCPU machines).", _int),
-    Setting("CLIPPER_WEBHOOK_URL", "webhook_url", "", "Slack-compatible webhook notified when a clip is ready and when a package is exported."),
-    Setting("CLIPPER_BASE_URL", "base_url", "", "Public address of the dashboard, used for links in notifications."),
-    Setting("CLIPPER_SESSION_MINUTES", "session_minutes", "720", "Dashboard login sessions expire after this many minutes.", _float),
-    Setting("CLIPPER_CLAIM_MINUTES", "claim_minutes", "15", "A review claim lapses after this many minutes of inactivity.", _float),
-    Setting("CLIPPER_LOG_LEVEL", "log_level", "INFO", "Python logging level for workers and `clipper up`."),
+    Setting("CLIPPER_WHISPER_BEAM_SIZE", "whisper_beam_size", "1",
+            "Beam size for decoding: 1 (greedy) is ~20% faster than 5 with the same words on clear "
+            "speech; raise it for noisy audio.", _int),
+    Setting("CLIPPER_WHISPER_THREADS", "whisper_threads", "1", "CPU threads per transcription "
+            "(1 is fastest on 2-vCPU machines).", _int),
+    Setting("CLIPPER_WEBHOOK_URL", "webhook_url", "", "Slack-compatible webhook notified when a "
+            "clip is ready and when a package is exported."),
+    Setting("CLIPPER_BASE_URL", "base_url", "", "Public address of the dashboard, "
+            "used for links in notifications."),
+    Setting("CLIPPER_SESSION_MINUTES", "session_minutes", "720", "Dashboard login sessions expire "
+            "after this many minutes.", _float),
+    Setting("CLIPPER_CLAIM_MINUTES", "claim_minutes", "15", "A review claim lapses after this many "
+            "minutes of inactivity.", _float),
+    Setting("CLIPPER_LOG_LEVEL", "log_level", "INFO", "Python logging level for workers and "
+            "`clipper up`."),
 )
 
 
@@ -99,17 +122,21 @@ class Settings:
             try:
                 values[s.attr] = s.parse(raw)
             except ValueError as exc:
-                raise InvalidInput(f"{s.env}={raw!r} is not valid ({exc}).", f"Default: {s.default!r}.") from exc
+                raise InvalidInput(f"{s.env}={raw!r} is not valid ({exc}).",
+                                   f"Default: {s.default!r}.") from exc
         values.update(overrides)
         home = Path(values["home"]).expanduser().resolve()
         values["home"] = home
-        values["media_dir"] = Path(values["media_dir"]).expanduser() if values["media_dir"] else home / "media"
-        values["exports_dir"] = Path(values["exports_dir"]).expanduser() if values["exports_dir"] else home / "exports"
+        values["media_dir"] = (Path(values["media_dir"]).expanduser() if values["media_dir"]
+                               else home / "media")
+        values["exports_dir"] = (Path(values["exports_dir"]).expanduser() if values["exports_dir"]
+                                 else home / "exports")
         if not values["database_url"]:
             values["database_url"] = f"sqlite:///{home / 'clipper.storage.database'}"
         if values["whisper_engine"] not in ("faster-whisper", "openai-whisper"):
             raise InvalidInput(
-                f"CLIPPER_WHISPER_ENGINE={values['whisper_engine']!r} is not an engine Clipper knows.",
+                f"CLIPPER_WHISPER_ENGINE={values['whisper_engine']!r} "
+                "is not an engine Clipper knows.",
                 "Use faster-whisper or openai-whisper.",
             )
         return cls(env=env, **values)

@@ -96,7 +96,8 @@ def _clean(words: Sequence[Word]) -> list[Word]:
     return sorted(out, key=lambda w: w.start)
 
 
-def _timed(chunks: list[list[Word]], min_duration: float, max_duration: float) -> list[tuple[float, float]]:
+def _timed(chunks: list[list[Word]], min_duration: float,
+           max_duration: float) -> list[tuple[float, float]]:
     """Cue (start, end) per chunk: at least min_duration where the gap allows, never overlapping."""
     spans: list[tuple[float, float]] = []
     for i, chunk in enumerate(chunks):
@@ -136,7 +137,8 @@ def cues_to_ssafile(cues: Sequence[Cue]) -> pysubs2.SSAFile:
     """A pysubs2 file holding the cues (times in ms, lines joined with \\N)."""
     subs = pysubs2.SSAFile()
     for cue in cues:
-        event = pysubs2.SSAEvent(start=pysubs2.make_time(s=cue.start), end=pysubs2.make_time(s=cue.end))
+        event = pysubs2.SSAEvent(start=pysubs2.make_time(s=cue.start),
+                                 end=pysubs2.make_time(s=cue.end))
         # Braces would be read as ASS override tags and vanish from the output.
         event.plaintext = cue.text.replace("{", "(").replace("}", ")")
         subs.events.append(event)

@@ -19,21 +19,25 @@ def parse_timecode(text: str | float | int, *, field: str = "time") -> float:
     if isinstance(text, int | float):
         value = float(text)
         if math.isnan(value) or math.isinf(value) or value < 0:
-            raise InvalidInput(f"{field} {text!r} is not a valid time.", f"Use a time like {EXAMPLES}.")
+            raise InvalidInput(f"{field} {text!r} is not a valid time.",
+                               f"Use a time like {EXAMPLES}.")
         return value
     raw = str(text).strip()
     match = _PATTERN.match(raw)
     if not match:
         hint = f"Use seconds or h:mm:ss, e.g. {EXAMPLES}."
         if raw.startswith("-"):
-            raise InvalidInput(f"{field} {raw!r} is negative; times count from the start of the source.", hint)
+            raise InvalidInput(f"{field} {raw!r} is negative; "
+                               "times count from the start of the source.", hint)
         raise InvalidInput(f"{field} {raw!r} is not a time Clipper understands.", hint)
     hours, minutes, seconds = match.groups()
     if minutes is not None and float(seconds) >= 60:
-        raise InvalidInput(f"{field} {raw!r} has {seconds} in the seconds place (must be below 60).",
+        raise InvalidInput(f"{field} {raw!r} has {seconds} in the seconds place "
+                           "(must be below 60).",
                            f"Use a time like {EXAMPLES}.")
     if hours is not None and int(minutes) >= 60:
-        raise InvalidInput(f"{field} {raw!r} has {minutes} in the minutes place (must be below 60).",
+        raise InvalidInput(f"{field} {raw!r} has {minutes} in the minutes place "
+                           "(must be below 60).",
                            f"Use a time like {EXAMPLES}.")
     return int(hours or 0) * 3600 + int(minutes or 0) * 60 + float(seconds)
 
@@ -47,7 +51,8 @@ def format_timecode(seconds: float) -> str:
     return f"{h:02d}:{m:02d}:{s:02d}.{ms:03d}"
 
 
-def parse_interval(start: str | float, end: str | float, *, max_seconds: float) -> tuple[float, float]:
+def parse_interval(start: str | float, end: str | float, *,
+                   max_seconds: float) -> tuple[float, float]:
     """Both ends parsed and checked: end after start, no longer than `max_seconds`."""
     s = parse_timecode(start, field="Start")
     e = parse_timecode(end, field="End")
@@ -63,7 +68,8 @@ def check_interval(start: float, end: float, *, max_seconds: float) -> None:
         )
     if end - start > max_seconds:
         raise InvalidInput(
-            f"The clip would be {end - start:.1f} s long; the longest allowed is {max_seconds:g} s.",
+            f"The clip would be {end - start:.1f} s long; "
+            f"the longest allowed is {max_seconds:g} s.",
             f"Flag a shorter moment, e.g. --start {format_timecode(start)} --end "
             f"{format_timecode(start + min(60, max_seconds))}.",
         )

@@ -36,8 +36,10 @@ CASES = [
     ("long word mid-sentence", words_at(f"a {LONG} b"), 3, "a"),
     ("sentence punctuation", words_at("Good evening. The news tonight."), 2, "Good evening."),
     ("question and exclamation", words_at("Really? Yes! Fine."), 3, "Really?"),
-    ("long pause", words_at("before the pause") + words_at("after it", start=5.0), 2, "before the pause"),
-    ("short pause below threshold", words_at("no real", step=0.3) + words_at("break here", start=0.9), 1, "no real break here"),
+    ("long pause", words_at("before the pause") + words_at("after it", start=5.0), 2,
+     "before the pause"),
+    ("short pause below threshold",
+     words_at("no real", step=0.3) + words_at("break here", start=0.9), 1, "no real break here"),
     ("fast speech", words_at(" ".join(["word"] * 60), step=0.05, dur=0.04), None, None),
     ("zero duration words", [Word(t / 4, t / 4, f"w{t}") for t in range(12)], None, None),
     ("all words at one instant", [Word(2.0, 2.0, w) for w in "a b c".split()], 1, "a b c"),
@@ -47,7 +49,8 @@ CASES = [
 
 
 @pytest.mark.parametrize(("name", "words", "n_cues", "first"), CASES, ids=[c[0] for c in CASES])
-def test_build_cues_table(name: str, words: list[Word], n_cues: int | None, first: str | None) -> None:
+def test_build_cues_table(name: str, words: list[Word], n_cues: int | None,
+                          first: str | None) -> None:
     cues = build_cues(words)
     check_invariants(cues)
     if n_cues is not None:
@@ -98,7 +101,8 @@ def test_lines_are_balanced_and_within_limits() -> None:
     (["x" * 50], 42, 2, ("x" * 50,)),
     (["aa", "bb", "cc", "dd", "ee", "ff"], 5, 3, ("aa bb", "cc dd", "ee ff")),
 ])
-def test_layout_lines(tokens: list[str], max_chars: int, max_lines: int, expected: tuple | None) -> None:
+def test_layout_lines(tokens: list[str], max_chars: int, max_lines: int,
+                      expected: tuple | None) -> None:
     assert layout_lines(tokens, max_chars, max_lines) == expected
 
 
@@ -109,7 +113,8 @@ def test_clause_break_when_cue_already_holds_a_line() -> None:
 
 
 def test_srt_and_vtt_round_trip(tmp_path) -> None:
-    cues = build_cues(words_at("Good evening. Tonight the mayor said {nothing} about the bridge.", start=1.0))
+    cues = build_cues(words_at("Good evening. Tonight the mayor said {nothing} about the bridge.",
+                               start=1.0))
     srt = write_srt(cues, tmp_path / "clip.srt")
     vtt = write_vtt(cues, tmp_path / "clip.vtt")
     assert srt.read_text(encoding="utf-8").startswith("1\n00:00:01,000 --> ")
@@ -118,5 +123,6 @@ def test_srt_and_vtt_round_trip(tmp_path) -> None:
         back = pysubs2.load(str(path))
         assert len(back.events) == len(cues)
         assert [e.start for e in back.events] == [round(c.start * 1000) for c in cues]
-        assert [e.plaintext for e in back.events] == [c.text.replace("{", "(").replace("}", ")") for c in cues]
+        assert ([e.plaintext for e in back.events]
+                == [c.text.replace("{", "(").replace("}", ")") for c in cues])
     assert not list(tmp_path.glob(".*.tmp"))

@@ -1,4 +1,5 @@
-"""Demo media: a few minutes of generated 720p 'news' with synthetic speech, served over loopback."""
+"""Demo media: a few minutes of generated 720p 'news' with synthetic speech,
+served over loopback."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ SCRIPT = [
     "Good evening. Here is the news at six.",
     "The health secretary said waiting lists would fall by forty percent before the election.",
     "Opposition leaders called the promise unrealistic and demanded a full costing.",
-    "In the debate tonight, the prime minister said, and I quote, we will build three hundred new schools.",
+    "In the debate tonight, the prime minister said, and I quote, "
+    "we will build three hundred new schools.",
     "Independent analysts said the figures did not add up.",
     "Turning to the economy, inflation fell to three point two percent last month.",
     "The chancellor welcomed the figures but warned that interest rates would stay high.",
@@ -60,8 +62,9 @@ def make_demo_media(home: Path, *, script: list[str] | None = None, size: str = 
     speech = work / "speech.wav"
     _speech(speech, work, script or SCRIPT * 2)
     video = ffmpeg.input(f"testsrc2=size={size}:rate=25", f="lavfi").video.drawtext(
-        text="CLIPPER DEMO NEWS  %{pts\\:hms}", x=20, y="h-th-20", fontsize="h/18", fontcolor="white",
-        box=1, boxcolor="black@0.6", fontfile="/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+        text="CLIPPER DEMO NEWS  %{pts\\:hms}", x=20, y="h-th-20", fontsize="h/18",
+        fontcolor="white", box=1, boxcolor="black@0.6",
+        fontfile="/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
     audio = ffmpeg.input(str(speech))
     tmp = folder / "broadcast.tmp.mp4"
     ffrun.run(ffmpeg.output(video, audio, str(tmp), vcodec="libx264", preset="veryfast", crf=26,
@@ -94,7 +97,8 @@ class DemoServer:
     def __init__(self, folder: Path, port: int = 0) -> None:
         handler = functools.partial(_QuietHandler, directory=str(folder))
         self.httpd = _QuietServer(("127.0.0.1", port), handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True, name="demo-http")
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True,
+                                       name="demo-http")
 
     @property
     def base_url(self) -> str:

@@ -1,4 +1,5 @@
-"""Frame-accurate clips: smart cut (re-encode only the partial GOPs at the ends), else full re-encode.
+"""Frame-accurate clips: smart cut (re-encode only the partial GOPs at the ends),
+else full re-encode.
 
 Timeline: a time t on `src` is the presentation time ffmpeg's decoder gives a frame, edit lists
 honoured, minus the container's start_time — the timeline `ffmpeg -ss t -i src` seeks on. In a
@@ -30,7 +31,8 @@ log = logging.getLogger(__name__)
 
 _EPS = 1e-3  # timestamps in files are rounded to the container's time base
 _TS_FORMATS = ("mpegts", "hls", "applehttp")
-_PROFILES = {"High": "high", "Main": "main", "Constrained Baseline": "baseline", "Baseline": "baseline"}
+_PROFILES = {"High": "high", "Main": "main", "Constrained Baseline": "baseline",
+             "Baseline": "baseline"}
 ENCODE = {"c:v": "libx264", "preset": "veryfast", "crf": 20, "pix_fmt": "yuv420p"}
 AUDIO = {"c:a": "aac", "b:a": "128k", "aac_coder": "fast"}  # "fast": half the time, same bitrate
 
@@ -78,13 +80,15 @@ def plan_cut(frames: list[Frame], start: float, end: float) -> CutPlan:
     head = sum(f.pts < k1 - _EPS for f in kept)
     plan = CutPlan(kept[0].pts, kept[-1].pts + frame_duration(frames), len(kept), k1, k2,
                    head, mid, len(kept) - head - mid)
-    reason = "clip shorter than a GOP" if mid == 0 else "" if _dts_ok(frames) else "non-monotonic DTS"
+    reason = ("clip shorter than a GOP" if mid == 0
+              else "" if _dts_ok(frames) else "non-monotonic DTS")
     return CutPlan(**{**plan.__dict__, "reason": reason})
 
 
 def _dts_ok(frames: list[Frame]) -> bool:
     dts = sorted(f.dts for f in frames)
-    return all(b > a for a, b in zip(dts, dts[1:], strict=False)) and all(f.dts <= f.pts + _EPS for f in frames)
+    return (all(b > a for a, b in zip(dts, dts[1:], strict=False))
+            and all(f.dts <= f.pts + _EPS for f in frames))
 
 
 def smart_blocker(stream: dict[str, Any], info: MediaInfo) -> str:
@@ -150,7 +154,8 @@ def _param_sets(path: Path, at: float, work: Path) -> set[bytes]:
     """SPS and PPS NAL units carried with the keyframe at `at` (Annex B)."""
     raw = work / f"ps-{uuid.uuid4().hex}.h264"
     stream = ffmpeg.output(ffmpeg.input(str(path), ss=f"{at:.6f}")["v:0"], str(raw),
-                           **{"c:v": "copy", "bsf:v": "h264_mp4toannexb", "frames:v": 1, "f": "h264"})
+                           **{"c:v": "copy", "bsf:v": "h264_mp4toannexb", "frames:v": 1,
+                              "f": "h264"})
     ffrun.run(stream, what="read H.264 parameter sets")
     nals = raw.read_bytes().replace(b"\x00\x00\x00\x01", b"\x00\x00\x01").split(b"\x00\x00\x01")
     return {n.rstrip(b"\x00") for n in nals if n and n[0] & 0x1F in (7, 8)}
@@ -275,7 +280,8 @@ def _check(out: Path, frames: int, seconds: float, fdur: float) -> None:
         raise _Unjoinable(f"joined clip lasts {got[-1].pts + fdur:.3f} s, expected {seconds:.3f} s")
 
 
-def _reencode(src: Path, info: MediaInfo, plan: CutPlan | None, start: float, end: float, out: Path) -> None:
+def _reencode(src: Path, info: MediaInfo, plan: CutPlan | None, start: float, end: float,
+              out: Path) -> None:
     first, seconds = (plan.first, plan.stop - plan.first) if plan else (start, end - start)
     inp = ffmpeg.input(str(src), ss=f"{first:.6f}")
     streams = ([inp["v:0"]] if info.has_video else []) + ([inp["a:0"]] if info.has_audio else [])
@@ -286,7 +292,8 @@ def _reencode(src: Path, info: MediaInfo, plan: CutPlan | None, start: float, en
     if plan:
         _check(out, plan.frames, seconds, seconds / plan.frames)
     elif probe_media(out).duration < seconds - 0.1:
-        raise PermanentError(f"The clip came out short ({probe_media(out).duration:.2f} s of {seconds:.2f} s).")
+        raise PermanentError(f"The clip came out short ({probe_media(out).duration:.2f} s "
+                             f"of {seconds:.2f} s).")
 
 
 def cut_clip(src: Path, start: float, end: float, out: Path) -> CutResult:
@@ -298,7 +305,8 @@ def cut_clip(src: Path, start: float, end: float, out: Path) -> CutResult:
     src, out = Path(src), Path(out)
     info = probe_media(src)
     if not 0 <= start < end or start >= info.duration:
-        raise InvalidInput(f"Cannot cut {start:.2f}–{end:.2f} s from media lasting {info.duration:.2f} s.")
+        raise InvalidInput(f"Cannot cut {start:.2f}–{end:.2f} s "
+                           f"from media lasting {info.duration:.2f} s.")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.stem}.{uuid.uuid4().hex}.part.mp4")
     method = "reencode"
@@ -307,7 +315,8 @@ def cut_clip(src: Path, start: float, end: float, out: Path) -> CutResult:
             src, info = _as_mp4(src, info, Path(work))
             # A long recording: list packets only around the clip (keyframes up to 20 s apart).
             window = (start - 20.0, end + 20.0) if info.duration > end - start + 60 else None
-            plan = plan_cut(video_frames(src, info.start_time, window), start, end) if info.has_video else None
+            plan = (plan_cut(video_frames(src, info.start_time, window), start, end)
+                    if info.has_video else None)
             if plan is not None:
                 try:
                     _smart_cut(src, info, plan, tmp, Path(work))

@@ -140,7 +140,8 @@ def _zip(folder: Path, zip_path: Path) -> None:
     try:
         with zipfile.ZipFile(tmp, "w") as zf:
             for path in sorted(folder.iterdir()):
-                kind = zipfile.ZIP_STORED if path.suffix in _STORED_SUFFIXES else zipfile.ZIP_DEFLATED
+                kind = (zipfile.ZIP_STORED if path.suffix in _STORED_SUFFIXES
+                        else zipfile.ZIP_DEFLATED)
                 zf.write(path, f"{folder.name}/{path.name}", compress_type=kind)
         os.replace(tmp, zip_path)
     finally:

@@ -57,7 +57,8 @@ def probe_media(path: Path) -> MediaInfo:
         path=Path(path), duration=duration, has_video=bool(video), has_audio=bool(audio),
         width=int(v.get("width") or 0), height=int(v.get("height") or 0),
         fps=_rate(v.get("avg_frame_rate")) or _rate(v.get("r_frame_rate")),
-        video_codec=v.get("codec_name", ""), audio_codec=(audio[0] if audio else {}).get("codec_name", ""),
+        video_codec=v.get("codec_name", ""),
+        audio_codec=(audio[0] if audio else {}).get("codec_name", ""),
         format_name=fmt.get("format_name", ""), start_time=float(fmt.get("start_time") or 0),
         sar=_ratio(v.get("sample_aspect_ratio")))
 
@@ -87,7 +88,8 @@ def video_frames(path: Path, start_time: float = 0.0,
     """
     extra = ["-select_streams", "v:0", "-show_entries", "packet=pts_time,dts_time,flags"]
     if window is not None:
-        extra += ["-read_intervals", f"{max(0.0, window[0] + start_time):.3f}%{window[1] + start_time:.3f}"]
+        extra += ["-read_intervals",
+                  f"{max(0.0, window[0] + start_time):.3f}%{window[1] + start_time:.3f}"]
     data = ffrun.probe(str(path), extra=extra)
     frames = []
     for p in data.get("packets") or []:

@@ -204,7 +204,8 @@ def integrated_loudness(src: Path, trim_in: float, duration: float,
 
 def measure_loudness(src: Path, trim_in: float, duration: float, target: float,
                      pre: Sequence[tuple[str, dict[str, Any]]] = ()) -> dict[str, str]:
-    """A loudnorm measuring pass over the audio only (after `pre` filters), on the trimmed window."""
+    """A loudnorm measuring pass over the audio only (after `pre` filters),
+    on the trimmed window."""
     audio = ffmpeg.input(str(src), **_trim_opts(trim_in, duration)).audio
     for name, kwargs in pre:
         audio = audio.filter(name, **kwargs)
@@ -337,7 +338,8 @@ def _graph(src: Path, jobs: Sequence[_Job], info: MediaInfo, trim_in: float, dur
            audio_plan: AudioPlan | None, logo: Path | None) -> Any:
     inp = ffmpeg.input(str(src), **_trim_opts(trim_in, duration))
     videos = _split(inp.video, "split", len(jobs))
-    logos = _split(ffmpeg.input(str(logo)).video, "split", len(jobs)) if logo else [None] * len(jobs)
+    logos = (_split(ffmpeg.input(str(logo)).video, "split", len(jobs)) if logo
+             else [None] * len(jobs))
     audios: list[Any] = [None] * len(jobs)
     if info.has_audio:
         a = inp.audio

@@ -29,7 +29,8 @@ def make_thumbnail(clip: Path, out: Path, at: float | None = None) -> Path:
               .filter("scale", "trunc(iw*sar/2)*2", "ih").filter("setsar", 1)
               .filter("scale", WIDTH, -2))
     try:
-        ffrun.run(ffmpeg.output(stream, str(tmp), **{"frames:v": 1, "q:v": 3}), what="make a thumbnail")
+        ffrun.run(ffmpeg.output(stream, str(tmp), **{"frames:v": 1, "q:v": 3}),
+                  what="make a thumbnail")
         if not tmp.exists() or tmp.stat().st_size == 0:
             raise InvalidInput(f"No frame at {t:.2f} s in {Path(clip).name}.")
         os.replace(tmp, out)

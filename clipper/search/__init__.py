@@ -1,4 +1,5 @@
-"""Transcript search: query language, full-text index upkeep, ranked search on SQLite and PostgreSQL."""
+"""Transcript search: query language, full-text index upkeep,
+ranked search on SQLite and PostgreSQL."""
 
 from clipper.search.engine import CANDIDATE_CAP, HIT_KEYS, Hit, SearchPage, search
 from clipper.search.filters import Filters, make_filters

@@ -153,7 +153,8 @@ def _lowest_id(session: Session, clauses: Clauses) -> int:
 
 def _clip_only(clauses: Clauses) -> Clauses:
     """The conditions on the clip `c`, without those on the segment `s`."""
-    return Clauses([c for c in clauses.sql if not c.startswith("s.")], clauses.params, clauses.typed)
+    return Clauses([c for c in clauses.sql if not c.startswith("s.")], clauses.params,
+                   clauses.typed)
 
 
 def _walk_floor(session: Session, filters: Filters, clauses: Clauses) -> int:
@@ -357,7 +358,8 @@ def _hits(session: Session, page: list[_Candidate], query: Query) -> list[Hit]:
         plain, spans, marked = make_snippet(seg.text, query)
         hits.append(Hit(
             clip_id=clip.id, segment_id=seg.id, start=round(seg.start, 3), end=round(seg.end, 3),
-            source_start=round(clip.start + seg.start, 3), source_end=round(clip.start + seg.end, 3),
+            source_start=round(clip.start + seg.start, 3),
+            source_end=round(clip.start + seg.end, 3),
             snippet=marked, text=plain, spans=spans, source=clip.source.location,
             status=clip.status, score=round(cand.score, 6), created_at=clip.created_at,
             words=list(seg.words or [])))
@@ -394,8 +396,8 @@ def search(session_or_db: Any, query: str, *, source: str | int | None = None,
            offset: int = 0) -> SearchPage:
     """Search every transcript segment; raises InvalidInput (and only that) for bad input.
 
-    `session_or_db` is a Session or a clipper.storage.database.Database. `source` is a source id or a
-    piece of its location/title; `since`/`until` are inclusive UTC days on the clip's
+    `session_or_db` is a Session or a clipper.storage.database.Database. `source` is a source id
+    or a piece of its location/title; `since`/`until` are inclusive UTC days on the clip's
     created_at; `status` one status, a list, or "a,b"; `tag`/`by` match any of the clip's flags.
     """
     filters = make_filters(source=source, since=since, until=until, status=status, tag=tag,

@@ -54,7 +54,8 @@ def parse_day(value: date | str | None, name: str) -> date | datetime | None:
     try:
         return date.fromisoformat(str(value).strip())
     except ValueError:
-        raise InvalidInput(f"{name} is not a date: {value!r}.", "Write dates like 2026-11-23.") from None
+        raise InvalidInput(f"{name} is not a date: {value!r}.",
+                           "Write dates like 2026-11-23.") from None
 
 
 def _day_start(value: date | datetime) -> datetime:
@@ -82,7 +83,8 @@ def _text(value: str | None, name: str) -> str | None:
         return None
     value = _no_control(str(value).strip(), name)
     if not value:
-        raise InvalidInput(f"The {name} filter is empty.", f"Leave out --{name} to search everything.")
+        raise InvalidInput(f"The {name} filter is empty.",
+                           f"Leave out --{name} to search everything.")
     return value
 
 
@@ -127,7 +129,8 @@ def filter_clauses(filters: Filters, dialect: str) -> Clauses:
             "c.source_id IN (SELECT id FROM sources WHERE id = :source_id"
             f" OR lower(location) LIKE :source_like ESCAPE '{_LIKE_ESCAPE}'"
             f" OR lower(title) LIKE :source_like ESCAPE '{_LIKE_ESCAPE}')")
-        source_id = int(filters.source) if filters.source.isdigit() and len(filters.source) < 18 else -1
+        source_id = (int(filters.source) if filters.source.isdigit() and len(filters.source) < 18
+                     else -1)
         out.params.update(source_id=source_id, source_like=_like(filters.source))
     if filters.since is not None:
         out.sql.append("c.created_at >= :since")

@@ -62,7 +62,8 @@ def index_ok(session: Session) -> bool:
             return False
         return True
     found = session.execute(text(
-        "SELECT count(*) FROM pg_indexes WHERE tablename = 'segments' AND indexname = 'ix_segments_tsv'"
+        "SELECT count(*) FROM pg_indexes"
+        " WHERE tablename = 'segments' AND indexname = 'ix_segments_tsv'"
     )).scalar_one()
     return found == 1
 

@@ -41,7 +41,8 @@ def format_page(page: SearchPage) -> str:
     """Human-readable lines: one header, then two lines per hit."""
     more = "" if page.total_exact else "+"
     if not page.hits:
-        return f"No matches for {page.query}" + (f" after the first {page.offset}" if page.offset else "")
+        return (f"No matches for {page.query}"
+                + (f" after the first {page.offset}" if page.offset else ""))
     first, last = page.offset + 1, page.offset + len(page.hits)
     lines = [f"{first}-{last} of {page.total}{more} matches for {page.query}"]
     for hit in page.hits:

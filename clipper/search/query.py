@@ -156,7 +156,8 @@ def parse_query(text: str) -> Query:
         else:
             groups.append([item[1]])
     if sum(len(g) for g in groups) + len(excluded) > MAX_TERMS:
-        raise InvalidInput("Search has too many words.", f"Use at most {MAX_TERMS} words or phrases.")
+        raise InvalidInput("Search has too many words.",
+                           f"Use at most {MAX_TERMS} words or phrases.")
     if not groups:
         hint = "Exclusions like -budget only narrow a search." if excluded else None
         raise InvalidInput(EMPTY_MESSAGE, hint)

@@ -26,7 +26,8 @@ def idf(df: int, n_docs: int) -> float:
     return math.log((n_docs - df + 0.5) / (df + 0.5) + 1.0)
 
 
-def bm25_scores(texts: Sequence[str], query: Query, df: Mapping[Term, int], n_docs: int) -> list[float]:
+def bm25_scores(texts: Sequence[str], query: Query, df: Mapping[Term, int],
+                n_docs: int) -> list[float]:
     """One BM25 score per text (higher = better); a phrase counts as one term, as in FTS5."""
     terms = query.positive_terms()
     docs = [bare_words(t) for t in texts]

@@ -92,7 +92,8 @@ def _window(text: str, spans: list[tuple[int, int]], width: int) -> tuple[str, i
     return text[start : start + width], start
 
 
-def make_snippet(text: str, query: Query, width: int = SNIPPET_CHARS) -> tuple[str, list[tuple[int, int]], str]:
+def make_snippet(text: str, query: Query,
+                 width: int = SNIPPET_CHARS) -> tuple[str, list[tuple[int, int]], str]:
     """(plain text shown, match spans within it, the same text with **matches** marked)."""
     text = unicodedata.normalize("NFC", text)
     spans = find_spans(text, query)

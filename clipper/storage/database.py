@@ -51,7 +51,8 @@ def make_engine(url: str) -> Engine:
     # any parameters; search's best plan depends on them (id windows, how common a tag is):
     # a generic plan made one search 40 times slower.
     args = {"prepare_threshold": None} if parsed.drivername == "postgresql+psycopg" else {}
-    return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args=args)
+    return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=10,
+                         connect_args=args)
 
 
 def alembic_config(engine: Engine) -> Config:

@@ -1,4 +1,5 @@
-"""SQLAlchemy tables: the database is the source of truth for flags, clips, stages, transcripts and events."""
+"""SQLAlchemy tables: the database is the source of truth for flags, clips, stages,
+transcripts and events."""
 
 from __future__ import annotations
 
@@ -125,8 +126,8 @@ class ClipTag(Base):
 
     __tablename__ = "clip_tags"
     tag: Mapped[str] = mapped_column(String(64), primary_key=True)
-    clip_id: Mapped[int] = mapped_column(ForeignKey("clips.id", ondelete="CASCADE"), primary_key=True,
-                                         index=True)
+    clip_id: Mapped[int] = mapped_column(ForeignKey("clips.id", ondelete="CASCADE"),
+                                         primary_key=True, index=True)
 
 
 @event.listens_for(Flag, "after_insert")
@@ -139,9 +140,11 @@ def _index_flag_tags(_mapper: Any, connection: Any, flag: Flag) -> None:
     # The flag's foreign key already waits for a clip locked FOR UPDATE; this does not depend
     # on how the other side locked it.
     connection.execute(select(Clip.id).where(Clip.id == flag.clip_id).with_for_update())
-    have = set(connection.execute(select(ClipTag.tag).where(ClipTag.clip_id == flag.clip_id)).scalars())
+    have = set(connection.execute(
+        select(ClipTag.tag).where(ClipTag.clip_id == flag.clip_id)).scalars())
     if tags - have:
-        connection.execute(insert(ClipTag), [{"clip_id": flag.clip_id, "tag": t} for t in sorted(tags - have)])
+        connection.execute(insert(ClipTag),
+                           [{"clip_id": flag.clip_id, "tag": t} for t in sorted(tags - have)])
 
 
 class StageRun(Base):

@@ -51,7 +51,8 @@ def read_ct2_variables(model_bin: Path) -> dict[str, np.ndarray]:
     with open(model_bin, "rb") as f:
         version = _read(f, "<I")
         if version != 6:
-            raise InvalidInput(f"{model_bin} is CTranslate2 binary version {version}; only 6 is supported.")
+            raise InvalidInput(f"{model_bin} is CTranslate2 binary version {version}; "
+                               "only 6 is supported.")
         spec, _revision = _read_string(f), _read(f, "<I")
         if spec != "WhisperSpec":
             raise InvalidInput(f"{model_bin} holds a {spec}, not a Whisper model.")
@@ -75,7 +76,8 @@ def _iter_variables(f: BinaryIO, count: int) -> Iterator[tuple[str, np.ndarray]]
 def _split_fused(prefix: str, kind: str, weight: np.ndarray, bias: np.ndarray, out: dict) -> None:
     """Fused projections: self-attention Q,K,V and cross-attention K,V; openai's key has no bias."""
     names = ["query", "key", "value"] if kind == "qkv" else ["key", "value"]
-    for name, w, b in zip(names, np.split(weight, len(names)), np.split(bias, len(names)), strict=True):
+    for name, w, b in zip(names, np.split(weight, len(names)), np.split(bias, len(names)),
+                          strict=True):
         out[f"{prefix}.{name}.weight"] = w
         if name != "key":
             out[f"{prefix}.{name}.bias"] = b
@@ -117,7 +119,8 @@ def ct2_to_state_dict(v: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def dims_from_variables(v: dict[str, np.ndarray]) -> dict[str, int]:
-    """ModelDimensions fields, read off the tensor shapes (tiny.en: 80/1500/384/6/4, 51864/448/384/6/4)."""
+    """ModelDimensions fields, read off the tensor shapes
+    (tiny.en: 80/1500/384/6/4, 51864/448/384/6/4)."""
     def layers(side: str) -> int:
         return len({m.group(2) for k in v if (m := _LAYER.match(k)) and m.group(1) == side})
 
@@ -146,7 +149,8 @@ def convert_ct2_to_openai(model_dir: Path, out_path: Path) -> Path:
     try:
         import torch
     except ImportError as exc:
-        raise InvalidInput("Converting a model needs torch.", "Install the openai-whisper extra.") from exc
+        raise InvalidInput("Converting a model needs torch.",
+                           "Install the openai-whisper extra.") from exc
     variables = read_ct2_variables(model_bin)
     if variables["decoder/embeddings/weight"].dtype not in (np.float16, np.float32):
         raise InvalidInput(f"{model_bin} is quantised; convert a float16/float32 model instead.")

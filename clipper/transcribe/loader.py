@@ -8,7 +8,8 @@ from clipper.transcribe.engine import Engine, cached_engine
 
 def engine_key(settings: Settings) -> tuple:
     # An unset openai-whisper model means "the converted one under CLIPPER_HOME": home matters.
-    model = settings.whisper_model or (str(settings.home) if settings.whisper_engine == "openai-whisper" else "")
+    model = settings.whisper_model or (str(settings.home)
+                                       if settings.whisper_engine == "openai-whisper" else "")
     return (settings.whisper_engine, model, settings.whisper_device,
             settings.whisper_threads, settings.whisper_beam_size)
 

@@ -20,7 +20,8 @@ _FIX = "Run `clipper models convert-openai` to make one from the shipped tiny.en
 
 def checkpoint_path(settings: Settings) -> Path:
     """The checkpoint file `whisper_model` names, or the converted tiny.en under CLIPPER_HOME."""
-    path = Path(settings.whisper_model).expanduser() if settings.whisper_model else default_openai_checkpoint_path(settings)
+    path = (Path(settings.whisper_model).expanduser() if settings.whisper_model
+            else default_openai_checkpoint_path(settings))
     if not path.is_file():
         raise InvalidInput(f"No openai-whisper checkpoint at {path}.", _FIX)
     return path
@@ -33,8 +34,8 @@ def import_whisper() -> Any:
     except ImportError as exc:
         raise InvalidInput(
             "CLIPPER_WHISPER_ENGINE=openai-whisper but openai-whisper is not installed.",
-            "Install a CPU torch first, then `pip install 'clipper[openai-whisper]'` (see scripts/setup.sh), "
-            "or use CLIPPER_WHISPER_ENGINE=faster-whisper.",
+            "Install a CPU torch first, then `pip install 'clipper[openai-whisper]'` "
+            "(see scripts/setup.sh), or use CLIPPER_WHISPER_ENGINE=faster-whisper.",
         ) from exc
     return whisper
 
@@ -48,7 +49,8 @@ def load_model(path: Path, device: str, threads: int) -> Any:
     try:
         model = whisper.load_model(str(path), device=device)
     except (RuntimeError, KeyError, OSError, EOFError) as exc:
-        raise InvalidInput(f"{path} is not a usable openai-whisper checkpoint ({exc}).", _FIX) from exc
+        raise InvalidInput(f"{path} is not a usable openai-whisper checkpoint ({exc}).",
+                           _FIX) from exc
     if _dims(model) == _TINY_EN_DIMS:
         model.set_alignment_heads(whisper._ALIGNMENT_HEADS["tiny.en"])
     return model
@@ -80,7 +82,8 @@ class OpenAIWhisperEngine:
         import_whisper()
         path = checkpoint_path(settings)
         key = (NAME, str(path.resolve()), settings.whisper_device, settings.whisper_threads)
-        model = cached_model(key, lambda: load_model(path, settings.whisper_device, settings.whisper_threads))
+        model = cached_model(key, lambda: load_model(path, settings.whisper_device,
+                                                     settings.whisper_threads))
         label = "tiny.en" if _dims(model) == _TINY_EN_DIMS else path.stem
         return cls(model=model, model_name=label, beam_size=settings.whisper_beam_size,
                    device=settings.whisper_device)
@@ -102,7 +105,8 @@ class OpenAIWhisperEngine:
                     beam_size=self.beam_size if self.beam_size > 1 else None)
             language = result.get("language") or language
             raw = [(float(s["start"]), float(s["end"]), s["text"],
-                    [Word(float(w["start"]), float(w["end"]), w["word"]) for w in s.get("words", ())])
+                    [Word(float(w["start"]), float(w["end"]), w["word"])
+                     for w in s.get("words", ())])
                    for s in result["segments"]]
             segments = place_segments(raw, regions, audio.offset)
         if progress:

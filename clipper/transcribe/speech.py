@@ -60,13 +60,15 @@ def _stream_offset(box: av.container.InputContainer, stream: av.audio.AudioStrea
     return max(0.0, float(stream.start_time * stream.time_base) - box.start_time / 1_000_000)
 
 
-def _resampled(box: av.container.InputContainer, stream: av.audio.AudioStream) -> Iterator[av.AudioFrame]:
+def _resampled(box: av.container.InputContainer,
+               stream: av.audio.AudioStream) -> Iterator[av.AudioFrame]:
     resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
     for frame in itertools.chain(_valid_frames(box, stream), [None]):
         yield from resampler.resample(frame)
 
 
-def _valid_frames(box: av.container.InputContainer, stream: av.audio.AudioStream) -> Iterator[av.AudioFrame]:
+def _valid_frames(box: av.container.InputContainer,
+                  stream: av.audio.AudioStream) -> Iterator[av.AudioFrame]:
     frames = box.decode(stream)
     while True:
         try:
@@ -104,7 +106,8 @@ def snap_to_speech(words: Sequence[Word], regions: Sequence[tuple[float, float]]
     out = []
     opened: set[int] = set()
     for w in words:
-        end = max(w.end, w.start + 0.01)  # Whisper emits zero-length words; they still lie somewhere
+        # Whisper emits zero-length words; they still lie somewhere
+        end = max(w.end, w.start + 0.01)
         overlaps = [min(end, r[1]) - max(w.start, r[0]) for r in regions]
         best = max(range(len(regions)), key=overlaps.__getitem__, default=None)
         if best is None or overlaps[best] <= 0:
@@ -128,13 +131,15 @@ def place_segments(raw: Sequence[RawSegment], regions: Sequence[tuple[float, flo
 
     Words are stripped and snapped to speech; a segment spans its words when it has any.
     """
-    kept = [(start, end, text.strip(), [Word(w.start, w.end, w.word.strip()) for w in words if w.word.strip()])
+    kept = [(start, end, text.strip(),
+             [Word(w.start, w.end, w.word.strip()) for w in words if w.word.strip()])
             for start, end, text, words in raw if text.strip()]
     snapped = iter(snap_to_speech([w for *_, words in kept for w in words], regions))
     segments = []
     for start, end, text, words in kept:
         moved = [next(snapped) for _ in words]
-        placed = tuple(Word(round(w.start + offset, 3), round(w.end + offset, 3), w.word) for w in moved)
+        placed = tuple(Word(round(w.start + offset, 3), round(w.end + offset, 3), w.word)
+                       for w in moved)
         if placed:
             start, end = placed[0].start, placed[-1].end
         else:

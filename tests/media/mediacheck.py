@@ -20,12 +20,14 @@ def expected_span(src: Path, start: float, end: float) -> tuple[int, int]:
 
 
 def assert_frame_exact(clip: Path, src: Path, start: float, end: float) -> None:
-    """The clip's first/last frames are the source frames at start/end (and not their neighbours)."""
+    """The clip's first/last frames are the source frames at start/end
+    (and not their neighbours)."""
     full, frames = decode_gray(src), decode_gray(clip)
     first, last = expected_span(src, start, end)
     for got, want in ((frames[0], first), (frames[-1], last)):
         idx, best, _ = match_frame(got, full)
-        neighbours = [np.abs(full[j] - got).mean() for j in (want - 1, want + 1) if 0 <= j < len(full)]
+        neighbours = [np.abs(full[j] - got).mean() for j in (want - 1, want + 1)
+                      if 0 <= j < len(full)]
         assert idx == want, f"clip frame matches source frame {idx}, expected {want}"
         assert best < 0.5 * min(neighbours), (best, neighbours)
     assert len(frames) == last - first + 1, f"{len(frames)} frames, expected {last - first + 1}"

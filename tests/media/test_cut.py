@@ -1,4 +1,5 @@
-"""cut_clip: frame-exact on MP4, MPEG-TS, irregular keyframes; smart where possible, else re-encode."""
+"""cut_clip: frame-exact on MP4, MPEG-TS, irregular keyframes;
+smart where possible, else re-encode."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from clipper.errors import InvalidInput
 from clipper.media.cut import cut_clip, plan_cut
 from clipper.media.probe import Frame, probe_media
 from testmedia.mediagen import make_video
+
+pytestmark = pytest.mark.services
 
 
 @pytest.mark.parametrize(("source", "start", "end", "method"), [

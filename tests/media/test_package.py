@@ -46,7 +46,8 @@ def spec(tmp_path: Path) -> PackageSpec:
     renders = [_render(tmp_path, "16x9", "crop", "red"), _render(tmp_path, "9x16", "pad", "blue")]
     return PackageSpec(
         clip_id=42, title="Council votes: budget approved!", source="https://example.org/live",
-        start=120.0, end=135.5, approver="editor@desk", caption_text="Council approves budget #news",
+        start=120.0, end=135.5, approver="editor@desk",
+        caption_text="Council approves budget #news",
         transcript_text="The council voted to approve the budget.", words=WORDS, renders=renders,
         flaggers=[{"user": "vol1", "note": "budget vote"}, {"user": "vol2", "note": ""}],
         created_at=datetime(2026, 11, 23, 12, 0, tzinfo=UTC))
@@ -103,7 +104,8 @@ def test_rebuilding_replaces_the_old_package_and_leaves_no_temp(spec: PackageSpe
     (out / "stale.txt").write_text("from an older export")
     build_package(spec, out)
     assert not (out / "stale.txt").exists()
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("pkg")) == ["pkg", "pkg.zip"]
+    assert (sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("pkg"))
+            == ["pkg", "pkg.zip"])
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 

@@ -34,8 +34,8 @@ def test_non_media_is_refused(tmp_path: Path, content: bytes) -> None:
 
 def test_still_image_is_refused(tmp_path: Path) -> None:
     img = tmp_path / "photo.jpg"
-    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=64x64", "-frames:v", "1",
-                    str(img)], check=True)
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=64x64",
+                    "-frames:v", "1", str(img)], check=True)
     with pytest.raises(InvalidInput):
         probe_media(img)
 
@@ -48,7 +48,7 @@ def test_keyframe_times(gop2: Path, irregular: Path, mpegts: Path) -> None:
 
 def test_edit_list_lag_of_a_section_copy(gop2: Path, tmp_path: Path) -> None:
     out = tmp_path / "sec.mp4"
-    subprocess.run(["ffmpeg", "-v", "error", "-ss", "5.31", "-t", "3", "-i", str(gop2), "-c", "copy",
-                    str(out)], check=True)
+    subprocess.run(["ffmpeg", "-v", "error", "-ss", "5.31", "-t", "3", "-i", str(gop2),
+                    "-c", "copy", str(out)], check=True)
     assert edit_list_lag(out) == pytest.approx(0.01, abs=1e-4)  # first frame shown is 5.32
     assert edit_list_lag(gop2) == 0.0

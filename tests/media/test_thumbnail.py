@@ -19,7 +19,8 @@ def test_thumbnail_is_a_640px_jpg_of_the_middle(gop2: Path, tmp_path: Path) -> N
     out = make_thumbnail(gop2, tmp_path / "thumb.jpg")
     info = probe_media(out) if False else None  # noqa: F841 (images are refused by probe_media)
     thumb = decode_gray(out, size="160x90")[0]
-    mid, late = decode_gray(gop2, start=12.0, seconds=0.04)[0], decode_gray(gop2, start=20.0, seconds=0.04)[0]
+    mid, late = (decode_gray(gop2, start=12.0, seconds=0.04)[0],
+                 decode_gray(gop2, start=20.0, seconds=0.04)[0])
     assert out.read_bytes()[:2] == b"\xff\xd8"
     assert np.abs(thumb - mid).mean() < np.abs(thumb - late).mean() / 3
     assert [p.name for p in tmp_path.iterdir()] == ["thumb.jpg"]
@@ -29,8 +30,8 @@ def test_thumbnail_width(gop2: Path, tmp_path: Path) -> None:
     import json
     import subprocess
     out = make_thumbnail(gop2, tmp_path / "t.jpg", at=3.0)
-    meta = json.loads(subprocess.run(["ffprobe", "-v", "error", "-show_streams", "-of", "json", str(out)],
-                                     capture_output=True, text=True, check=True).stdout)
+    meta = json.loads(subprocess.run(["ffprobe", "-v", "error", "-show_streams", "-of", "json",
+                                      str(out)], capture_output=True, text=True, check=True).stdout)
     assert meta["streams"][0]["width"] == 640 and meta["streams"][0]["height"] == 360
     assert probe_media(gop2).has_video
 

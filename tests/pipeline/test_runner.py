@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import pytest
 
+from clipper.permissions import Actor
 from clipper.pipeline.worker import make_worker
 from clipper.services.clips import clip_events, clip_status
 from clipper.services.flags import file_flag
 
+ANN = Actor.operator("ann")  # the local command-line operator, as `--by ann`
+
 
 @pytest.mark.parametrize("order", [("fetch", "media", "asr"), ("fetch", "asr", "media")])
 def test_ready_needs_both_cut_and_transcript_in_either_order(sqlite_ctx, broadcast, order):
-    res = file_flag(sqlite_ctx, str(broadcast), "3.3", "9.7", by="ann")
+    res = file_flag(sqlite_ctx, ANN, str(broadcast), "3.3", "9.7")
     make_worker(sqlite_ctx, order).work(burst=True)
-    st = clip_status(sqlite_ctx, res.clip_id)
+    st = clip_status(sqlite_ctx, ANN, res.clip_id)
     assert st["status"] == "ready", st["error"]
     assert st["media_path"] and st["transcript"]["segments"]
-    moves = [e["details"].get("from") for e in clip_events(sqlite_ctx, res.clip_id)
+    moves = [e["details"].get("from") for e in clip_events(sqlite_ctx, ANN, res.clip_id)
              if e["action"].startswith("stage.") and "from" in e["details"]]
     # Whichever finishes second makes the clip ready; "transcribing" shows only when the cut won.
     assert moves[-1] in ("cutting", "transcribing")

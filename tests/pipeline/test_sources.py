@@ -17,11 +17,13 @@ def settings(tmp_path: Path) -> Settings:
 
 
 def test_each_kind_is_registered_under_the_name_it_stores() -> None:
-    assert {name: kind.name for name, kind in SOURCE_KINDS.items()} == {"url": "url", "file": "file"}
+    assert ({name: kind.name for name, kind in SOURCE_KINDS.items()}
+            == {"url": "url", "file": "file"})
 
 
 def test_a_url_is_checked_and_keyed_by_its_normal_form(tmp_path: Path) -> None:
-    settings = Settings.from_env({"CLIPPER_HOME": str(tmp_path), "CLIPPER_URL_ALLOWLIST": "127.0.0.1"})
+    settings = Settings.from_env({"CLIPPER_HOME": str(tmp_path),
+                                  "CLIPPER_URL_ALLOWLIST": "127.0.0.1"})
     ref = resolve_source("  HTTP://127.0.0.1:8080/news.m3u8 ", settings)
     assert (ref.kind, ref.location) == ("url", "HTTP://127.0.0.1:8080/news.m3u8")
     assert ref.key == "url:http://127.0.0.1:8080/news.m3u8"

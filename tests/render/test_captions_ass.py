@@ -1,4 +1,5 @@
-"""Caption layout per shape and the ASS file: sizes in output pixels, safe areas, timing, highlight."""
+"""Caption layout per shape and the ASS file: sizes in output pixels, safe areas,
+timing, highlight."""
 
 from __future__ import annotations
 

@@ -225,21 +225,25 @@ def test_package_order_renders_the_first_shape_alone_and_shares_loudness(clip: P
         clip, [RenderRequest(render_dir / "pk-16x9.mp4", "16x9"),
                RenderRequest(render_dir / "pk-1x1.mp4", "1x1", "pad")],
         trim_in=2.0, trim_out=3.0, progress=lambda f, s: done.append(s) if f >= 1.0 else None)
-    assert [(r.format, r.fit, r.width) for r in results] == [("16x9", "crop", 640), ("1x1", "pad", 1080)]
+    assert ([(r.format, r.fit, r.width) for r in results]
+            == [("16x9", "crop", 640), ("1x1", "pad", 1080)])
     assert done == ["done", "done"]  # two ffmpeg runs: the preview is ready first
     assert plan_audio(clip, 2.0, 1.0, -14.0) is plan_audio(clip, 2.0, 1.0, -14.0)
 
 
+@pytest.mark.services
 def test_pad_works_on_a_small_source(tmp_path):
     """A 320x180 source makes a tiny blurred background; the blur must still fit it."""
     from clipper.media.render import RenderRequest, render_shapes
     from testmedia.mediagen import make_video
 
     src = make_video(tmp_path / "small.mp4", 2)
-    [result] = render_shapes(src, [RenderRequest(tmp_path / "pad.mp4", "16x9", "pad")], captions=False)
+    [result] = render_shapes(src, [RenderRequest(tmp_path / "pad.mp4", "16x9", "pad")],
+                             captions=False)
     assert (result.width, result.height) == (320, 180)
 
 
+@pytest.mark.services
 def test_anamorphic_broadcast_renders_as_people_see_it(tmp_path: Path) -> None:
     """An SD broadcast is 720x576 stored, 1024x576 shown (pixel aspect 64:45): the 16x9 render
     must keep the whole picture, not crop a 16:9 box out of the stored 5:4 pixels."""
@@ -248,7 +252,8 @@ def test_anamorphic_broadcast_renders_as_people_see_it(tmp_path: Path) -> None:
            "-vf", "drawbox=x=0:y=0:w=iw:h=40:color=white:t=fill,setsar=64/45",
            "-c:v", "libx264", "-pix_fmt", "yuv420p", str(src))
     [wide, square] = render_package_shapes(
-        src, [RenderRequest(tmp_path / "wide.mp4", "16x9"), RenderRequest(tmp_path / "sq.mp4", "1x1")],
+        src, [RenderRequest(tmp_path / "wide.mp4", "16x9"),
+              RenderRequest(tmp_path / "sq.mp4", "1x1")],
         captions=False)
     assert (wide.width, wide.height) == (1024, 576)
     assert streams(wide.path)["video"]["sample_aspect_ratio"] in ("1:1", None)

@@ -1,4 +1,5 @@
-"""Search index migrations and upkeep: up, down and up again; rebuild; a missing trigger is noticed."""
+"""Search index migrations and upkeep: up, down and up again; rebuild;
+a missing trigger is noticed."""
 
 from __future__ import annotations
 

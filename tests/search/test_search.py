@@ -1,4 +1,5 @@
-"""Search against real SQLite (FTS5) and PostgreSQL (tsvector): matching, ranking, filters, upkeep."""
+"""Search against real SQLite (FTS5) and PostgreSQL (tsvector): matching, ranking, filters,
+upkeep."""
 
 from __future__ import annotations
 
@@ -101,7 +102,8 @@ def _search_or_refuse(db: Database, query: str) -> None:
 
 
 @pytest.mark.parametrize("query", HOSTILE)
-def test_hostile_input_is_searched_or_refused(db: Database, loaded: dict[str, int], query: str) -> None:
+def test_hostile_input_is_searched_or_refused(db: Database, loaded: dict[str, int],
+                                              query: str) -> None:
     _search_or_refuse(db, query)
     with db.session() as session:  # the tables are all still there
         assert session.scalar(select(func.count()).select_from(Clip)) == len(LINES)
@@ -239,8 +241,10 @@ def test_walk_windows_find_the_newest_matches(db: Database, corpus: Any,
 
 
 def test_source_id_filter(db: Database, filtered: dict[str, int]) -> None:
-    assert names(db, "strike", filtered, source=filtered["_bbc_id"]) == {"bbc_ready", "bbc_approved"}
-    assert names(db, "strike", filtered, source=str(filtered["_bbc_id"])) == {"bbc_ready", "bbc_approved"}
+    assert (names(db, "strike", filtered, source=filtered["_bbc_id"])
+            == {"bbc_ready", "bbc_approved"})
+    assert (names(db, "strike", filtered, source=str(filtered["_bbc_id"]))
+            == {"bbc_ready", "bbc_approved"})
 
 
 BAD_FILTERS = [
@@ -308,7 +312,8 @@ def test_strategies_agree(db: Database, loaded: dict[str, int], strategy: str) -
         for query, expected in MATCHES:
             page = search_session(session, query, make_filters(status="ready"), strategy=strategy)
             assert {by_clip[h.clip_id] for h in page.hits} == expected, query
-            assert [h.score for h in page.hits] == sorted((h.score for h in page.hits), reverse=True)
+            assert ([h.score for h in page.hits]
+                    == sorted((h.score for h in page.hits), reverse=True))
 
 
 def test_search_accepts_an_open_session(db: Database, loaded: dict[str, int]) -> None:
@@ -371,5 +376,6 @@ def test_tag_added_while_the_transcript_is_being_replaced(pg_db: Database,
 
 def _someone_waits_for_a_lock(db: Database) -> bool:
     with db.engine.connect() as conn:
-        return bool(conn.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        return bool(conn.scalar(text("SELECT count(*) FROM pg_stat_activity"
+                                     " WHERE wait_event_type = 'Lock'"
                                      " AND datname = current_database()")))

@@ -18,7 +18,8 @@ def test_connection_settings(db_url: str) -> None:
                 assert conn.connection.dbapi_connection.prepare_threshold is None
                 for _ in range(8):  # more than psycopg's default threshold of 5
                     conn.execute(text("SELECT count(*) FROM segments WHERE id >= :low"), {"low": 1})
-                prepared = conn.execute(text("SELECT count(*) FROM pg_prepared_statements")).scalar()
+                prepared = conn.execute(
+                    text("SELECT count(*) FROM pg_prepared_statements")).scalar()
                 assert prepared == 0
     finally:
         db.dispose()

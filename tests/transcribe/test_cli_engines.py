@@ -1,4 +1,5 @@
-"""`clipper models convert-openai`, then `clipper flag --wait` with each engine returns a transcript."""
+"""`clipper models convert-openai`, then `clipper flag --wait` with each engine
+returns a transcript."""
 
 from __future__ import annotations
 
@@ -14,13 +15,16 @@ pytestmark = pytest.mark.services
 
 
 @pytest.mark.parametrize("engine", ["faster-whisper", "openai-whisper"])
-def test_flag_wait_returns_a_transcript_with_each_engine(engine, tmp_path, sqlite_url, redis_conn, broadcast):
+def test_flag_wait_returns_a_transcript_with_each_engine(engine, tmp_path, sqlite_url, redis_conn,
+                                                          broadcast):
     home = tmp_path / "home"
     env = {**os.environ, "CLIPPER_HOME": str(home), "DATABASE_URL": sqlite_url,
-           "REDIS_URL": "redis://127.0.0.1:6379/9", "HF_HUB_OFFLINE": "1", "CLIPPER_WHISPER_ENGINE": engine}
+           "REDIS_URL": "redis://127.0.0.1:6379/9", "HF_HUB_OFFLINE": "1",
+           "CLIPPER_WHISPER_ENGINE": engine}
     if engine == "openai-whisper":
         ckpt = tmp_path / "tiny.en.pt"
-        conv = subprocess.run([sys.executable, "-m", "clipper.cli", "models", "convert-openai", "--out", str(ckpt)],
+        conv = subprocess.run([sys.executable, "-m", "clipper.cli", "models", "convert-openai",
+                               "--out", str(ckpt)],
                               env=env, capture_output=True, text=True, timeout=300)
         assert conv.returncode == 0, conv.stderr
         assert Path(conv.stdout.strip()) == ckpt and ckpt.stat().st_size > 30_000_000
@@ -28,8 +32,9 @@ def test_flag_wait_returns_a_transcript_with_each_engine(engine, tmp_path, sqlit
     worker = subprocess.Popen([sys.executable, "-m", "clipper.cli", "worker"], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        proc = subprocess.run([sys.executable, "-m", "clipper.cli", "flag", str(broadcast), "--start", "3.3",
-                               "--end", "9.7", "--wait", "--json", "--timeout", "240"],
+        proc = subprocess.run([sys.executable, "-m", "clipper.cli", "flag", str(broadcast),
+                               "--start", "3.3", "--end", "9.7", "--wait", "--json",
+                               "--timeout", "240"],
                               env=env, capture_output=True, text=True, timeout=300)
     finally:
         worker.terminate()

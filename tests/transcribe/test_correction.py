@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from clipper.domain import Segment, Transcript, Word
-from clipper.transcribe.correction import align_edit, edit_transcript, regroup_segments
+from clipper.transcribe.correction import align_edit, apply_correction, regroup_segments
 
 
 def words_of(spec: str) -> list[Word]:
@@ -18,8 +18,8 @@ def words_of(spec: str) -> list[Word]:
     return out
 
 
-OLD = words_of("The@0.0-0.2 city@0.2-0.5 council@0.5-1.0 voted@1.0-1.4 12@1.4-1.8 to@1.8-1.9 free.@1.9-2.4 "
-               "Police@4.0-4.5 said@4.5-4.9")
+OLD = words_of("The@0.0-0.2 city@0.2-0.5 council@0.5-1.0 voted@1.0-1.4 12@1.4-1.8 to@1.8-1.9 "
+               "free.@1.9-2.4 Police@4.0-4.5 said@4.5-4.9")
 
 
 def check_invariants(words: list[Word]) -> None:
@@ -57,7 +57,8 @@ def test_replaced_run_shares_span_in_proportion() -> None:
 
 def test_deleted_words_vanish_and_others_keep_times() -> None:
     new = align_edit(OLD, "The council voted 12 to free. Police said")
-    assert [w.word for w in new] == ["The", "council", "voted", "12", "to", "free.", "Police", "said"]
+    assert ([w.word for w in new]
+            == ["The", "council", "voted", "12", "to", "free.", "Police", "said"])
     assert new[1] == OLD[2] and new[-1] == OLD[-1]
 
 
@@ -127,8 +128,9 @@ def test_regroup_drops_emptied_segments() -> None:
 
 def test_edit_transcript() -> None:
     t = Transcript(text="...", language="en", engine="faster-whisper", model="tiny.en",
-                   segments=(Segment(0.0, 2.4, "a", tuple(OLD[:7])), Segment(4.0, 4.9, "b", tuple(OLD[7:]))))
-    edited = edit_transcript(t, "The city council voted 12 to 3.\nPolice said")
+                   segments=(Segment(0.0, 2.4, "a", tuple(OLD[:7])),
+                             Segment(4.0, 4.9, "b", tuple(OLD[7:]))))
+    edited = apply_correction(t, "The city council voted 12 to 3.\nPolice said")
     assert edited.text == "The city council voted 12 to 3. Police said"
     assert edited.words()[6] == Word(1.9, 2.4, "3.") and len(edited.segments) == 2
     assert edited.engine == "faster-whisper"

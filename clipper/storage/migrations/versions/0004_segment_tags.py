@@ -40,7 +40,8 @@ POSTGRES_UP = [
     # a dead copy of every row behind, doubling the table until a VACUUM FULL.
     "ALTER TABLE segments ALTER COLUMN tags TYPE text[] USING clipper_clip_tags(clip_id)",
     "CREATE INDEX ix_segments_tsv ON segments USING gin (tsv, tags)",
-    "CREATE INDEX ix_segments_id_brin ON segments USING brin (id) WITH (pages_per_range = 2, autosummarize = on)",
+    "CREATE INDEX ix_segments_id_brin ON segments USING brin (id)"
+    " WITH (pages_per_range = 2, autosummarize = on)",
     "CREATE INDEX ix_segments_clip_first ON segments (clip_id, id)",
     """CREATE FUNCTION clipper_segment_tags() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
