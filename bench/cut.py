@@ -48,13 +48,15 @@ def run(src: Path, sections: list[tuple[float, float]], work: Path) -> dict[str,
         r = cut.cut_clip(src, a, b, work / f"s{i}.mp4")
         smart.append(time.perf_counter() - t)
         methods.append(r.method)
-        worst = max(worst, abs(frame_error(r.path, src, pts, a, 0)), abs(frame_error(r.path, src, pts, b, -1)))
+        worst = max(worst, abs(frame_error(r.path, src, pts, a, 0)),
+                    abs(frame_error(r.path, src, pts, b, -1)))
     rss_smart = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     for i, (a, b) in enumerate(sections):
         t = time.perf_counter()
         full_reencode(src, info, a, b, work / f"f{i}.mp4")
         full.append(time.perf_counter() - t)
-    return {"smart": smart, "full": full, "worst": worst, "methods": methods, "rss_smart": rss_smart,
+    return {"smart": smart, "full": full, "worst": worst, "methods": methods,
+            "rss_smart": rss_smart,
             "rss_all": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}
 
 

@@ -63,10 +63,12 @@ def make_clip(work: Path, seconds: float) -> tuple[Path, list[Word]]:
             continue
         break
     inputs = [a for wav, _ in parts for a in ("-i", str(wav))]
-    delays = "".join(f"[{i + 1}:a]adelay={int(at * 1000)}:all=1[a{i}];" for i, (_, at) in enumerate(parts))
+    delays = "".join(f"[{i + 1}:a]adelay={int(at * 1000)}:all=1[a{i}];"
+                     for i, (_, at) in enumerate(parts))
     mix = "".join(f"[a{i}]" for i in range(len(parts))) + f"amix=inputs={len(parts)}:normalize=0[a]"
     clip = work / "clip.mp4"
-    subprocess.run([*FFMPEG, "-f", "lavfi", "-i", f"testsrc2=size=1280x720:rate=25:duration={seconds}",
+    subprocess.run([*FFMPEG, "-f", "lavfi", "-i",
+                    f"testsrc2=size=1280x720:rate=25:duration={seconds}",
                     *inputs, "-filter_complex", delays + mix, "-map", "0:v", "-map", "[a]",
                     "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-g", "50",
                     "-pix_fmt", "yuv420p", "-c:a", "aac", "-ar", "48000", "-t", str(seconds),
@@ -117,7 +119,8 @@ def main() -> None:
     ap.add_argument("--frames", type=Path, default=Path("docs/renders"))
     ap.add_argument("--skip-single-process", action="store_true")
     ap.add_argument("--package-only", action="store_true",
-                    help="only the package strategy (render_package_shapes): the figure that counts")
+                    help="only the package strategy (render_package_shapes): "
+                         "the figure that counts")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="clipper_bench_render_"))
     clip, words = make_clip(work, args.seconds)
@@ -135,12 +138,15 @@ def main() -> None:
         for shape, fit in (("16x9", "crop"), ("1x1", "crop"), ("9x16", "crop"))]
     spec = PackageSpec(clip_id=1, title="Council approves budget", source=str(clip), start=0.0,
                        end=n, approver="bench", caption_text="Council approves budget",
-                       transcript_text=" ".join(w.word for w in words), words=words, renders=renders)
-    timed("package folder + zip", n, lambda: build_package(spec, work / "exports" / "1-bench"), results)
+                       transcript_text=" ".join(w.word for w in words), words=words,
+                       renders=renders)
+    timed("package folder + zip", n, lambda: build_package(spec, work / "exports" / "1-bench"),
+          results)
     first, total = results[0][1], sum(t for _, t in results)
     print("pad variants:")
     pads = [timed(f"{shape} pad", n, lambda s=shape: render_shape(
-        clip, work / f"{s}-pad.mp4", shape=s, fit="pad", **opts), results) for shape in ("1x1", "9x16")]
+        clip, work / f"{s}-pad.mp4", shape=s, fit="pad", **opts), results)
+        for shape in ("1x1", "9x16")]
     _package_strategy(clip, work, n, opts)
     if not args.skip_single_process:
         print("all three shapes in one ffmpeg process (decode once):")
@@ -150,7 +156,8 @@ def main() -> None:
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(f"first shape ready: {first:.1f} s = {first / n:.2f}x (target <= {FIRST_TARGET}x) "
           f"{'OK' if first / n <= FIRST_TARGET else 'MISSED'}")
-    print(f"whole package (3 shapes + zip): {total:.1f} s = {total / n:.2f}x (target <= {ALL_TARGET}x) "
+    print(f"whole package (3 shapes + zip): {total:.1f} s = {total / n:.2f}x "
+          f"(target <= {ALL_TARGET}x) "
           f"{'OK' if total / n <= ALL_TARGET else 'MISSED'}")
     print(f"peak memory of one ffmpeg process: {peak:.0f} MB; load average now "
           f"{os.getloadavg()[0]:.1f}")

@@ -101,7 +101,8 @@ def segment_texts(n: int, vocab: list[str], rng: random.Random) -> Iterator[str]
         yield " ".join(words) + rng.choice((".", ".", ".", "?", ","))
 
 
-def rows(n_segments: int, seed: int = 42) -> tuple[list[tuple], list[tuple], list[tuple], Iterator[tuple]]:
+def rows(n_segments: int,
+         seed: int = 42) -> tuple[list[tuple], list[tuple], list[tuple], Iterator[tuple]]:
     """(sources, clips, flags, segments) as tuples in column order of the INSERTs below."""
     rng = random.Random(seed)
     vocab = vocabulary(40_000, rng)
@@ -163,14 +164,16 @@ def load_postgres(db: Database, data: tuple) -> None:
                 for row in batch:
                     copy.write_row(row)
         for table in ("sources", "clips", "flags", "segments"):
-            cur.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
+            cur.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                        f"(SELECT max(id) FROM {table}))")
         raw.commit()
     finally:
         raw.close()
 
 
 def query_mix(n_segments: int) -> list[tuple[str, dict]]:
-    """20 searches: rare and common words, phrases, OR, prefix, exclusion, with and without filters."""
+    """20 searches: rare and common words, phrases, OR, prefix, exclusion, with and without
+    filters."""
     recent = (END_TIME - timedelta(days=30)).date()
     rng = random.Random(42)
     vocab = vocabulary(40_000, rng)
@@ -214,7 +217,8 @@ def _cpu_now(session) -> int:
     total = _cpu_ns("self")
     if session.get_bind().dialect.name == "postgresql":
         if "backend_pid" not in session.info:
-            session.info["backend_pid"] = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            session.info["backend_pid"] = session.execute(
+                text("SELECT pg_backend_pid()")).scalar_one()
         total += _cpu_ns(session.info["backend_pid"])
     return total
 
@@ -268,7 +272,8 @@ def bench_backend(name: str, url: str, n_segments: int, rounds: int) -> None:
         print(f"[{name}]   {statistics.median(times):7.1f} ms  {result['totals'][i]:>6} hits  "
               f"{q} {kw or ''}")
     print(f"[{name}] latency over {rounds} rounds of 20 queries (first page of 20): "
-          f"p50 {result['p50']:.1f} ms, p95 {result['p95']:.1f} ms wall; CPU time (client + server process) "
+          f"p50 {result['p50']:.1f} ms, p95 {result['p95']:.1f} ms wall; "
+          "CPU time (client + server process) "
           f"p50 {result['cpu50']:.1f} ms, p95 {result['cpu95']:.1f} ms", flush=True)
     db.dispose()
 
@@ -286,7 +291,8 @@ def main(argv: list[str] | None = None) -> None:
             bench_backend("sqlite", f"sqlite:///{args.keep_sqlite}", args.segments, args.rounds)
         if args.keep_postgres:
             _create_database(args.keep_postgres)
-            bench_backend("postgresql", f"{PG_SERVER}/{args.keep_postgres}", args.segments, args.rounds)
+            bench_backend("postgresql", f"{PG_SERVER}/{args.keep_postgres}", args.segments,
+                          args.rounds)
         return
     if args.backend in ("sqlite", "both"):
         with tempfile.TemporaryDirectory(prefix="clipper-bench-") as tmp:

@@ -1,4 +1,5 @@
-"""Shared fixtures: real databases (SQLite and PostgreSQL), real Redis, Clipper contexts, workers."""
+"""Shared fixtures: real databases (SQLite and PostgreSQL), real Redis, Clipper contexts,
+workers."""
 
 from __future__ import annotations
 
@@ -121,7 +122,8 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
 
 
 @pytest.fixture
-def ctx(db_url: str, make_settings: Callable[..., Settings], redis_conn: redis.Redis) -> Iterator[Context]:
+def ctx(db_url: str, make_settings: Callable[..., Settings],
+        redis_conn: redis.Redis) -> Iterator[Context]:
     """A Context on a fresh database (both backends) and the test Redis."""
     c = Context.build(make_settings(db_url), redis_conn=redis_conn)
     yield c
@@ -155,7 +157,8 @@ BROADCAST_TEXT = ("The health secretary said waiting lists would fall by forty p
 
 @pytest.fixture(scope="session")
 def broadcast(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 30 s 320x180 broadcast with speech; keyframes every 2 s (none on the times tests ask for)."""
+    """A 30 s 320x180 broadcast with speech; keyframes every 2 s (none on the times tests ask
+    for)."""
     from testmedia.mediagen import make_video
 
     folder = tmp_path_factory.mktemp("broadcast")

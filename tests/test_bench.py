@@ -1,4 +1,5 @@
-"""The benchmark scripts still run (tiny sizes): a broken benchmark is found here, not on the night."""
+"""The benchmark scripts still run (tiny sizes): a broken benchmark is found here, not on the
+night."""
 
 from __future__ import annotations
 
@@ -16,9 +17,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_search_benchmark_runs_on_both_databases() -> None:
     out = subprocess.run([sys.executable, str(ROOT / "bench" / "search.py"), "--segments", "3000",
-                          "--rounds", "1"], capture_output=True, text=True, timeout=240, check=True).stdout
+                          "--rounds", "1"], capture_output=True, text=True, timeout=240,
+                         check=True).stdout
     for backend in ("sqlite", "postgresql"):
-        assert re.search(rf"\[{backend}\] 3,000 segments: .*index build [\d.]+ s, index size", out), out
+        assert re.search(rf"\[{backend}\] 3,000 segments: .*index build [\d.]+ s, index size",
+                         out), out
         assert re.search(rf"\[{backend}\] latency .* p50 [\d.]+ ms, p95 [\d.]+ ms wall", out), out
         # every one of the 20 queries printed a line with its hit count
         assert len(re.findall(rf"\[{backend}\] +[\d.]+ ms +\d+\+? hits", out)) == 20, out

@@ -1,4 +1,5 @@
-"""`python -m clipper.cli`: the same as the `clipper` console script (how `clipper up` starts workers)."""
+"""`python -m clipper.cli`: the same as the `clipper` console script (how `clipper up` starts
+workers)."""
 
 import sys
 

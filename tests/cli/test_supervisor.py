@@ -48,7 +48,8 @@ def test_up_runs_the_whole_stack_and_ctrl_c_stops_everything(tmp_path, broadcast
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
     env.update(CLIPPER_HOME=str(home), HF_HUB_OFFLINE="1")
     port = _free_port()
-    up = subprocess.Popen([sys.executable, "-m", "clipper.cli", "up", "--workers", "1", "--port", str(port)],
+    up = subprocess.Popen([sys.executable, "-m", "clipper.cli", "up", "--workers", "1",
+                           "--port", str(port)],
                           env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         state_file = home / "run" / "up.json"
@@ -59,8 +60,9 @@ def test_up_runs_the_whole_stack_and_ctrl_c_stops_everything(tmp_path, broadcast
         assert all(psutil.pid_exists(p) for p in pids)
         assert (home / "redis" / "redis.sock").exists()
         # Another command with the same CLIPPER_HOME finds the embedded Redis by itself.
-        flag = subprocess.run([sys.executable, "-m", "clipper.cli", "flag", str(broadcast), "--start", "1.5",
-                               "--end", "4", "--wait", "--json", "--timeout", "180"],
+        flag = subprocess.run([sys.executable, "-m", "clipper.cli", "flag", str(broadcast),
+                               "--start", "1.5", "--end", "4", "--wait", "--json",
+                               "--timeout", "180"],
                               env=env, capture_output=True, text=True, timeout=240)
         assert flag.returncode == 0, flag.stderr
         assert json.loads(flag.stdout)["status"] == "ready"

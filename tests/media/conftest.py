@@ -38,7 +38,8 @@ def irregular(media_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def mpegts(gop2: Path, media_dir: Path) -> Path:
     out = media_dir / "gop2.ts"
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(gop2), "-c", "copy", "-f", "mpegts", str(out)],
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(gop2), "-c", "copy", "-f", "mpegts",
+                    str(out)],
                    check=True)
     return out
 

@@ -1,4 +1,5 @@
-"""Render fixtures: small generated clips (testsrc2 + espeak-ng speech), known word timings, renders made once."""
+"""Render fixtures: small generated clips (testsrc2 + espeak-ng speech), known word timings,
+renders made once."""
 
 from __future__ import annotations
 

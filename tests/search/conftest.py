@@ -1,4 +1,5 @@
-"""Search fixtures: a migrated SQLite file and a throwaway PostgreSQL database, plus a clip factory."""
+"""Search fixtures: a migrated SQLite file and a throwaway PostgreSQL database, plus a clip
+factory."""
 
 from __future__ import annotations
 
@@ -89,7 +90,8 @@ class Corpus:
     @staticmethod
     def write_transcript_segments(session, clip_id: int, segments: Sequence[str]) -> None:
         for i, line in enumerate(segments):
-            words = [[5 * i + k * 0.4, 5 * i + k * 0.4 + 0.3, w] for k, w in enumerate(line.split())]
+            words = [[5 * i + k * 0.4, 5 * i + k * 0.4 + 0.3, w]
+                     for k, w in enumerate(line.split())]
             session.add(SegmentRow(clip_id=clip_id, idx=i, start=5.0 * i, end=5.0 * i + 5,
                                    text=line, words=words))
 
