@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from clipper.cli.demo import SCRIPT, DemoServer, make_demo_media  # noqa: E402
 from clipper.context import Context  # noqa: E402
+from clipper.permissions import Actor  # noqa: E402
 from clipper.services.clips import clip_status  # noqa: E402
 from clipper.services.flags import file_flag  # noqa: E402
 from clipper.settings import Settings  # noqa: E402
@@ -54,7 +55,8 @@ def broadcast() -> Path:
 
 
 def start_stack(home: Path, workers: int, dashboard: bool) -> tuple[subprocess.Popen, dict]:
-    env = {**os.environ, "CLIPPER_HOME": str(home), "CLIPPER_URL_ALLOWLIST": "127.0.0.1", "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "CLIPPER_HOME": str(home), "CLIPPER_URL_ALLOWLIST": "127.0.0.1",
+           "HF_HUB_OFFLINE": "1"}
     env.pop("REDIS_URL", None)
     env.pop("DATABASE_URL", None)
     cmd = [sys.executable, "-m", "clipper.cli", "up", "--workers", str(workers)]
@@ -100,7 +102,7 @@ class RssSampler(threading.Thread):
 
 def wait_ready(ctx: Context, clip_id: int, t0: float, timeout: float = 300) -> tuple[float, dict]:
     while True:
-        st = clip_status(ctx, clip_id)
+        st = clip_status(ctx, Actor.operator("bench"), clip_id)
         if st["status"] in ("ready", "failed"):
             if st["status"] == "failed":
                 raise SystemExit(f"clip {clip_id} failed: {st['error']}")
@@ -112,7 +114,7 @@ def wait_ready(ctx: Context, clip_id: int, t0: float, timeout: float = 300) -> t
 
 def flag_one(ctx: Context, url: str, start: float, who: str) -> tuple[float, dict]:
     t0 = time.perf_counter()
-    res = file_flag(ctx, url, start, start + CLIP, by=who)
+    res = file_flag(ctx, Actor.operator(who), url, start, start + CLIP)
     return wait_ready(ctx, res.clip_id, t0)
 
 
@@ -125,7 +127,8 @@ def run_clipper(url: str, starts: list[float], burst_starts: list[float], worker
     sampler.start()
     ctx = Context.build(Settings.from_env(env))
     try:
-        flag_one(ctx, url, 1.0, "warm-up")  # first job loads the model: not what a debate night sees
+        # first job loads the model: not what a debate night sees
+        flag_one(ctx, url, 1.0, "warm-up")
         seq = [flag_one(ctx, url, s, f"vol{i}") for i, s in enumerate(starts)]
         results: list[tuple[float, dict]] = [None] * len(burst_starts)  # type: ignore[list-item]
 
@@ -141,8 +144,8 @@ def run_clipper(url: str, starts: list[float], burst_starts: list[float], worker
         proc.send_signal(2)
         proc.wait(60)
         ctx.close()
-    return {"sequential": seq, "burst": results, "peak_rss": sampler.peak, "peak_pss": sampler.peak_pss,
-            "at_peak": sampler.at_peak, "dashboard": dashboard}
+    return {"sequential": seq, "burst": results, "peak_rss": sampler.peak,
+            "peak_pss": sampler.peak_pss, "at_peak": sampler.at_peak, "dashboard": dashboard}
 
 
 def baseline(folder: Path, url: str, starts: list[float]) -> list[float]:
@@ -165,8 +168,9 @@ def baseline(folder: Path, url: str, starts: list[float]) -> list[float]:
             ydl.download([url])
         programme = next(work.glob("programme.*"))
         cut = work / "cut.mp4"
-        subprocess.run(["ffmpeg", "-v", "error", "-ss", str(s), "-i", str(programme), "-t", str(CLIP),
-                        "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-c:a", "aac", str(cut)],
+        subprocess.run(["ffmpeg", "-v", "error", "-ss", str(s), "-i", str(programme),
+                        "-t", str(CLIP), "-c:v", "libx264", "-preset", "veryfast", "-crf", "20",
+                        "-c:a", "aac", str(cut)],
                        check=True)
         model = whisper.load_model(str(ckpt))  # the CLI loads the model for every run
         model.set_alignment_heads(whisper._ALIGNMENT_HEADS["tiny.en"])
@@ -179,7 +183,8 @@ def baseline(folder: Path, url: str, starts: list[float]) -> list[float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sections", type=int, default=10)
-    ap.add_argument("--baseline", type=int, default=3, help="sections timed by hand-pipeline (slow)")
+    ap.add_argument("--baseline", type=int, default=3,
+                    help="sections timed by hand-pipeline (slow)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--no-dashboard", action="store_true", help="measure the stack without it")
@@ -189,7 +194,8 @@ def main() -> None:
     folder = broadcast()
     print(f"broadcast ready ({time.perf_counter() - t:.0f} s)", flush=True)
     duration = float(json.loads(subprocess.run(
-        ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", str(folder / "broadcast.mp4")],
+        ["ffprobe", "-v", "error", "-print_format", "json", "-show_format",
+         str(folder / "broadcast.mp4")],
         capture_output=True, text=True, check=True).stdout)["format"]["duration"])
     rng = random.Random(args.seed)
     starts = [round(rng.uniform(5, duration - CLIP - 5), 2) for _ in range(args.sections * 2)]
@@ -213,16 +219,19 @@ def report(r: dict, base: list[float], duration: float) -> None:
     print(f"burst of {len(burst)}:   p50 {pct(burst, .5):.2f} s  p95 {pct(burst, .95):.2f} s  "
           f"last ready {max(burst):.2f} s")
     for stage in ("fetch", "cut", "asr"):
-        vals = [st["stages"][stage]["seconds"] for _, st in r["sequential"] if stage in st["stages"]]
+        vals = [st["stages"][stage]["seconds"] for _, st in r["sequential"]
+                if stage in st["stages"]]
         print(f"  median {stage:<5} {statistics.median(vals):.2f} s")
-    parts = "Redis + workers + RQ scheduler + supervisor" + (" + dashboard" if r["dashboard"] else "")
+    parts = ("Redis + workers + RQ scheduler + supervisor"
+             + (" + dashboard" if r["dashboard"] else ""))
     print(f"peak memory of the stack ({parts}): RSS summed {r['peak_rss'] / 2**20:.0f} MB, "
           f"PSS {r['peak_pss'] / 2**20:.0f} MB (budget 1536 MB)")
     for cmd, rss, pss in r["at_peak"]:
         print(f"  at the RSS peak: {rss / 2**20:5.0f} MB RSS {pss / 2**20:5.0f} MB PSS  {cmd[:90]}")
     if base:
         ratio = statistics.median(base) / pct(seq, .5)
-        print(f"by-hand baseline ({len(base)} clips): median {statistics.median(base):.1f} s per clip; "
+        print(f"by-hand baseline ({len(base)} clips): "
+              f"median {statistics.median(base):.1f} s per clip; "
               f"Clipper is {ratio:.1f}x faster (target >= 4x)")
 
 

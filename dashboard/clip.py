@@ -64,8 +64,8 @@ if clip_id is None:
     st.caption("Choose a clip by id, or open one from a list.")
     st.stop()
 try:
-    clip = clip_status(ctx, clip_id)
-    events = clip_events(ctx, clip_id)
+    clip = clip_status(ctx, actor, clip_id)
+    events = clip_events(ctx, actor, clip_id)
 except ClipperError as exc:
     show_error(exc)
     st.stop()

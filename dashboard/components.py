@@ -59,7 +59,7 @@ def publish_form(ctx: Context, actor: Actor, clip_id: int) -> None:
         url = st.text_input("Post URL", key=f"pub_url_{clip_id}", placeholder="https://...")
         if st.form_submit_button("Mark published"):
             try:
-                publish(ctx, clip_id, actor, platform=platform, url=url)
+                publish(ctx, actor, clip_id, platform=platform, url=url)
                 st.success(f"Recorded: published on {platform}.")
             except ClipperError as exc:
                 show_error(exc)

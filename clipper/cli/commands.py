@@ -13,6 +13,7 @@ from typing import Any
 
 from clipper.context import Context
 from clipper.errors import ClipperError, InvalidInput
+from clipper.permissions import Actor
 from clipper.settings import Settings
 
 DONE_STATES = {"ready", "failed", "rejected", "rendered", "exported", "published"}
@@ -26,7 +27,20 @@ def _ctx(args: argparse.Namespace) -> Context:
     return Context.build(args.settings)
 
 
-def wait_for(ctx: Context, clip_id: int, *, until: set[str], timeout: float,
+def local_operator(name: str | None = None) -> Actor:
+    """Whoever runs `clipper` on the server: the local operator, named `name` or their login.
+
+    An explicit actor, built only here at the command line's edge; services never turn a
+    plain name into one.
+    """
+    return Actor.operator(name or _default_user())
+
+
+def _operator(args: argparse.Namespace) -> Actor:
+    return local_operator(getattr(args, "by", None))
+
+
+def wait_for(ctx: Context, actor: Actor, clip_id: int, *, until: set[str], timeout: float,
              show_progress: bool = True) -> dict[str, Any]:
     """Poll the database (the truth) until the clip reaches one of `until`, with a progress bar."""
     from tqdm import tqdm
@@ -39,7 +53,7 @@ def wait_for(ctx: Context, clip_id: int, *, until: set[str], timeout: float,
     shown = ""
     try:
         while True:
-            st = clip_status(ctx, clip_id)
+            st = clip_status(ctx, actor, clip_id)
             if st["status"] != shown:
                 shown = st["status"]
                 bar.set_description_str(shown, refresh=False)
@@ -57,16 +71,16 @@ def wait_for(ctx: Context, clip_id: int, *, until: set[str], timeout: float,
 def cmd_flag(args: argparse.Namespace) -> int:
     from clipper.services.flags import file_flag
 
-    ctx = _ctx(args)
-    res = file_flag(ctx, args.source, args.start, args.end, by=args.by, note=args.note or "",
+    ctx, actor = _ctx(args), _operator(args)
+    res = file_flag(ctx, actor, args.source, args.start, args.end, note=args.note or "",
                     tags=args.tag or [], urgency=args.urgency)
     if not res.queued:
         print("warning: the flag is saved but no Redis is reachable; it will be processed once "
               "`clipper up` (or REDIS_URL) is running.", file=sys.stderr)
     if not args.wait:
         return _print_flag(args, res)
-    st = wait_for(ctx, res.clip_id, until={"ready", "failed", "rejected"}, timeout=args.timeout,
-                  show_progress=not args.quiet)
+    st = wait_for(ctx, actor, res.clip_id, until={"ready", "failed", "rejected"},
+                  timeout=args.timeout, show_progress=not args.quiet)
     st.update({"flag_id": res.flag_id, "clip_id": res.clip_id, "merged": res.merged})
     return _finish_wait(args, st)
 
@@ -97,7 +111,7 @@ def _finish_wait(args: argparse.Namespace, st: dict[str, Any]) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from clipper.services.clips import clip_status
 
-    st = clip_status(_ctx(args), args.clip_id)
+    st = clip_status(_ctx(args), _operator(args), args.clip_id)
     if args.json:
         _print_json(st)
     else:
@@ -113,7 +127,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     from clipper.services.clips import list_clips
 
-    rows = list_clips(_ctx(args), status=args.status)
+    rows = list_clips(_ctx(args), _operator(args), status=args.status)
     if args.json:
         _print_json(rows)
     else:
@@ -141,14 +155,14 @@ def cmd_transcript(args: argparse.Namespace) -> int:
     from clipper.services.clips import clip_status
     from clipper.services.transcripts import edit_transcript
 
-    ctx = _ctx(args)
+    ctx, actor = _ctx(args), _operator(args)
     if args.set_text_file:
         try:
             text = sys.stdin.read() if args.set_text_file == "-" else open(args.set_text_file).read()
         except OSError as exc:
             raise InvalidInput(f"Cannot read {args.set_text_file}: {exc.strerror}.") from exc
-        edit_transcript(ctx, args.clip_id, text, by=args.by)
-    st = clip_status(ctx, args.clip_id)
+        edit_transcript(ctx, actor, args.clip_id, text)
+    st = clip_status(ctx, actor, args.clip_id)
     t = st.get("transcript")
     if args.json:
         _print_json(t)
@@ -175,25 +189,25 @@ def cmd_render(args: argparse.Namespace) -> int:
     from clipper.services.clips import clip_status
     from clipper.services.renders import request_render
 
-    ctx = _ctx(args)
-    request_render(ctx, args.clip_id, by=args.by, formats=args.formats, fit=args.fit,
+    ctx, actor = _ctx(args), _operator(args)
+    request_render(ctx, actor, args.clip_id, formats=args.formats, fit=args.fit,
                    captions=args.captions, trim_in=args.trim_in, trim_out=args.trim_out, export=False)
     if not args.wait:
-        st = clip_status(ctx, args.clip_id)
+        st = clip_status(ctx, actor, args.clip_id)
         if args.json:
             _print_json({k: st[k] for k in ("id", "status", "renders")})
         else:
             print(f"clip {args.clip_id}: {st['status']}")
         return 0
-    st = wait_for(ctx, args.clip_id, until={"rendered", "exported", "failed"}, timeout=args.timeout,
-                  show_progress=True)
+    st = wait_for(ctx, actor, args.clip_id, until={"rendered", "exported", "failed"},
+                  timeout=args.timeout, show_progress=True)
     return _finish_wait(args, st)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     from clipper.services.renders import export_package
 
-    res = export_package(_ctx(args), args.clip_id, by=args.by, out_dir=args.out)
+    res = export_package(_ctx(args), _operator(args), args.clip_id, out_dir=args.out)
     if args.json:
         _print_json(res)
     else:
@@ -207,17 +221,20 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_published(args: argparse.Namespace) -> int:
     from clipper.services.renders import mark_published
 
-    mark_published(_ctx(args), args.clip_id, platform=args.platform, url=args.url, by=args.by)
+    mark_published(_ctx(args), _operator(args), args.clip_id, platform=args.platform,
+                   url=args.url)
     print(f"clip {args.clip_id}: published on {args.platform} ({args.url})")
     return 0
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from clipper.search import format_page, search, search_cli_args
+    from clipper.search import format_page, search_cli_args
+    from clipper.services.search import search_transcripts
 
     kwargs = search_cli_args(args)
     query = kwargs.pop("query")
-    page = search(_ctx(args).db, query, **kwargs)
+    # Here --by is a filter (who flagged the clip), not who searches: that is the login name.
+    page = search_transcripts(_ctx(args), local_operator(), query, **kwargs)
     if args.json:
         _print_json([hit.as_dict() for hit in page.hits])
     else:
@@ -228,8 +245,8 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_clip_from_hit(args: argparse.Namespace) -> int:
     from clipper.services.hits import clip_from_hit
 
-    ctx = _ctx(args)
-    res = clip_from_hit(ctx, args.clip_id, args.at, before=args.before, after=args.after, by=args.by)
+    res = clip_from_hit(_ctx(args), _operator(args), args.clip_id, args.at, before=args.before,
+                        after=args.after)
     return _print_flag(args, res)
 
 

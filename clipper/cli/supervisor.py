@@ -15,6 +15,7 @@ from pathlib import Path
 
 from clipper.context import Context
 from clipper.errors import Conflict
+from clipper.permissions import Actor
 from clipper.settings import Settings
 from clipper.storage import broker
 from clipper.storage.database import Database
@@ -160,7 +161,8 @@ def _first_admin(settings: Settings) -> None:
         return
     ctx = Context.build(settings)
     try:
-        created = ensure_first_admin(ctx)
+        # Whoever runs `clipper up` is the local operator; the account is made in that name.
+        created = ensure_first_admin(ctx, Actor.operator("clipper-up"))
     finally:
         ctx.db.dispose()
     if created:

@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from clipper.cli.commands import local_operator
 from clipper.context import Context
 from clipper.errors import InvalidInput
 from clipper.permissions import ROLES
@@ -29,7 +30,7 @@ def cmd_add(args: argparse.Namespace) -> int:
     from clipper.services.users import add_user
 
     given = _read_password(args)
-    password = add_user(_ctx(args), args.name, args.role, given)
+    password = add_user(_ctx(args), local_operator(), args.name, args.role, given)
     if given is None:
         print(f"user {args.name} ({args.role}) added; password (shown once): {password}")
     else:
@@ -40,7 +41,7 @@ def cmd_add(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     from clipper.services.users import list_users
 
-    users = list_users(_ctx(args))
+    users = list_users(_ctx(args), local_operator())
     if args.json:
         print(json.dumps(users, indent=2))
         return 0
@@ -53,7 +54,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_disable(args: argparse.Namespace) -> int:
     from clipper.services.users import disable_user
 
-    disable_user(_ctx(args), args.name)
+    disable_user(_ctx(args), local_operator(), args.name)
     print(f"user {args.name} disabled")
     return 0
 
@@ -61,7 +62,7 @@ def cmd_disable(args: argparse.Namespace) -> int:
 def cmd_enable(args: argparse.Namespace) -> int:
     from clipper.services.users import enable_user
 
-    enable_user(_ctx(args), args.name)
+    enable_user(_ctx(args), local_operator(), args.name)
     print(f"user {args.name} enabled")
     return 0
 
@@ -69,7 +70,7 @@ def cmd_enable(args: argparse.Namespace) -> int:
 def cmd_set_role(args: argparse.Namespace) -> int:
     from clipper.services.users import set_role
 
-    set_role(_ctx(args), args.name, args.role)
+    set_role(_ctx(args), local_operator(), args.name, args.role)
     print(f"user {args.name} is now {args.role}")
     return 0
 
@@ -78,7 +79,7 @@ def cmd_reset_password(args: argparse.Namespace) -> int:
     from clipper.services.users import set_password
 
     given = _read_password(args)
-    password = set_password(_ctx(args), args.name, given)
+    password = set_password(_ctx(args), local_operator(), args.name, given)
     print(f"password of {args.name} reset" + ("" if given else f"; new password (shown once): {password}"))
     return 0
 

@@ -1,1 +1,2 @@
-"""Services: what the CLI and dashboard call. Each takes a Context and plain values."""
+"""Services: what the CLI and dashboard call. Each is `fn(ctx, actor, ...)` and checks a named
+permission (`@requires`, clipper.permissions) before it touches anything."""

@@ -9,16 +9,36 @@ from sqlalchemy.orm import Session
 
 from clipper.context import Context
 from clipper.errors import Conflict, NotFound
+from clipper.permissions import Actor, requires
 from clipper.pipeline.jobqueue import queue_clip
 from clipper.pipeline.lifecycle import move
 from clipper.pipeline.transcripts import load_transcript, transcript_dict
-from clipper.storage.tables import Clip, Event, Publication, RenderRow, StageRun
+from clipper.storage.tables import Clip, Event, Flag, Publication, RenderRow, StageRun
+
+
+def _missing(clip_id: int) -> NotFound:
+    return NotFound(f"No clip with id {clip_id}.", "List clips with `clipper list`.")
 
 
 def get_clip(session: Session, clip_id: int) -> Clip:
+    """The clip row, or NotFound (for services that have already checked the actor's role)."""
     clip = session.get(Clip, clip_id)
     if clip is None:
-        raise NotFound(f"No clip with id {clip_id}.", "List clips with `clipper list`.")
+        raise _missing(clip_id)
+    return clip
+
+
+def visible_clip(session: Session, actor: Actor, clip_id: int) -> Clip:
+    """The clip if `actor` may see it: any clip for the whole desk, else only clips the actor's
+    own flags made. Another's clip is the same NotFound as a missing one, so ids reveal nothing.
+    """
+    clip = session.get(Clip, clip_id)
+    if clip is None:
+        raise _missing(clip_id)
+    if not actor.can("view_all_clips"):
+        mine = select(Flag.id).where(Flag.clip_id == clip_id, Flag.by == actor.name).limit(1)
+        if session.scalars(mine).first() is None:
+            raise _missing(clip_id)
     return clip
 
 
@@ -61,12 +81,17 @@ def status_dict(session: Session, clip: Clip, *, heavy: bool = True) -> dict[str
     return d
 
 
-def clip_status(ctx: Context, clip_id: int) -> dict[str, Any]:
+@requires("view_clip")
+def clip_status(ctx: Context, actor: Actor, clip_id: int) -> dict[str, Any]:
+    """One clip's status object (volunteers: only clips their flags made)."""
     with ctx.db.session() as session:
-        return status_dict(session, get_clip(session, clip_id))
+        return status_dict(session, visible_clip(session, actor, clip_id))
 
 
-def list_clips(ctx: Context, *, status: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+@requires("view_all_clips")
+def list_clips(ctx: Context, actor: Actor, *, status: str | None = None,
+               limit: int = 200) -> list[dict[str, Any]]:
+    """Status objects without the transcript, newest first, optionally of one status."""
     with ctx.db.session() as session:
         stmt = select(Clip).order_by(Clip.id.desc()).limit(limit)
         if status:
@@ -74,15 +99,18 @@ def list_clips(ctx: Context, *, status: str | None = None, limit: int = 200) -> 
         return [status_dict(session, c, heavy=False) for c in session.scalars(stmt).unique()]
 
 
-def clip_events(ctx: Context, clip_id: int) -> list[dict[str, Any]]:
+@requires("view_clip")
+def clip_events(ctx: Context, actor: Actor, clip_id: int) -> list[dict[str, Any]]:
+    """One clip's event log, oldest first (volunteers: only clips their flags made)."""
     with ctx.db.session() as session:
-        get_clip(session, clip_id)
+        visible_clip(session, actor, clip_id)
         rows = session.scalars(select(Event).where(Event.clip_id == clip_id).order_by(Event.id))
         return [{"at": e.at.isoformat(), "actor": e.actor, "action": e.action, "details": e.details}
                 for e in rows]
 
 
-def retry_clip(ctx: Context, clip_id: int, *, by: str) -> int:
+@requires("retry")
+def retry_clip(ctx: Context, actor: Actor, clip_id: int) -> int:
     """Send a failed clip back through the pipeline as a new version."""
     with ctx.db.session() as session:
         clip = get_clip(session, clip_id)
@@ -91,6 +119,7 @@ def retry_clip(ctx: Context, clip_id: int, *, by: str) -> int:
         clip.version += 1
         clip.error = clip.error_stage = None
         clip.progress = 0.0
-        move(session, clip, "queued", actor=by, action="clip.retried", details={"version": clip.version})
+        move(session, clip, "queued", actor=actor.name, action="clip.retried",
+             details={"version": clip.version})
     queue_clip(ctx, clip_id)
     return clip_id

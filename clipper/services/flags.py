@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from clipper import dedupe
 from clipper.context import Context
 from clipper.errors import InvalidInput
+from clipper.permissions import Actor, requires
 from clipper.pipeline.jobqueue import queue_clip
 from clipper.pipeline.lifecycle import REVIEWED, log_event, move
 from clipper.pipeline.sources import SourceRef, resolve_source
@@ -57,18 +58,25 @@ def check_urgency(urgency: str) -> str:
     return u
 
 
-def file_flag(ctx: Context, source: str, start: str | float, end: str | float, *, by: str,
-              note: str = "", tags: Sequence[str] | str | None = None, urgency: str = "normal",
-              source_ref: SourceRef | None = None) -> FlagResult:
-    """Store a volunteer's flag (new clip, or joined to the same moment's open clip) and queue it.
+@requires("flag")
+def file_flag(ctx: Context, actor: Actor, source: str | SourceRef, start: str | float,
+              end: str | float, *, note: str = "", tags: Sequence[str] | str | None = None,
+              urgency: str = "normal") -> FlagResult:
+    """Store `actor`'s flag (new clip, or joined to the same moment's open clip) and queue it.
 
-    Everything is validated before anything is stored. Queueing failures never lose the flag:
-    the row is the truth and the reconciler queues it once Redis is back.
+    `source` is what the person typed (a URL; a server path only for the local operator) or a
+    SourceRef already checked (an upload, a search hit's source). Everything is validated
+    before anything is stored. Queueing failures never lose the flag: the row is the truth and
+    the reconciler queues it once Redis is back.
     """
     s, e = parse_interval(start, end, max_seconds=ctx.settings.max_clip_seconds)
     urgency = check_urgency(urgency)
-    by = (by or "").strip() or "anonymous"
-    ref = source_ref or resolve_source(source, ctx.settings, server_paths=True)
+    by = actor.name.strip() or "anonymous"
+    if isinstance(source, SourceRef):
+        ref = source
+    else:
+        ref = resolve_source(source, ctx.settings,
+                             server_paths=actor.can("use_server_files"))
     flag = Flag(start=s, end=e, note=(note or "").strip(), tags=clean_tags(tags), urgency=urgency, by=by)
     for attempt in range(3):
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from clipper.context import Context
 from clipper.errors import InvalidInput
-from clipper.permissions import Actor, as_actor, require
+from clipper.permissions import Actor, requires
 from clipper.pipeline.sources import SourceRef
 from clipper.services.clips import get_clip
 from clipper.services.flags import FlagResult, file_flag
@@ -14,12 +14,12 @@ DEFAULT_BEFORE = 5.0
 DEFAULT_AFTER = 15.0
 
 
-def clip_from_hit(ctx: Context, clip_id: int, at: float | str, *, before: float | str = DEFAULT_BEFORE,
-                  after: float | str = DEFAULT_AFTER, by: Actor | str, note: str = "") -> FlagResult:
+@requires("clip_from_hit")
+def clip_from_hit(ctx: Context, actor: Actor, clip_id: int, at: float | str, *,
+                  before: float | str = DEFAULT_BEFORE, after: float | str = DEFAULT_AFTER,
+                  note: str = "") -> FlagResult:
     """File a flag on `clip_id`'s source from `at - before` to `at + after` (`at` on the clip's
     timeline, as search hits report it). Same validation and merging as any flag."""
-    actor = as_actor(by)
-    require(actor, "clip_from_hit")
     at_s = parse_timecode(at, field="--at")
     before_s, after_s = parse_timecode(before, field="--before"), parse_timecode(after, field="--after")
     if before_s + after_s <= 0:
@@ -33,6 +33,7 @@ def clip_from_hit(ctx: Context, clip_id: int, at: float | str, *, before: float 
             raise InvalidInput(f"--at {at_s:g} is past the end of clip {clip_id} ({clip.duration:.1f} s).",
                                "Use the hit's start time.")
     start = max(0.0, moment - before_s)
-    return file_flag(ctx, src.location, start, moment + after_s, by=actor.name,
-                     note=note or f"from search hit in clip {clip_id}", tags=["from-search"],
-                     source_ref=ref)
+    # The source was checked when its first flag was filed; passing the stored ref means an
+    # editor may clip a hit on an uploaded recording without naming a server path.
+    return file_flag(ctx, actor, ref, start, moment + after_s,
+                     note=note or f"from search hit in clip {clip_id}", tags=["from-search"])

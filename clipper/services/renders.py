@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from clipper.context import Context
-from clipper.errors import Conflict, InvalidInput
-from clipper.permissions import Actor, as_actor, require
+from clipper.errors import Conflict, InvalidInput, PermissionDenied
+from clipper.permissions import Actor, requires
 from clipper.pipeline.jobqueue import queue_clip
 from clipper.pipeline.lifecycle import can_move, log_event, move
 from clipper.pipeline.packaging import export_clip
@@ -51,13 +51,12 @@ def render_plan(clip: Clip, formats: Sequence[str] | str, fit: str, captions: st
             "trim_in": round(t_in, 3), "trim_out": round(t_out, 3)}
 
 
-def request_render(ctx: Context, clip_id: int, *, by: Actor | str,
+@requires("approve")
+def request_render(ctx: Context, actor: Actor, clip_id: int, *,
                    formats: Sequence[str] | str = SHAPES, fit: str = "crop", captions: str = "burn",
                    trim_in: Any = None, trim_out: Any = None, export: bool = True,
                    attribution: str | None = None) -> dict[str, Any]:
     """Queue renders of a clip (status -> rendering); the package is exported after when `export`."""
-    actor = as_actor(by)
-    require(actor, "approve")
     with ctx.db.session() as session:
         clip = get_clip(session, clip_id)
         if clip.status not in RENDERABLE or not clip.media_path:
@@ -73,17 +72,23 @@ def request_render(ctx: Context, clip_id: int, *, by: Actor | str,
     return plan
 
 
-def export_package(ctx: Context, clip_id: int, *, by: Actor | str, out_dir: str | Path | None = None) -> dict[str, Any]:
-    """Build the package folder + zip; returns {"path", "zip", "files", "checksums"}."""
-    actor = as_actor(by)
-    require(actor, "approve")
+@requires("approve")
+def export_package(ctx: Context, actor: Actor, clip_id: int, *,
+                   out_dir: str | Path | None = None) -> dict[str, Any]:
+    """Build the package folder + zip; returns {"path", "zip", "files", "checksums"}.
+
+    `out_dir` (a folder on the server) is the local operator's choice only; everyone else gets
+    the default under CLIPPER_EXPORTS_DIR.
+    """
+    if out_dir is not None and not actor.can("use_server_files"):
+        raise PermissionDenied(f"{actor.name} ({actor.role}) may not choose where on the server "
+                               "the package is written.", "Leave the folder out.")
     return export_clip(ctx, clip_id, by=actor.name, out_dir=out_dir)
 
 
-def mark_published(ctx: Context, clip_id: int, *, platform: str, url: str, by: Actor | str) -> None:
+@requires("approve")
+def mark_published(ctx: Context, actor: Actor, clip_id: int, *, platform: str, url: str) -> None:
     """Record where a clip was posted (and move it to published)."""
-    actor = as_actor(by)
-    require(actor, "approve")
     platform, url = (platform or "").strip(), (url or "").strip()
     if not platform or not url.startswith(("http://", "https://")):
         raise InvalidInput("A publication needs a platform and the post's http(s) URL.",

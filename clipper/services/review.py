@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from collections.abc import Sequence
@@ -14,8 +15,9 @@ from sqlalchemy.orm import Session
 
 from clipper.context import Context
 from clipper.errors import Conflict, InvalidInput, NotFound
-from clipper.permissions import Actor, require
+from clipper.permissions import Actor, requires
 from clipper.pipeline.lifecycle import log_event, move
+from clipper.pipeline.sources import SOURCE_KINDS, SourceRef
 from clipper.pipeline.stages import stage_for_status
 from clipper.services.clips import status_dict
 from clipper.storage.tables import Clip, Flag, utcnow
@@ -78,9 +80,9 @@ def _claim_info(ctx: Context, clip: Clip, now: datetime) -> str | None:
     return clip.claimed_by if active else None
 
 
+@requires("review")
 def review_queue(ctx: Context, actor: Actor) -> list[dict[str, Any]]:
     """Clips waiting for review, most urgent then oldest first, with flaggers' notes and tags."""
-    require(actor, "review")
     now = utcnow()
     with ctx.db.session() as session:
         clips = list(session.scalars(select(Clip).where(Clip.status.in_(REVIEWABLE))).unique())
@@ -103,9 +105,9 @@ def _hold(ctx: Context, session: Session, clip: Clip, actor: Actor) -> None:
     clip.claimed_at = now
 
 
-def claim(ctx: Context, clip_id: int, actor: Actor) -> None:
+@requires("review")
+def claim(ctx: Context, actor: Actor, clip_id: int) -> None:
     """Take a ready clip for review; Conflict if someone else holds a live claim."""
-    require(actor, "review")
     with ctx.db.session() as session:
         clip = _clip(session, clip_id, lock=True)
         if clip.status not in REVIEWABLE:
@@ -118,20 +120,20 @@ def claim(ctx: Context, clip_id: int, actor: Actor) -> None:
         log_event(session, actor.name, "clip.claimed", clip_id, {})
 
 
-def release(ctx: Context, clip_id: int, actor: Actor) -> None:
+@requires("review")
+def release(ctx: Context, actor: Actor, clip_id: int) -> None:
     """Give a claim back (the holder, or an admin)."""
-    require(actor, "review")
     with ctx.db.session() as session:
         clip = _clip(session, clip_id, lock=True)
-        if clip.claimed_by and clip.claimed_by != actor.name and actor.role != "admin":
+        if clip.claimed_by and clip.claimed_by != actor.name and not actor.can("admin"):
             raise Conflict(f"Clip {clip_id} is claimed by {clip.claimed_by}, not you.")
         clip.claimed_by = clip.claimed_at = None
         log_event(session, actor.name, "clip.released", clip_id, {})
 
 
+@requires("review")
 def my_claim(ctx: Context, actor: Actor) -> int | None:
     """The ready clip `actor` holds a live claim on, if any."""
-    require(actor, "review")
     now = utcnow()
     with ctx.db.session() as session:
         rows = session.scalars(select(Clip).where(Clip.claimed_by == actor.name,
@@ -144,9 +146,9 @@ def my_claim(ctx: Context, actor: Actor) -> int | None:
 
 # ---- editing a claimed clip -------------------------------------------------------------------
 
-def set_caption(ctx: Context, clip_id: int, actor: Actor, text: str) -> dict[str, tuple[int, int]]:
+@requires("review")
+def set_caption(ctx: Context, actor: Actor, clip_id: int, text: str) -> dict[str, tuple[int, int]]:
     """Store the post caption; returns its counts against each platform's limit."""
-    require(actor, "review")
     text = (text or "").strip()
     if len(text) > max(PLATFORM_LIMITS.values()):
         raise InvalidInput(f"The caption is {len(text)} characters; no platform takes that many.")
@@ -159,10 +161,10 @@ def set_caption(ctx: Context, clip_id: int, actor: Actor, text: str) -> dict[str
     return caption_counts(text)
 
 
-def set_trim(ctx: Context, clip_id: int, actor: Actor, trim_in: float | None,
+@requires("review")
+def set_trim(ctx: Context, actor: Actor, clip_id: int, trim_in: float | None,
              trim_out: float | None) -> None:
     """Seconds on the clip's own timeline; None clears that end."""
-    require(actor, "review")
     with ctx.db.session() as session:
         clip = _clip(session, clip_id, lock=True)
         _hold(ctx, session, clip, actor)
@@ -171,30 +173,31 @@ def set_trim(ctx: Context, clip_id: int, actor: Actor, trim_in: float | None,
         log_event(session, actor.name, "trim.set", clip_id, {"in": trim_in, "out": trim_out})
 
 
-def save_transcript(ctx: Context, clip_id: int, actor: Actor, text: str) -> None:
+@requires("review")
+def save_transcript(ctx: Context, actor: Actor, clip_id: int, text: str) -> None:
     """The reviewer's transcript correction (word timings kept by edit_transcript)."""
     from clipper.services.transcripts import edit_transcript
 
-    require(actor, "review")
-    touch(ctx, clip_id, actor)
-    edit_transcript(ctx, clip_id, text, by=actor.name)
+    touch(ctx, actor, clip_id)
+    edit_transcript(ctx, actor, clip_id, text)
 
 
-def touch(ctx: Context, clip_id: int, actor: Actor) -> None:
+@requires("review")
+def touch(ctx: Context, actor: Actor, clip_id: int) -> None:
     """Activity on a claimed clip keeps the claim alive."""
-    require(actor, "review")
     with ctx.db.session() as session:
         _hold(ctx, session, _clip(session, clip_id, lock=True), actor)
 
 
 # ---- decisions ---------------------------------------------------------------------------------
 
-def approve(ctx: Context, clip_id: int, actor: Actor, *, formats: Sequence[str] = ("16x9", "1x1", "9x16"),
-            fit: str = "crop", captions: str = "burn") -> dict[str, Any]:
+@requires("approve")
+def approve(ctx: Context, actor: Actor, clip_id: int, *,
+            formats: Sequence[str] = ("16x9", "1x1", "9x16"), fit: str = "crop",
+            captions: str = "burn") -> dict[str, Any]:
     """Approve the claimed clip and queue its renders + package export."""
     from clipper.services.renders import render_plan, request_render
 
-    require(actor, "approve")
     if not formats:
         raise InvalidInput("Choose at least one shape to render.")
     with ctx.db.session() as session:
@@ -208,13 +211,13 @@ def approve(ctx: Context, clip_id: int, actor: Actor, *, formats: Sequence[str] 
         move(session, clip, "approved", actor=actor.name, action="clip.approved",
              details={"formats": list(formats), "fit": fit, "captions": captions})
         trim_in, trim_out = clip.trim_in, clip.trim_out
-    return request_render(ctx, clip_id, by=actor, formats=tuple(formats), fit=fit, captions=captions,
+    return request_render(ctx, actor, clip_id, formats=tuple(formats), fit=fit, captions=captions,
                           trim_in=trim_in, trim_out=trim_out, export=True)
 
 
-def reject(ctx: Context, clip_id: int, actor: Actor, reason: str) -> None:
+@requires("approve")
+def reject(ctx: Context, actor: Actor, clip_id: int, reason: str) -> None:
     """Reject with a reason the flaggers will see."""
-    require(actor, "approve")
     reason = (reason or "").strip()
     if not reason:
         raise InvalidInput("Give a reason for rejecting.", "The volunteers who flagged it will see it.")
@@ -227,23 +230,23 @@ def reject(ctx: Context, clip_id: int, actor: Actor, reason: str) -> None:
         move(session, clip, "rejected", actor=actor.name, action="clip.rejected", details={"reason": reason})
 
 
-def export(ctx: Context, clip_id: int, actor: Actor) -> dict[str, Any]:
+@requires("approve")
+def export(ctx: Context, actor: Actor, clip_id: int) -> dict[str, Any]:
     """Build (or rebuild) the distribution package of a rendered clip."""
     from clipper.services.renders import export_package
 
-    require(actor, "approve")
-    return export_package(ctx, clip_id, by=actor)
+    return export_package(ctx, actor, clip_id)
 
 
-def publish(ctx: Context, clip_id: int, actor: Actor, *, platform: str, url: str) -> None:
+@requires("approve")
+def publish(ctx: Context, actor: Actor, clip_id: int, *, platform: str, url: str) -> None:
     """Record where the clip was posted."""
     from clipper.services.renders import mark_published
 
-    require(actor, "approve")
     url = (url or "").strip()
     if not url.lower().startswith(("http://", "https://")):
         raise InvalidInput("Give the post's address (https://...).")
-    mark_published(ctx, clip_id, platform=platform, url=url, by=actor)
+    mark_published(ctx, actor, clip_id, platform=platform, url=url)
 
 
 def package_files(clip: dict[str, Any]) -> list[Path]:
@@ -259,9 +262,9 @@ def package_files(clip: dict[str, Any]) -> list[Path]:
 
 # ---- volunteers --------------------------------------------------------------------------------
 
+@requires("view_own_flags")
 def my_flags(ctx: Context, actor: Actor, *, limit: int = 50) -> list[dict[str, Any]]:
     """The actor's flags, newest first, with their clip's live status."""
-    require(actor, "view_own_flags")
     with ctx.db.session() as session:
         rows = session.scalars(select(Flag).where(Flag.by == actor.name).order_by(Flag.id.desc()).limit(limit))
         out = []
@@ -278,24 +281,22 @@ def my_flags(ctx: Context, actor: Actor, *, limit: int = 50) -> list[dict[str, A
         return out
 
 
-def flag_as(ctx: Context, actor: Actor, source: str, start: str, end: str, *, note: str = "",
-            tags: Sequence[str] | str = (), urgency: str = "normal") -> Any:
-    """File a flag in the actor's name (the role check lives here, not only in the page)."""
-    from clipper.services.flags import file_flag
+@requires("flag")
+def save_upload(ctx: Context, actor: Actor, filename: str, data: bytes) -> SourceRef:
+    """Store an uploaded recording as media/uploads/<sha256>.<ext>; returns its checked source.
 
-    require(actor, "flag")
-    return file_flag(ctx, source, start, end, by=actor.name, note=note, tags=tags, urgency=urgency)
+    The dashboard passes the returned SourceRef to `file_flag`, never a path: people on the
+    dashboard cannot name files on the server (see `use_server_files`).
+    """
+    from clipper.media.probe import probe_media
 
-
-def save_upload(ctx: Context, actor: Actor, filename: str, data: bytes) -> Path:
-    """Store an uploaded recording as media/uploads/<sha256>.<ext>; returns its path."""
-    require(actor, "flag")
-    ext = Path(filename or "").suffix.lower().lstrip(".")
+    name = Path(filename or "").name
+    ext = Path(name).suffix.lower().lstrip(".")
     if ext not in UPLOAD_EXTENSIONS:
-        raise InvalidInput(f"{filename!r} is not a recording Clipper takes.",
+        raise InvalidInput(f"{name!r} is not a recording Clipper takes.",
                            f"Upload one of: {', '.join(sorted(UPLOAD_EXTENSIONS))}.")
     if not data:
-        raise InvalidInput(f"{filename} is empty.")
+        raise InvalidInput(f"{name} is empty.")
     folder = ctx.settings.media_dir / "uploads"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{hashlib.sha256(data).hexdigest()}.{ext}"
@@ -303,4 +304,12 @@ def save_upload(ctx: Context, actor: Actor, filename: str, data: bytes) -> Path:
         tmp = folder / f".{path.name}.{os.getpid()}.tmp"
         tmp.write_bytes(data)
         os.replace(tmp, path)
-    return path
+    try:
+        probe_media(path)
+    except InvalidInput:
+        path.unlink(missing_ok=True)  # nothing a flag can use: keep no copy of it
+        # ffprobe's own words would show where uploads live on the server.
+        raise InvalidInput(f"{name} is not a recording Clipper can clip.",
+                           "Upload an audio or video file.") from None
+    # Titled after the uploaded name (the stored one is a hash).
+    return dataclasses.replace(SOURCE_KINDS["file"].ref(path), title=Path(name).stem)

@@ -7,13 +7,15 @@ from pathlib import Path
 from clipper.context import Context
 from clipper.domain import Transcript
 from clipper.errors import Conflict, InvalidInput, NotFound
+from clipper.permissions import Actor, requires
 from clipper.pipeline.lifecycle import log_event
 from clipper.pipeline.transcripts import load_transcript, store_transcript, write_transcript_files
 from clipper.storage.tables import Clip
 from clipper.transcribe.correction import align_edit, regroup_segments
 
 
-def edit_transcript(ctx: Context, clip_id: int, new_text: str, *, by: str) -> Transcript:
+@requires("edit_transcript")
+def edit_transcript(ctx: Context, actor: Actor, clip_id: int, new_text: str) -> Transcript:
     """The team's correction: words re-aligned to the old timings, subtitles rewritten, logged."""
     if not new_text.strip():
         raise InvalidInput("The corrected transcript is empty.", "Paste the full corrected text.")
@@ -32,7 +34,7 @@ def edit_transcript(ctx: Context, clip_id: int, new_text: str, *, by: str) -> Tr
         out_dir = Path(clip.media_path).parent if clip.media_path else ctx.settings.media_dir / "clips" / str(clip_id)
         for key, value in write_transcript_files(new, out_dir).items():
             setattr(clip, key, value)
-        store_transcript(session, clip, new, by=by)
-        log_event(session, by, "transcript.edited", clip_id,
+        store_transcript(session, clip, new, by=actor.name)
+        log_event(session, actor.name, "transcript.edited", clip_id,
                   {"before": old.text[:2000], "after": text[:2000]})
     return new

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from clipper.context import Context
 from clipper.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from clipper.permissions import ROLES, Actor, as_actor, require
+from clipper.permissions import ROLES, Actor, requires
 from clipper.pipeline.lifecycle import log_event
 from clipper.storage.tables import LoginSession, User, utcnow
 
@@ -86,11 +86,9 @@ def _get(session: Session, name: str) -> User:
     return user
 
 
-def add_user(ctx: Context, name: str, role: str, password: str | None = None, *,
-             by: Actor | str = "cli") -> str:
+@requires("admin")
+def add_user(ctx: Context, actor: Actor, name: str, role: str, password: str | None = None) -> str:
     """Create an account; returns the password (generated when None) so it can be shown once."""
-    actor = as_actor(by)
-    require(actor, "admin")
     name, role = _check_name(name), _check_role(role)
     password = _check_password(password) if password is not None else generate_password()
     try:
@@ -110,8 +108,9 @@ def _user_dict(u: User) -> dict[str, Any]:
             "created_at": u.created_at.isoformat()}
 
 
-def list_users(ctx: Context, *, by: Actor | str = "cli") -> list[dict[str, Any]]:
-    require(as_actor(by), "admin")
+@requires("admin")
+def list_users(ctx: Context, actor: Actor) -> list[dict[str, Any]]:
+    """Every account, by name (no password hashes)."""
     with ctx.db.session() as session:
         return [_user_dict(u) for u in session.scalars(select(User).order_by(User.name))]
 
@@ -126,10 +125,9 @@ def _guard_last_admin(session: Session, user: User) -> None:
         raise Conflict(f"{user.name} is the only active admin.", "Make someone else admin first.")
 
 
-def disable_user(ctx: Context, name: str, *, by: Actor | str = "cli") -> None:
+@requires("admin")
+def disable_user(ctx: Context, actor: Actor, name: str) -> None:
     """Disable an account and end its sessions (the last active admin cannot be disabled)."""
-    actor = as_actor(by)
-    require(actor, "admin")
     with ctx.db.session() as session:
         user = _get(session, name)
         _guard_last_admin(session, user)
@@ -138,18 +136,18 @@ def disable_user(ctx: Context, name: str, *, by: Actor | str = "cli") -> None:
         log_event(session, actor.name, "user.disabled", None, {"user": name})
 
 
-def enable_user(ctx: Context, name: str, *, by: Actor | str = "cli") -> None:
-    actor = as_actor(by)
-    require(actor, "admin")
+@requires("admin")
+def enable_user(ctx: Context, actor: Actor, name: str) -> None:
+    """Re-enable an account and clear its lockout."""
     with ctx.db.session() as session:
         user = _get(session, name)
         user.disabled, user.failed_logins, user.locked_until = False, 0, None
         log_event(session, actor.name, "user.enabled", None, {"user": name})
 
 
-def set_role(ctx: Context, name: str, role: str, *, by: Actor | str = "cli") -> None:
-    actor = as_actor(by)
-    require(actor, "admin")
+@requires("admin")
+def set_role(ctx: Context, actor: Actor, name: str, role: str) -> None:
+    """Change an account's role (the last active admin keeps theirs)."""
     role = _check_role(role)
     with ctx.db.session() as session:
         user = _get(session, name)
@@ -159,11 +157,9 @@ def set_role(ctx: Context, name: str, role: str, *, by: Actor | str = "cli") -> 
         log_event(session, actor.name, "user.role", None, {"user": name, "from": old, "to": role})
 
 
-def set_password(ctx: Context, name: str, password: str | None = None, *,
-                 by: Actor | str = "cli") -> str:
+@requires("admin")
+def set_password(ctx: Context, actor: Actor, name: str, password: str | None = None) -> str:
     """Reset a password (generated when None); ends the user's sessions; returns the password."""
-    actor = as_actor(by)
-    require(actor, "admin")
     password = _check_password(password) if password is not None else generate_password()
     with ctx.db.session() as session:
         user = _get(session, name)
@@ -238,25 +234,31 @@ def user_for_token(ctx: Context, token: str | None) -> Actor | None:
             session.delete(row)
             return None
         user = session.get(User, row.user_id)
-        if user is None or user.disabled:
+        # Only account roles log in: a row saying "operator" (edited by hand) gets nothing.
+        if user is None or user.disabled or user.role not in ROLES:
             return None
         return Actor(user.name, user.role)
 
 
 def logout(ctx: Context, token: str | None) -> None:
+    """End the login session of `token` (nothing when unknown)."""
     if not token:
         return
     with ctx.db.session() as session:
         session.execute(delete(LoginSession).where(LoginSession.token_hash == _token_hash(token)))
 
 
-def ensure_first_admin(ctx: Context) -> tuple[str, str] | None:
-    """Create `admin` with a generated password when there are no users; (name, password) or None."""
+@requires("admin")
+def ensure_first_admin(ctx: Context, actor: Actor) -> tuple[str, str] | None:
+    """Create `admin` with a generated password when there are no users; (name, password) or None.
+
+    `actor` is whoever starts Clipper (`clipper up`: the local operator).
+    """
     with ctx.db.session() as session:
         if session.scalar(select(func.count()).select_from(User)):
             return None
     try:
-        password = add_user(ctx, FIRST_ADMIN, "admin", by=Actor("clipper-up", "admin"))
+        password = add_user(ctx, actor, FIRST_ADMIN, "admin")
     except Conflict:  # another `clipper up` got there first
         return None
     return FIRST_ADMIN, password

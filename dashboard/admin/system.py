@@ -52,7 +52,7 @@ def queues_and_workers() -> None:
 
 def do_retry(clip_id: int) -> None:
     try:
-        retry_clip(ctx, clip_id, by=actor.name)
+        retry_clip(ctx, actor, clip_id)
         st.session_state["retry_msg"] = (clip_id, None)
     except ClipperError as exc:
         st.session_state["retry_msg"] = (clip_id, exc)
@@ -65,7 +65,7 @@ def failed_clips() -> None:
             st.success(f"Clip {msg[0]} is queued again.")
         else:
             show_error(msg[1])
-    failed = list_clips(ctx, status="failed")
+    failed = list_clips(ctx, actor, status="failed")
     if not failed:
         st.caption("No failed clips.")
     for c in failed:

@@ -30,10 +30,10 @@ with st.form("add_user", clear_on_submit=True):
     name = cols[0].text_input("New username")
     role = cols[1].selectbox("Role", ROLES, key="new_role")
     if st.form_submit_button("Add user"):
-        attempt(lambda: users.add_user(ctx, name, role, by=actor),
+        attempt(lambda: users.add_user(ctx, actor, name, role),
                 f"Added {name} ({role}). Password (shown once, pass it on safely): `{{result}}`")
 
-people = users.list_users(ctx, by=actor)
+people = users.list_users(ctx, actor)
 st.dataframe(people, hide_index=True, column_order=("name", "role", "disabled", "failed_logins",
                                                      "locked_until", "created_at"))
 names = [u["name"] for u in people]
@@ -42,11 +42,12 @@ who = st.selectbox("Person", names, key="team_person")
 cols = st.columns(3)
 new_role = cols[0].selectbox("New role", ROLES, key="team_role")
 if cols[0].button("Change role"):
-    attempt(lambda: users.set_role(ctx, who, new_role, by=actor), f"{who} is now {new_role}.")
+    attempt(lambda: users.set_role(ctx, actor, who, new_role), f"{who} is now {new_role}.")
 if cols[1].button("Disable"):
-    attempt(lambda: users.disable_user(ctx, who, by=actor), f"{who} is disabled; their sessions ended.")
+    attempt(lambda: users.disable_user(ctx, actor, who),
+            f"{who} is disabled; their sessions ended.")
 if cols[1].button("Enable"):
-    attempt(lambda: users.enable_user(ctx, who, by=actor), f"{who} is enabled.")
+    attempt(lambda: users.enable_user(ctx, actor, who), f"{who} is enabled.")
 if cols[2].button("Reset password"):
-    attempt(lambda: users.set_password(ctx, who, by=actor),
+    attempt(lambda: users.set_password(ctx, actor, who),
             f"New password for {who} (shown once): `{{result}}`")

@@ -8,10 +8,10 @@ from typing import Any
 import streamlit as st
 
 from clipper.errors import ClipperError
-from clipper.permissions import require
 from clipper.pipeline.lifecycle import STATUSES
 from clipper.services.clips import clip_status
 from clipper.services.flags import URGENCIES
+from clipper.services.search import search_transcripts
 from dashboard.components import clip_link, existing, show_error
 from dashboard.deps import context, guard
 
@@ -21,14 +21,13 @@ ANY = "(any)"
 
 
 def run_search(query: str) -> Any:
-    from clipper.search import search
-
     s = st.session_state
     pick = {k: (None if s.get(k) in (ANY, "", None) else s.get(k))
             for k in ("s_source", "s_status", "s_tag", "s_by", "s_urgency")}
-    return search(ctx.db, query, source=pick["s_source"], status=pick["s_status"], tag=pick["s_tag"],
-                  by=pick["s_by"], urgency=pick["s_urgency"], since=_day(s.get("s_since")),
-                  until=_day(s.get("s_until")), limit=20, offset=int(s.get("s_offset", 0)))
+    return search_transcripts(ctx, actor, query, source=pick["s_source"], status=pick["s_status"],
+                              tag=pick["s_tag"], by=pick["s_by"], urgency=pick["s_urgency"],
+                              since=_day(s.get("s_since")), until=_day(s.get("s_until")),
+                              limit=20, offset=int(s.get("s_offset", 0)))
 
 
 def _day(value: date | None) -> date | None:
@@ -39,8 +38,7 @@ def clip_this(hit: dict[str, Any]) -> None:
     from clipper.services.hits import clip_from_hit
 
     try:
-        require(actor, "clip_from_hit")
-        result = clip_from_hit(ctx, hit["clip_id"], hit["start"], by=actor)
+        result = clip_from_hit(ctx, actor, hit["clip_id"], hit["start"])
         st.session_state["hit_result"] = (hit, result, None)
     except ClipperError as exc:
         st.session_state["hit_result"] = (hit, None, exc)
@@ -82,7 +80,7 @@ def player() -> None:
     playing = st.session_state.get("playing")
     if not playing:
         return
-    clip = clip_status(ctx, playing[0])
+    clip = clip_status(ctx, actor, playing[0])
     if media := existing(clip["media_path"]):
         st.caption(f"Clip {playing[0]} from {playing[1]:.1f} s")
         st.video(str(media), start_time=float(playing[1]), autoplay=True)

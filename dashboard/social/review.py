@@ -32,7 +32,7 @@ def _shown(key: str) -> None:
 
 def do_claim(clip_id: int) -> None:
     try:
-        review.claim(ctx, clip_id, actor)
+        review.claim(ctx, actor, clip_id)
         _notice(f"claim_err_{clip_id}", None)
     except ClipperError as exc:
         _notice(f"claim_err_{clip_id}", exc)
@@ -85,7 +85,7 @@ def trim_editor(clip: dict[str, Any]) -> None:
         cols[0].button("Trim in at word", key=f"win_{cid}", on_click=pick_word, args=(cid, "in"))
         cols[1].button("Trim out at word", key=f"wout_{cid}", on_click=pick_word, args=(cid, "out"))
     if st.button("Save trim", key=f"save_trim_{cid}"):
-        _save(lambda: review.set_trim(ctx, cid, actor, *_trim(cid)), "Trim saved.")
+        _save(lambda: review.set_trim(ctx, actor, cid, *_trim(cid)), "Trim saved.")
 
 
 def _trim(cid: int) -> tuple[float, float]:
@@ -102,7 +102,7 @@ def _save(action: Any, ok: str) -> None:
 
 def save_caption(cid: int) -> None:
     try:
-        review.set_caption(ctx, cid, actor, st.session_state.get(f"caption_{cid}", ""))
+        review.set_caption(ctx, actor, cid, st.session_state.get(f"caption_{cid}", ""))
         _notice(f"caption_err_{cid}", None)
     except ClipperError as exc:
         _notice(f"caption_err_{cid}", exc)
@@ -127,16 +127,17 @@ def transcript_editor(clip: dict[str, Any]) -> None:
     st.text_area("Transcript", key=f"transcript_{cid}", height=120,
                  help="Correct the words; their timings are kept.")
     if st.button("Save transcript", key=f"save_tx_{cid}"):
-        _save(lambda: review.save_transcript(ctx, cid, actor, st.session_state[f"transcript_{cid}"]),
+        text = st.session_state[f"transcript_{cid}"]
+        _save(lambda: review.save_transcript(ctx, actor, cid, text),
               "Transcript saved; subtitles updated.")
 
 
 def do_approve(cid: int) -> None:
     s = st.session_state
     try:
-        review.set_caption(ctx, cid, actor, s.get(f"caption_{cid}", ""))
-        review.set_trim(ctx, cid, actor, *_trim(cid))
-        review.approve(ctx, cid, actor, formats=s.get(f"shapes_{cid}") or [],
+        review.set_caption(ctx, actor, cid, s.get(f"caption_{cid}", ""))
+        review.set_trim(ctx, actor, cid, *_trim(cid))
+        review.approve(ctx, actor, cid, formats=s.get(f"shapes_{cid}") or [],
                        fit=s.get(f"fit_{cid}", "crop"), captions=s.get(f"captions_{cid}", "burn"))
         s["approved_clip"], s[f"decide_err_{cid}"] = cid, None
     except ClipperError as exc:
@@ -145,7 +146,7 @@ def do_approve(cid: int) -> None:
 
 def do_release(cid: int) -> None:
     try:
-        review.release(ctx, cid, actor)
+        review.release(ctx, actor, cid)
     except ClipperError as exc:
         st.session_state[f"decide_err_{cid}"] = exc
 
@@ -153,7 +154,7 @@ def do_release(cid: int) -> None:
 def do_reject(cid: int) -> None:
     s = st.session_state
     try:
-        review.reject(ctx, cid, actor, s.get(f"reason_{cid}", ""))
+        review.reject(ctx, actor, cid, s.get(f"reason_{cid}", ""))
         s[f"decide_err_{cid}"] = None
         st.toast(f"Clip {cid} rejected.")
     except ClipperError as exc:
@@ -173,7 +174,7 @@ def decision(cid: int) -> None:
 
 
 def workspace(cid: int) -> None:
-    clip = clip_status(ctx, cid)
+    clip = clip_status(ctx, actor, cid)
     st.header(f"Your clip: {cid}")
     st.caption(f"{clip['source']} · {clip['start']:.1f}–{clip['end']:.1f} s · "
                + "; ".join(f"{f['by']}: {f['note']}" for f in clip["flaggers"]))
@@ -190,14 +191,14 @@ def workspace(cid: int) -> None:
 
 @st.fragment(run_every=2)
 def render_progress(cid: int) -> None:
-    clip = clip_status(ctx, cid)
+    clip = clip_status(ctx, actor, cid)
     if clip["status"] not in ("approved", "rendering"):
         st.rerun()
     progress_bar(clip["status"], clip["progress"])
 
 
 def approved_panel(cid: int) -> None:
-    clip = clip_status(ctx, cid)
+    clip = clip_status(ctx, actor, cid)
     st.header(f"Approved: clip {cid}")
     if clip["status"] in ("approved", "rendering"):
         st.caption("Rendering the shapes and exporting the package…")

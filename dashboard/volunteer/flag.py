@@ -5,8 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from clipper.errors import ClipperError, InvalidInput
-from clipper.services.flags import URGENCIES
-from clipper.services.review import flag_as, my_flags, save_upload
+from clipper.pipeline.sources import SourceRef
+from clipper.services.flags import URGENCIES, file_flag
+from clipper.services.review import my_flags, save_upload
 from clipper.timecode import EXAMPLES, parse_interval
 from dashboard.components import clip_link, existing, progress_bar
 from dashboard.deps import context, guard
@@ -20,12 +21,14 @@ def _field_of_time_error(exc: InvalidInput) -> str:
     return "start" if exc.message.startswith("Start") else "end"
 
 
-def _source(upload: object | None) -> str:
+def _source(upload: object | None) -> str | SourceRef:
+    """The typed URL, or the stored upload's SourceRef: never a path (the service refuses a
+    typed path from anyone but the local operator)."""
     url = (st.session_state.get("flag_source") or "").strip()
     if upload is not None:
         if url:
             raise InvalidInput("Give a URL or upload a file, not both.", "Clear one of them.")
-        return str(save_upload(ctx, actor, upload.name, upload.getvalue()))  # type: ignore[attr-defined]
+        return save_upload(ctx, actor, upload.name, upload.getvalue())  # type: ignore[attr-defined]
     return url
 
 
@@ -40,9 +43,9 @@ def submit() -> None:
         return
     try:
         source = _source(s.get("flag_upload"))
-        s["flag_result"] = flag_as(ctx, actor, source, s["flag_start"], s["flag_end"],
-                                   note=s.get("flag_note", ""), tags=s.get("flag_tags", ""),
-                                   urgency=s.get("flag_urgency", "normal"))
+        s["flag_result"] = file_flag(ctx, actor, source, s["flag_start"], s["flag_end"],
+                                     note=s.get("flag_note", ""), tags=s.get("flag_tags", ""),
+                                     urgency=s.get("flag_urgency", "normal"))
     except ClipperError as exc:
         field = "urgency" if exc.message.startswith("Urgency") else "source"
         s[ERRORS][field] = exc

@@ -12,6 +12,8 @@ import pytest
 
 from clipper.cli import main
 
+pytestmark = pytest.mark.services
+
 STATUS_KEYS = {"id", "status", "source", "start", "end", "duration", "media_path", "thumbnail_path",
                "error", "flaggers", "stages", "transcript", "srt_path", "vtt_path"}
 

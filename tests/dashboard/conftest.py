@@ -33,7 +33,7 @@ def team_template(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactor
     settings = Settings.from_env({"CLIPPER_HOME": str(path.parent / "home"), "DATABASE_URL": f"sqlite:///{path}"})
     ctx = Context(settings=settings, db=Database(settings.database_url))
     for name, role in PEOPLE.items():
-        users.add_user(ctx, name, role, PASSWORD, by=Actor("setup", "admin"))
+        users.add_user(ctx, Actor.operator("setup"), name, role, PASSWORD)
     ctx.db.dispose()  # the last connection closing checkpoints the WAL into the file
     assert not path.with_name(path.name + "-wal").exists()
     return path

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.services]
 
 ROOT = Path(__file__).resolve().parents[2]
 # Screenshots refresh docs/screenshots only when asked (CLIPPER_SCREENSHOTS=1), so a test run

@@ -6,14 +6,16 @@ from pathlib import Path
 
 import pytest
 
+from clipper.permissions import Actor
 from clipper.services import review
 from clipper.services.clips import clip_events, clip_status
-from clipper.storage.tables import Clip
+from clipper.storage.tables import Clip, Flag, Source
 
 DASH = Path(__file__).resolve().parents[2] / "dashboard"
 PAGE_FILES = {"flag": DASH / "volunteer/flag.py", "review": DASH / "social/review.py",
               "search": DASH / "editor/search.py", "team": DASH / "admin/team.py",
               "system": DASH / "admin/system.py", "clip": DASH / "clip.py"}
+OPERATOR = Actor.operator("test")  # reads the database as the local operator would
 VISIBLE = {  # role -> the pages its menu offers
     "vera": {"flag", "clip"}, "sam": {"flag", "review", "search", "clip"},
     "eddie": {"flag", "search", "clip"}, "ada": set(PAGE_FILES),
@@ -136,6 +138,41 @@ def test_flag_saved_then_merged_and_listed_under_my_flags(open_app, page_text, d
     assert [p.proto.text for p in at.get("progress")] == ["Status: fetch 0%"] * 2  # both flags
 
 
+def _rows(desk):
+    with desk.db.session() as s:
+        return tuple(s.query(t).count() for t in (Source, Clip, Flag))
+
+
+@pytest.mark.parametrize("name", ["vera", "ada"])
+def test_a_server_path_typed_as_source_is_refused(open_app, desk, tiny_media, tmp_path, name):
+    """Another team's upload, an export, any recording on the host: the page takes a URL or an
+    upload, and says the same whether or not the path exists."""
+    at = ran(open_app(name))
+    if name != "vera":
+        at.switch_page(str(PAGE_FILES["flag"])).run()
+    said = []
+    for path in (str(tiny_media["mp4"]), str(tmp_path / "missing.mp4")):
+        at = flag_form(at, path, "0", "1.5")
+        assert not at.exception and not at.success
+        assert not at.columns[0].error and not at.columns[1].error  # under the source field
+        said.append(at.error[0].value.replace(path, "PATH"))
+    assert said[0] == said[1] and "is not a URL" in said[0] and "upload" in said[0]
+    assert _rows(desk) == (0, 0, 0)
+
+
+def test_an_uploaded_recording_is_flagged(open_app, desk, tiny_media):
+    at = ran(open_app("vera"))
+    at.file_uploader(key="flag_upload").set_value(("Debate.mp4", tiny_media["mp4"].read_bytes(),
+                                                   "video/mp4"))
+    at = flag_form(at, "", "0", "1.5", note="from my recording")
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.success and "Flag saved as clip" in at.success[0].value
+    with desk.db.session() as s:
+        src = s.query(Source).one()
+        assert (src.kind, src.title) == ("file", "Debate")
+        assert Path(src.location).parent == (desk.settings.media_dir / "uploads").resolve()
+
+
 def test_my_flags_shows_stage_thumbnail_and_rejection(open_app, clip_row, page_text, tiny_media, desk):
     clip_row(status="cutting", progress=0.4)
     clip_row(status="ready", thumbnail_path=str(tiny_media["jpg"]))
@@ -195,19 +232,19 @@ def test_workspace_caption_counts_trim_and_reject(open_app, transcribed, page_te
     text = page_text(at)
     assert "X: **:red[290/280]**" in text and "Instagram: 290/2200" in text
     assert "YouTube Shorts title: **:red[290/100]**" in text
-    assert clip_status(desk, cid)["caption"] == "x" * 290
+    assert clip_status(desk, OPERATOR, cid)["caption"] == "x" * 290
     at.button(key=f"ninp_{cid}").click().run()  # nudge trim in +0.1 s
     at.selectbox(key=f"word_{cid}").select_index(3).run()
     at.button(key=f"wout_{cid}").click().run()
     at.button(key=f"save_trim_{cid}").click().run()
     assert not at.exception and not at.error
-    st = clip_status(desk, cid)
+    st = clip_status(desk, OPERATOR, cid)
     assert st["trim_in"] == pytest.approx(0.1) and st["trim_out"] == pytest.approx(1.35)
     at.button(key=f"reject_{cid}").click().run()
     assert "Give a reason for rejecting" in page_text(at)
     at.text_input(key=f"reason_{cid}").input("Off topic")
     at.button(key=f"reject_{cid}").click().run()
-    assert clip_status(desk, cid)["reject_reason"] == "Off topic"
+    assert clip_status(desk, OPERATOR, cid)["reject_reason"] == "Off topic"
     assert f"Your clip: {cid}" not in [h.value for h in at.header]
 
 
@@ -218,10 +255,10 @@ def test_transcript_edit_is_saved_through_edit_transcript(open_app, transcribed,
     at.text_area(key=f"transcript_{cid}").input("the minister promised shorter waiting lists")
     at.button(key=f"save_tx_{cid}").click().run()
     assert not at.exception and not at.error
-    t = clip_status(desk, cid)["transcript"]
+    t = clip_status(desk, OPERATOR, cid)["transcript"]
     assert t["text"] == "the minister promised shorter waiting lists"
     assert t["segments"][0]["words"][1]["word"].strip() == "minister"
-    assert any(e["action"] == "transcript.edited" for e in clip_events(desk, cid))
+    assert any(e["action"] == "transcript.edited" for e in clip_events(desk, OPERATOR, cid))
 
 
 def test_approve_renders_and_offers_downloads(open_app, transcribed, page_text, desk):
@@ -234,7 +271,7 @@ def test_approve_renders_and_offers_downloads(open_app, transcribed, page_text, 
     at.button(key=f"approve_{cid}").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert f"Approved: clip {cid}" in [h.value for h in at.header]
-    st = clip_status(desk, cid)
+    st = clip_status(desk, OPERATOR, cid)
     assert st["status"] in ("approved", "rendering", "rendered", "exported")
     with desk.db.session() as s:
         assert s.get(Clip, cid).reviewed_by == "sam"
@@ -258,7 +295,8 @@ def test_package_panel_downloads_and_mark_published(open_app, clip_row, desk, tm
     at.button(key=f"FormSubmitter:publish_{cid}-Mark published").click().run()
     # mark_published is the render service's; until it lands the page shows no success.
     if not at.exception:
-        assert clip_status(desk, cid)["published"][0]["url"] == "https://x.com/desk/status/1"
+        published = clip_status(desk, OPERATOR, cid)["published"]
+        assert published[0]["url"] == "https://x.com/desk/status/1"
 
 
 # ---- editor ---------------------------------------------------------------------------------
@@ -302,7 +340,7 @@ def test_clip_this_files_a_flag_around_the_hit(open_app, transcribed, page_text,
     at.button(key="clipthis_0").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert "Filed a new flag around" in page_text(at)
-    filed = review.my_flags(desk, review.Actor("eddie", "editor"))
+    filed = review.my_flags(desk, Actor("eddie", "editor"))
     assert filed and filed[0]["start"] <= 10.0 + 0.2 <= filed[0]["end"] or filed[0]["clip_id"] == cid
 
 
@@ -333,7 +371,7 @@ def test_team_add_change_role_disable(open_app, page_text, desk):
     at.selectbox(key="team_person").select("newbie")
     next(b for b in at.button if b.label == "Disable").click().run()
     from clipper.services.users import list_users
-    row = next(u for u in list_users(desk) if u["name"] == "newbie")
+    row = next(u for u in list_users(desk, OPERATOR) if u["name"] == "newbie")
     assert row["role"] == "social" and row["disabled"] is True
     at.selectbox(key="team_person").select("ada")
     next(b for b in at.button if b.label == "Disable").click().run()
@@ -352,7 +390,7 @@ def test_system_shows_queues_failed_clips_and_retry(open_app, clip_row, desk, re
     assert "The source answered 404." in [e.value for e in at.error]
     at.button(key=f"retry_{cid}").click().run()
     assert f"Clip {cid} is queued again." in [s.value for s in at.success]
-    assert clip_status(desk, cid)["status"] == "queued"
+    assert clip_status(desk, OPERATOR, cid)["status"] == "queued"
     assert {m.label: m.value for m in at.metric}["Queue fetch"] == "1"
 
 
@@ -361,7 +399,7 @@ def test_system_shows_queues_failed_clips_and_retry(open_app, clip_row, desk, re
 @pytest.mark.parametrize("name", ["vera", "sam", "eddie", "ada"])
 def test_clip_page_shows_everything_and_the_event_log(open_app, transcribed, page_text, desk, name):
     cid = transcribed()
-    review.claim(desk, cid, review.Actor("sam", "social"))
+    review.claim(desk, Actor("sam", "social"), cid)
     at = open_app(name)
     at.query_params["id"] = str(cid)
     at.run()
@@ -373,6 +411,22 @@ def test_clip_page_shows_everything_and_the_event_log(open_app, transcribed, pag
     assert len(at.get("video")) == 1
     log = at.dataframe[-1].value
     assert "clip.claimed" in list(log["action"])
+
+
+def test_volunteers_see_only_the_clips_of_their_own_flags(open_app, clip_row, page_text):
+    theirs = clip_row(by="someone-else", note="not mine")
+    mine = clip_row(by="vera")
+    for cid, name, shown in ((theirs, "vera", False), (mine, "vera", True), (theirs, "sam", True)):
+        at = open_app(name)
+        at.query_params["id"] = str(cid)
+        at.run()
+        at.switch_page(str(PAGE_FILES["clip"])).run()
+        assert not at.exception
+        text = page_text(at)
+        assert (f"Clip {cid} · ready" in text) is shown
+        if not shown:  # exactly what a missing clip says, and no event log
+            assert f"No clip with id {cid}." in text and "Event log" not in text
+            assert "not mine" not in text and not at.dataframe
 
 
 def test_clip_page_unknown_id_is_explained(open_app, page_text):

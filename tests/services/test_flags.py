@@ -6,9 +6,13 @@ import pytest
 from sqlalchemy import func, select
 
 from clipper.errors import InvalidInput, UnsafeURL
+from clipper.permissions import Actor
 from clipper.services.clips import clip_status
 from clipper.services.flags import file_flag
 from clipper.storage.tables import Clip, Event, Flag, Source
+
+# The local command-line operator (`clipper flag --by ann`): the one who may name server files.
+ANN, BOB, CAT, VOL = (Actor.operator(name) for name in ("ann", "bob", "cat", "vol"))
 
 
 def _counts(ctx):
@@ -22,15 +26,15 @@ def _counts(ctx):
 ])
 def test_bad_times_store_nothing(ctx, broadcast, start, end, msg):
     with pytest.raises(InvalidInput, match=msg):
-        file_flag(ctx, str(broadcast), start, end, by="vol")
+        file_flag(ctx, VOL, str(broadcast), start, end)
     assert _counts(ctx) == (0, 0, 0)
 
 
 def test_private_url_is_refused_and_nothing_is_stored(ctx):
     with pytest.raises(UnsafeURL, match="CLIPPER_URL_ALLOWLIST"):
-        file_flag(ctx, "http://10.1.2.3/news.m3u8", "1", "5", by="vol")
+        file_flag(ctx, VOL, "http://10.1.2.3/news.m3u8", "1", "5")
     with pytest.raises(InvalidInput, match="http"):
-        file_flag(ctx, "ftp://example.org/a.mp4", "1", "5", by="vol")
+        file_flag(ctx, VOL, "ftp://example.org/a.mp4", "1", "5")
     assert _counts(ctx) == (0, 0, 0)
 
 
@@ -38,17 +42,34 @@ def test_non_media_file_is_refused(ctx, tmp_path):
     bogus = tmp_path / "notes.mp4"
     bogus.write_text("this is not a video")
     with pytest.raises(InvalidInput):
-        file_flag(ctx, str(bogus), "1", "5", by="vol")
+        file_flag(ctx, VOL, str(bogus), "1", "5")
     assert _counts(ctx) == (0, 0, 0)
 
 
+@pytest.mark.parametrize("role", ["volunteer", "social", "editor", "admin"])
+def test_only_the_operator_may_name_a_server_file(ctx, broadcast, tmp_path, role):
+    """A dashboard user typing a path gets the same refusal whether or not the file exists."""
+    someone = Actor(f"someone-{role}", role)
+    missing = tmp_path / "no-such-recording.mp4"
+    refusals = []
+    for path in (str(broadcast), str(missing), f"file://{broadcast}"):
+        with pytest.raises(InvalidInput) as refused:
+            file_flag(ctx, someone, path, "2", "8")
+        refusals.append(str(refused.value).replace(path, "PATH"))
+    assert refusals[0] == refusals[1] and "is not a URL" in refusals[0]
+    assert "exist" not in refusals[0] and "upload" in refusals[0]
+    assert _counts(ctx) == (0, 0, 0)
+    assert file_flag(ctx, ANN, str(broadcast), "2", "8").merged is False  # the operator may
+    assert _counts(ctx) == (1, 1, 1)
+
+
 def test_overlapping_flags_merge_and_credit_everyone(ctx, broadcast):
-    a = file_flag(ctx, str(broadcast), "2", "8", by="ann", note="first", tags="health")
-    b = file_flag(ctx, str(broadcast), "4", "10", by="bob", note="second", tags=["nhs"], urgency="high")
-    c = file_flag(ctx, str(broadcast), "20", "25", by="cat")
+    a = file_flag(ctx, ANN, str(broadcast), "2", "8", note="first", tags="health")
+    b = file_flag(ctx, BOB, str(broadcast), "4", "10", note="second", tags=["nhs"], urgency="high")
+    c = file_flag(ctx, CAT, str(broadcast), "20", "25")
     assert (a.merged, b.merged, c.merged) == (False, True, False)
     assert a.clip_id == b.clip_id != c.clip_id
-    st = clip_status(ctx, a.clip_id)
+    st = clip_status(ctx, ANN, a.clip_id)
     assert (st["start"], st["end"]) == (2.0, 10.0)
     assert [f["by"] for f in st["flaggers"]] == ["ann", "bob"]
     assert st["flaggers"][1]["tags"] == ["nhs"] and st["urgency"] == "high"
@@ -58,15 +79,15 @@ def test_overlapping_flags_merge_and_credit_everyone(ctx, broadcast):
 
 
 def test_small_overlap_makes_a_new_clip(ctx, broadcast):
-    a = file_flag(ctx, str(broadcast), "0", "10", by="ann")
-    b = file_flag(ctx, str(broadcast), "6", "16", by="bob")  # overlap 4 s < half of 10 s
+    a = file_flag(ctx, ANN, str(broadcast), "0", "10")
+    b = file_flag(ctx, BOB, str(broadcast), "6", "16")  # overlap 4 s < half of 10 s
     assert a.clip_id != b.clip_id and not b.merged
 
 
 def test_flag_runs_through_the_real_pipeline(ctx, broadcast, run_jobs):
-    res = file_flag(ctx, str(broadcast), "3.3", "9.7", by="ann", note="waiting lists")
+    res = file_flag(ctx, ANN, str(broadcast), "3.3", "9.7", note="waiting lists")
     run_jobs(ctx)
-    st = clip_status(ctx, res.clip_id)
+    st = clip_status(ctx, ANN, res.clip_id)
     assert st["status"] == "ready", st["error"]
     assert st["duration"] == pytest.approx(6.4, abs=0.041)
     assert set(st["stages"]) == {"fetch", "cut", "asr"}
@@ -75,13 +96,13 @@ def test_flag_runs_through_the_real_pipeline(ctx, broadcast, run_jobs):
 
 
 def test_merge_into_a_ready_clip_recuts_it(ctx, broadcast, run_jobs):
-    a = file_flag(ctx, str(broadcast), "2", "6", by="ann")
+    a = file_flag(ctx, ANN, str(broadcast), "2", "6")
     run_jobs(ctx)
-    first = clip_status(ctx, a.clip_id)
-    b = file_flag(ctx, str(broadcast), "3", "8", by="bob")
+    first = clip_status(ctx, ANN, a.clip_id)
+    b = file_flag(ctx, BOB, str(broadcast), "3", "8")
     assert b.merged and b.clip_id == a.clip_id and b.status == "queued"
     run_jobs(ctx)
-    second = clip_status(ctx, a.clip_id)
+    second = clip_status(ctx, ANN, a.clip_id)
     assert second["status"] == "ready" and second["version"] == first["version"] + 1
     assert second["duration"] == pytest.approx(6.0, abs=0.041)
     assert second["media_path"] != first["media_path"]
@@ -90,8 +111,8 @@ def test_merge_into_a_ready_clip_recuts_it(ctx, broadcast, run_jobs):
 def test_clip_tags_collect_every_flaggers_tags(ctx, broadcast):
     from clipper.storage.tables import ClipTag
 
-    a = file_flag(ctx, str(broadcast), "2", "8", by="ann", tags="Health, NHS")
-    file_flag(ctx, str(broadcast), "3", "8", by="bob", tags=["nhs", "debate"])
+    a = file_flag(ctx, ANN, str(broadcast), "2", "8", tags="Health, NHS")
+    file_flag(ctx, BOB, str(broadcast), "3", "8", tags=["nhs", "debate"])
     with ctx.db.session() as s:
         tags = sorted(s.scalars(select(ClipTag.tag).where(ClipTag.clip_id == a.clip_id)))
     assert tags == ["debate", "health", "nhs"]

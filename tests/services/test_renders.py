@@ -14,27 +14,30 @@ from clipper.services.clips import clip_events, clip_status
 from clipper.services.flags import file_flag
 from clipper.services.renders import export_package, mark_published, request_render
 
+ANN = Actor.operator("ann")  # the local command-line operator, as `--by ann`
+SAM = Actor("sam", "social")
+
 
 @pytest.fixture
 def ready_clip(sqlite_ctx, broadcast, run_jobs):
-    res = file_flag(sqlite_ctx, str(broadcast), "8", "14", by="ann", note="Schools promise")
+    res = file_flag(sqlite_ctx, ANN, str(broadcast), "8", "14", note="Schools promise")
     run_jobs(sqlite_ctx)
-    assert clip_status(sqlite_ctx, res.clip_id)["status"] == "ready"
+    assert clip_status(sqlite_ctx, ANN, res.clip_id)["status"] == "ready"
     return res.clip_id
 
 
 def test_render_export_publish(sqlite_ctx, ready_clip, run_jobs, tmp_path):
     ctx, cid = sqlite_ctx, ready_clip
     with pytest.raises(InvalidInput, match="Unknown format"):
-        request_render(ctx, cid, by="sam", formats="4x3")
+        request_render(ctx, SAM, cid, formats="4x3")
     with pytest.raises(PermissionDenied):
-        request_render(ctx, cid, by=Actor("vic", "volunteer"))
-    plan = request_render(ctx, cid, by="sam", formats="16x9,9x16", fit="pad", trim_in="1", trim_out="5",
-                          export=False)
+        request_render(ctx, Actor("vic", "volunteer"), cid)
+    plan = request_render(ctx, SAM, cid, formats="16x9,9x16", fit="pad", trim_in="1",
+                          trim_out="5", export=False)
     assert plan["trim_in"] == 1.0 and plan["trim_out"] == 5.0
-    assert clip_status(ctx, cid)["status"] == "rendering"
+    assert clip_status(ctx, ANN, cid)["status"] == "rendering"
     run_jobs(ctx)
-    st = clip_status(ctx, cid)
+    st = clip_status(ctx, ANN, cid)
     assert st["status"] == "rendered", st["error"]
     shapes = {r["format"]: r for r in st["renders"]}
     assert (shapes["9x16"]["width"], shapes["9x16"]["height"]) == (1080, 1920)
@@ -42,7 +45,10 @@ def test_render_export_publish(sqlite_ctx, ready_clip, run_jobs, tmp_path):
     assert "render" in st["stages"]
 
     out = tmp_path / "pkg"
-    res = export_package(ctx, cid, by="sam", out_dir=out)
+    with pytest.raises(PermissionDenied, match="where on the server"):
+        export_package(ctx, SAM, cid, out_dir=out)  # a folder on the server: the operator's
+    assert not out.exists()
+    res = export_package(ctx, Actor.operator("sam"), cid, out_dir=out)
     names = set(res["files"])
     assert {"captions.srt", "captions.vtt", "caption.txt", "transcript.txt", "metadata.json"} <= names
     assert sum(n.endswith(".mp4") for n in names) == 2
@@ -51,25 +57,25 @@ def test_render_export_publish(sqlite_ctx, ready_clip, run_jobs, tmp_path):
     assert meta["start"] == pytest.approx(st["start"] + 1.0)
     with zipfile.ZipFile(res["zip"]) as z:
         assert {Path(n).name for n in z.namelist()} >= names - {"metadata.json"}
-    assert clip_status(ctx, cid)["status"] == "exported"
+    assert clip_status(ctx, ANN, cid)["status"] == "exported"
 
     with pytest.raises(InvalidInput):
-        mark_published(ctx, cid, platform="x", url="not a url", by="sam")
-    mark_published(ctx, cid, platform="x", url="https://x.com/team/status/1", by="sam")
-    st = clip_status(ctx, cid)
+        mark_published(ctx, SAM, cid, platform="x", url="not a url")
+    mark_published(ctx, SAM, cid, platform="x", url="https://x.com/team/status/1")
+    st = clip_status(ctx, ANN, cid)
     assert st["status"] == "published" and st["published"][0]["platform"] == "x"
-    actions = [e["action"] for e in clip_events(ctx, cid)]
+    actions = [e["action"] for e in clip_events(ctx, ANN, cid)]
     assert {"render.requested", "package.exported", "clip.published"} <= set(actions)
 
 
 def test_export_before_render_is_refused(sqlite_ctx, ready_clip):
     with pytest.raises(Conflict, match="no renders"):
-        export_package(sqlite_ctx, ready_clip, by="sam")
+        export_package(sqlite_ctx, SAM, ready_clip)
 
 
 def test_approve_style_render_exports_automatically(sqlite_ctx, ready_clip, run_jobs):
-    request_render(sqlite_ctx, ready_clip, by="sam", formats=["1x1"], captions="none", export=True)
+    request_render(sqlite_ctx, SAM, ready_clip, formats=["1x1"], captions="none", export=True)
     run_jobs(sqlite_ctx)
-    st = clip_status(sqlite_ctx, ready_clip)
+    st = clip_status(sqlite_ctx, ANN, ready_clip)
     assert st["status"] == "exported", st["error"]
     assert Path(st["export_path"], "metadata.json").exists()

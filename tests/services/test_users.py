@@ -13,10 +13,11 @@ from clipper.services import users
 from clipper.storage.tables import LoginSession, User, utcnow
 
 ADMIN = Actor("boss", "admin")
+OPERATOR = Actor.operator("root")  # `clipper users ...` on the server
 
 
 def test_add_user_generates_password_and_stores_only_a_hash(sqlite_ctx):
-    password = users.add_user(sqlite_ctx, "vera", "volunteer")
+    password = users.add_user(sqlite_ctx, OPERATOR, "vera", "volunteer")
     assert len(password) >= 12
     with sqlite_ctx.db.session() as s:
         row = s.scalars(select(User).where(User.name == "vera")).one()
@@ -27,28 +28,28 @@ def test_add_user_generates_password_and_stores_only_a_hash(sqlite_ctx):
 
 def test_add_user_validates(sqlite_ctx):
     with pytest.raises(InvalidInput):
-        users.add_user(sqlite_ctx, "x y", "volunteer")
+        users.add_user(sqlite_ctx, OPERATOR, "x y", "volunteer")
     with pytest.raises(InvalidInput):
-        users.add_user(sqlite_ctx, "sam", "overlord")
+        users.add_user(sqlite_ctx, OPERATOR, "sam", "overlord")
     with pytest.raises(InvalidInput):
-        users.add_user(sqlite_ctx, "sam", "social", "short")
-    users.add_user(sqlite_ctx, "sam", "social", "long enough pw")
+        users.add_user(sqlite_ctx, OPERATOR, "sam", "social", "short")
+    users.add_user(sqlite_ctx, OPERATOR, "sam", "social", "long enough pw")
     with pytest.raises(Conflict):
-        users.add_user(sqlite_ctx, "sam", "editor")
+        users.add_user(sqlite_ctx, OPERATOR, "sam", "editor")
 
 
 def test_only_admins_manage_accounts(sqlite_ctx):
     for role in ("volunteer", "social", "editor"):
         with pytest.raises(PermissionDenied):
-            users.add_user(sqlite_ctx, "eve", "admin", by=Actor("mallory", role))
+            users.add_user(sqlite_ctx, Actor("mallory", role), "eve", "admin")
         with pytest.raises(PermissionDenied):
-            users.list_users(sqlite_ctx, by=Actor("mallory", role))
-    users.add_user(sqlite_ctx, "eve", "editor", by=ADMIN)
-    assert [u["name"] for u in users.list_users(sqlite_ctx, by=ADMIN)] == ["eve"]
+            users.list_users(sqlite_ctx, Actor("mallory", role))
+    users.add_user(sqlite_ctx, ADMIN, "eve", "editor")
+    assert [u["name"] for u in users.list_users(sqlite_ctx, ADMIN)] == ["eve"]
 
 
 def test_wrong_password_and_unknown_user_fail_alike(sqlite_ctx):
-    users.add_user(sqlite_ctx, "vera", "volunteer", "correct horse")
+    users.add_user(sqlite_ctx, OPERATOR, "vera", "volunteer", "correct horse")
     with pytest.raises(users.LoginFailed, match="Wrong username or password"):
         users.authenticate(sqlite_ctx, "vera", "wrong horse")
     with pytest.raises(users.LoginFailed, match="Wrong username or password"):
@@ -56,7 +57,7 @@ def test_wrong_password_and_unknown_user_fail_alike(sqlite_ctx):
 
 
 def test_lockout_after_five_failures_grows_and_blocks_even_the_right_password(sqlite_ctx):
-    users.add_user(sqlite_ctx, "vera", "volunteer", "correct horse")
+    users.add_user(sqlite_ctx, OPERATOR, "vera", "volunteer", "correct horse")
     for _ in range(users.FREE_TRIES - 1):
         with pytest.raises(users.LoginFailed):
             users.authenticate(sqlite_ctx, "vera", "nope nope")
@@ -80,7 +81,7 @@ def test_lock_seconds_doubles_and_caps():
 
 
 def test_session_expiry_logout_and_disable(sqlite_ctx):
-    users.add_user(sqlite_ctx, "vera", "volunteer", "correct horse")
+    users.add_user(sqlite_ctx, OPERATOR, "vera", "volunteer", "correct horse")
     token = users.authenticate(sqlite_ctx, "vera", "correct horse")
     with sqlite_ctx.db.session() as s:
         s.scalars(select(LoginSession)).one().expires_at = utcnow() - timedelta(seconds=1)
@@ -89,7 +90,7 @@ def test_session_expiry_logout_and_disable(sqlite_ctx):
     users.logout(sqlite_ctx, token)
     assert users.user_for_token(sqlite_ctx, token) is None
     token = users.authenticate(sqlite_ctx, "vera", "correct horse")
-    users.disable_user(sqlite_ctx, "vera", by=ADMIN)
+    users.disable_user(sqlite_ctx, ADMIN, "vera")
     assert users.user_for_token(sqlite_ctx, token) is None
     with pytest.raises(users.LoginFailed, match="disabled"):
         users.authenticate(sqlite_ctx, "vera", "correct horse")
@@ -97,20 +98,34 @@ def test_session_expiry_logout_and_disable(sqlite_ctx):
 
 
 def test_set_role_changes_what_the_session_may_do(sqlite_ctx):
-    users.add_user(sqlite_ctx, "vera", "volunteer", "correct horse")
+    users.add_user(sqlite_ctx, OPERATOR, "vera", "volunteer", "correct horse")
     token = users.authenticate(sqlite_ctx, "vera", "correct horse")
-    users.set_role(sqlite_ctx, "vera", "social", by=ADMIN)
+    users.set_role(sqlite_ctx, ADMIN, "vera", "social")
     assert users.user_for_token(sqlite_ctx, token).role == "social"
 
 
 def test_first_admin_once_and_last_admin_protected(sqlite_ctx):
-    name, password = users.ensure_first_admin(sqlite_ctx)
-    assert name == "admin" and users.ensure_first_admin(sqlite_ctx) is None
+    with pytest.raises(PermissionDenied):
+        users.ensure_first_admin(sqlite_ctx, Actor("vera", "volunteer"))
+    name, password = users.ensure_first_admin(sqlite_ctx, OPERATOR)
+    assert name == "admin" and users.ensure_first_admin(sqlite_ctx, OPERATOR) is None
     assert users.user_for_token(sqlite_ctx, users.authenticate(sqlite_ctx, name, password)).role == "admin"
     with pytest.raises(Conflict, match="only active admin"):
-        users.disable_user(sqlite_ctx, "admin", by=ADMIN)
+        users.disable_user(sqlite_ctx, ADMIN, "admin")
     with pytest.raises(Conflict):
-        users.set_role(sqlite_ctx, "admin", "editor", by=ADMIN)
+        users.set_role(sqlite_ctx, ADMIN, "admin", "editor")
+
+
+def test_operator_is_no_account_role(sqlite_ctx):
+    with pytest.raises(InvalidInput, match="Unknown role"):
+        users.add_user(sqlite_ctx, OPERATOR, "root", "operator")
+    users.add_user(sqlite_ctx, OPERATOR, "vera", "volunteer", "correct horse")
+    with pytest.raises(InvalidInput, match="Unknown role"):
+        users.set_role(sqlite_ctx, OPERATOR, "vera", "operator")
+    token = users.authenticate(sqlite_ctx, "vera", "correct horse")
+    with sqlite_ctx.db.session() as s:  # edited by hand in the database
+        s.scalars(select(User)).one().role = "operator"
+    assert users.user_for_token(sqlite_ctx, token) is None
 
 
 def _cli(ctx, argv, stdin="", monkeypatch=None, capsys=None):

@@ -1,0 +1,19 @@
+"""Searching every transcript, for the people allowed to (the CLI and the Search page call this)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from clipper.context import Context
+from clipper.permissions import Actor, requires
+from clipper.search import SearchPage, search
+
+
+@requires("search")
+def search_transcripts(ctx: Context, actor: Actor, query: str, **filters: Any) -> SearchPage:
+    """Ranked transcript hits for `query`; InvalidInput (only) for a bad query or filter.
+
+    `filters` are `clipper.search.search`'s keywords: source, since, until, status, tag, by
+    (who flagged the clip, not who searches), urgency, limit, offset.
+    """
+    return search(ctx.db, query, **filters)
