@@ -1,4 +1,5 @@
-"""One clip, everything about it: status, media, flaggers, transcript, renders, package, event log."""
+"""One clip, everything about it: status, media, flaggers, transcript, renders, package,
+event log."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ ctx = context()
 
 def chosen_id() -> int | None:
     raw = st.query_params.get("id")
-    value = st.number_input("Clip id", min_value=1, step=1, value=int(raw) if raw and raw.isdigit() else None,
+    value = st.number_input("Clip id", min_value=1, step=1,
+                            value=int(raw) if raw and raw.isdigit() else None,
                             key="clip_page_id")
     if value is not None and str(int(value)) != raw:
         st.query_params["id"] = str(int(value))
@@ -29,11 +31,13 @@ def media(clip: dict[str, Any]) -> None:
         st.image(str(thumb), width=320)
     if video := existing(clip["media_path"]):
         vtt = existing(clip["vtt_path"])
-        st.video(str(video), start_time=float(clip["trim_in"] or 0), subtitles=str(vtt) if vtt else None)
+        st.video(str(video), start_time=float(clip["trim_in"] or 0),
+                 subtitles=str(vtt) if vtt else None)
 
 
 def details(clip: dict[str, Any]) -> None:
-    st.markdown(f"**Source:** {clip['source']}  \n**Interval:** {clip['start']:.2f}–{clip['end']:.2f} s"
+    st.markdown(f"**Source:** {clip['source']}  \n"
+                f"**Interval:** {clip['start']:.2f}–{clip['end']:.2f} s"
                 f" · **Urgency:** {clip['urgency']} · **Version:** {clip.get('version')}")
     progress_bar(clip["status"], clip["progress"])
     if clip["error"]:

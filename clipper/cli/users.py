@@ -80,7 +80,8 @@ def cmd_reset_password(args: argparse.Namespace) -> int:
 
     given = _read_password(args)
     password = set_password(_ctx(args), local_operator(), args.name, given)
-    print(f"password of {args.name} reset" + ("" if given else f"; new password (shown once): {password}"))
+    print(f"password of {args.name} reset"
+          + ("" if given else f"; new password (shown once): {password}"))
     return 0
 
 
@@ -112,7 +113,8 @@ def add_users_parser(subparsers: Any) -> None:
     role.add_argument("role", choices=ROLES)
     role.set_defaults(func=cmd_set_role)
 
-    pw = sub.add_parser("reset-password", help="set a new password (generated unless --password-stdin)")
+    pw = sub.add_parser("reset-password",
+                        help="set a new password (generated unless --password-stdin)")
     pw.add_argument("name")
     pw.add_argument("--password-stdin", action="store_true")
     pw.set_defaults(func=cmd_reset_password)

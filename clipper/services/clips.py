@@ -43,7 +43,8 @@ def visible_clip(session: Session, actor: Actor, clip_id: int) -> Clip:
 
 
 def _stages(session: Session, clip: Clip) -> dict[str, Any]:
-    runs = session.scalars(select(StageRun).where(StageRun.clip_id == clip.id).order_by(StageRun.id))
+    runs = session.scalars(select(StageRun).where(StageRun.clip_id == clip.id)
+                           .order_by(StageRun.id))
     out: dict[str, Any] = {}
     for run in runs:
         if run.clip_version == clip.version or run.stage == "render":
@@ -72,7 +73,8 @@ def status_dict(session: Session, clip: Clip, *, heavy: bool = True) -> dict[str
                     for r in session.scalars(select(RenderRow).where(RenderRow.clip_id == clip.id)
                                              .order_by(RenderRow.id))],
         "published": [{"platform": p.platform, "url": p.url, "by": p.by, "at": p.at.isoformat()}
-                      for p in session.scalars(select(Publication).where(Publication.clip_id == clip.id)
+                      for p in session.scalars(select(Publication)
+                                               .where(Publication.clip_id == clip.id)
                                                .order_by(Publication.id))],
     }
     if heavy:

@@ -54,7 +54,8 @@ def clean_tags(tags: Sequence[str] | str | None) -> list[str]:
 def check_urgency(urgency: str) -> str:
     u = (urgency or "normal").strip().lower()
     if u not in URGENCIES:
-        raise InvalidInput(f"Urgency {urgency!r} is not one of {', '.join(URGENCIES)}.", "For example --urgency high.")
+        raise InvalidInput(f"Urgency {urgency!r} is not one of {', '.join(URGENCIES)}.",
+                           "For example --urgency high.")
     return u
 
 
@@ -77,7 +78,8 @@ def file_flag(ctx: Context, actor: Actor, source: str | SourceRef, start: str | 
     else:
         ref = resolve_source(source, ctx.settings,
                              server_paths=actor.can("use_server_files"))
-    flag = Flag(start=s, end=e, note=(note or "").strip(), tags=clean_tags(tags), urgency=urgency, by=by)
+    flag = Flag(start=s, end=e, note=(note or "").strip(), tags=clean_tags(tags),
+                urgency=urgency, by=by)
     for attempt in range(3):
         try:
             with ctx.db.session() as session:
@@ -99,7 +101,8 @@ def _store(session: Session, ctx: Context, ref: SourceRef, flag: Flag) -> tuple[
     chosen = dedupe.choose_clip((flag.start, flag.end), candidates)
     flag.source_id = src.id
     if chosen is None:
-        clip = Clip(source_id=src.id, start=flag.start, end=flag.end, urgency=flag.urgency, status="queued")
+        clip = Clip(source_id=src.id, start=flag.start, end=flag.end, urgency=flag.urgency,
+                    status="queued")
         session.add(clip)
         session.flush()
         flag.clip_id, flag.merged = clip.id, False
@@ -138,7 +141,8 @@ def _requeue(session: Session, clip: Clip, actor: str) -> bool:
     clip.error = clip.error_stage = None
     clip.progress = 0.0
     if clip.status != "queued":
-        move(session, clip, "queued", actor=actor, action="clip.requeued", details={"version": clip.version})
+        move(session, clip, "queued", actor=actor, action="clip.requeued",
+             details={"version": clip.version})
     return True
 
 

@@ -21,16 +21,19 @@ def clip_from_hit(ctx: Context, actor: Actor, clip_id: int, at: float | str, *,
     """File a flag on `clip_id`'s source from `at - before` to `at + after` (`at` on the clip's
     timeline, as search hits report it). Same validation and merging as any flag."""
     at_s = parse_timecode(at, field="--at")
-    before_s, after_s = parse_timecode(before, field="--before"), parse_timecode(after, field="--after")
+    before_s, after_s = (parse_timecode(before, field="--before"),
+                         parse_timecode(after, field="--after"))
     if before_s + after_s <= 0:
-        raise InvalidInput("--before and --after leave an empty clip.", "For example --before 5 --after 15.")
+        raise InvalidInput("--before and --after leave an empty clip.",
+                           "For example --before 5 --after 15.")
     with ctx.db.session() as session:
         clip = get_clip(session, clip_id)
         src = clip.source
         ref = SourceRef(src.kind, src.key, src.location, src.title)
         moment = clip.start + at_s
         if clip.duration and at_s > clip.duration + 0.5:
-            raise InvalidInput(f"--at {at_s:g} is past the end of clip {clip_id} ({clip.duration:.1f} s).",
+            raise InvalidInput(f"--at {at_s:g} is past the end of clip {clip_id} "
+                               f"({clip.duration:.1f} s).",
                                "Use the hit's start time.")
     start = max(0.0, moment - before_s)
     # The source was checked when its first flag was filed; passing the stored ref means an

@@ -37,16 +37,20 @@ def render_plan(clip: Clip, formats: Sequence[str] | str, fit: str, captions: st
                 trim_in: Any, trim_out: Any) -> dict[str, Any]:
     """Validated render options (pure, given the clip's duration)."""
     if fit not in FITS:
-        raise InvalidInput(f"Fit {fit!r} is not one of {', '.join(FITS)}.", "For example --fit pad.")
+        raise InvalidInput(f"Fit {fit!r} is not one of {', '.join(FITS)}.",
+                           "For example --fit pad.")
     if captions not in CAPTIONS:
         raise InvalidInput(f"Captions {captions!r} is not one of {', '.join(CAPTIONS)}.")
     duration = clip.duration or (clip.end - clip.start)
-    t_in = parse_timecode(trim_in, field="In") if trim_in not in (None, "") else (clip.trim_in or 0.0)
-    t_out = parse_timecode(trim_out, field="Out") if trim_out not in (None, "") else (clip.trim_out or duration)
+    t_in = (parse_timecode(trim_in, field="In") if trim_in not in (None, "")
+            else (clip.trim_in or 0.0))
+    t_out = (parse_timecode(trim_out, field="Out") if trim_out not in (None, "")
+             else (clip.trim_out or duration))
     t_out = min(t_out, duration)
     if t_out - t_in < 0.5:
         raise InvalidInput(f"The trim {t_in:.2f}–{t_out:.2f} s leaves less than half a second of a "
-                           f"{duration:.2f} s clip.", "In and out are seconds on the clip, e.g. --in 1.5 --out 20.")
+                           f"{duration:.2f} s clip.",
+                           "In and out are seconds on the clip, e.g. --in 1.5 --out 20.")
     return {"formats": parse_formats(formats), "fit": fit, "captions": captions,
             "trim_in": round(t_in, 3), "trim_out": round(t_out, 3)}
 
@@ -56,11 +60,13 @@ def request_render(ctx: Context, actor: Actor, clip_id: int, *,
                    formats: Sequence[str] | str = SHAPES, fit: str = "crop", captions: str = "burn",
                    trim_in: Any = None, trim_out: Any = None, export: bool = True,
                    attribution: str | None = None) -> dict[str, Any]:
-    """Queue renders of a clip (status -> rendering); the package is exported after when `export`."""
+    """Queue renders of a clip (status -> rendering); the package is exported after when
+    `export`."""
     with ctx.db.session() as session:
         clip = get_clip(session, clip_id)
         if clip.status not in RENDERABLE or not clip.media_path:
-            raise Conflict(f"Clip {clip_id} is {clip.status}; only a clip with its media can be rendered.",
+            raise Conflict(f"Clip {clip_id} is {clip.status}; "
+                           "only a clip with its media can be rendered.",
                            "Wait until it is ready.")
         plan = render_plan(clip, formats, fit, captions, trim_in, trim_out)
         plan.update(export=export, by=actor.name, attribution=attribution)
@@ -98,6 +104,7 @@ def mark_published(ctx: Context, actor: Actor, clip_id: int, *, platform: str, u
         session.add(Publication(clip_id=clip_id, platform=platform, url=url, by=actor.name))
         details = {"platform": platform, "url": url}
         if can_move(clip.status, "published"):
-            move(session, clip, "published", actor=actor.name, action="clip.published", details=details)
+            move(session, clip, "published", actor=actor.name, action="clip.published",
+                 details=details)
         else:
             log_event(session, actor.name, "clip.published", clip_id, details)

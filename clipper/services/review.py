@@ -27,7 +27,8 @@ PLATFORM_LIMITS = {"X": 280, "Instagram": 2200, "TikTok": 2200, "Facebook": 6320
                    "YouTube Shorts title": 100}
 URGENCY_RANK = {"high": 0, "normal": 1, "low": 2}
 REVIEWABLE = ("ready",)
-UPLOAD_EXTENSIONS = frozenset({"mp4", "mov", "mkv", "webm", "ts", "m4a", "mp3", "wav", "aac", "flac", "ogg"})
+UPLOAD_EXTENSIONS = frozenset({"mp4", "mov", "mkv", "webm", "ts", "m4a", "mp3", "wav", "aac",
+                               "flac", "ogg"})
 
 
 # ---- pure decisions -------------------------------------------------------------------------
@@ -41,7 +42,8 @@ def caption_counts(text: str) -> dict[str, tuple[int, int]]:
 def claim_active(claimed_by: str | None, claimed_at: datetime | None, now: datetime,
                  minutes: float) -> bool:
     """A claim holds until `minutes` pass without activity."""
-    return bool(claimed_by) and claimed_at is not None and now - claimed_at < timedelta(minutes=minutes)
+    return (bool(claimed_by) and claimed_at is not None
+            and now - claimed_at < timedelta(minutes=minutes))
 
 
 def queue_order(urgency: str, created_at: datetime) -> tuple[int, datetime]:
@@ -61,7 +63,8 @@ def check_trim(trim_in: float | None, trim_out: float | None, duration: float | 
     if trim_in is not None and trim_out is not None and trim_out - trim_in < 0.1:
         raise InvalidInput(f"Trim out ({trim_out:.2f} s) must be after trim in ({trim_in:.2f} s).")
     if duration and trim_out is not None and trim_out > duration + 0.05:
-        raise InvalidInput(f"Trim out ({trim_out:.2f} s) is past the clip's end ({duration:.2f} s).")
+        raise InvalidInput(f"Trim out ({trim_out:.2f} s) is past the clip's end "
+                           f"({duration:.2f} s).")
     if duration and trim_in is not None and trim_in >= duration:
         raise InvalidInput(f"Trim in ({trim_in:.2f} s) is past the clip's end ({duration:.2f} s).")
 
@@ -100,7 +103,8 @@ def _hold(ctx: Context, session: Session, clip: Clip, actor: Actor) -> None:
     now = utcnow()
     holder = _claim_info(ctx, clip, now)
     if holder != actor.name:
-        who = f"{holder} has claimed it" if holder else "nobody has claimed it (or the claim lapsed)"
+        who = (f"{holder} has claimed it" if holder
+               else "nobody has claimed it (or the claim lapsed)")
         raise Conflict(f"Clip {clip.id}: {who}.", "Claim it first from the Review queue.")
     clip.claimed_at = now
 
@@ -115,7 +119,8 @@ def claim(ctx: Context, actor: Actor, clip_id: int) -> None:
         holder = _claim_info(ctx, clip, utcnow())
         if holder and holder != actor.name:
             raise Conflict(f"{holder} has already claimed clip {clip_id}.",
-                           f"Claims lapse after {ctx.settings.claim_minutes:g} minutes without activity.")
+                           f"Claims lapse after {ctx.settings.claim_minutes:g} minutes "
+                           "without activity.")
         clip.claimed_by, clip.claimed_at = actor.name, utcnow()
         log_event(session, actor.name, "clip.claimed", clip_id, {})
 
@@ -204,7 +209,8 @@ def approve(ctx: Context, actor: Actor, clip_id: int, *,
         clip = _clip(session, clip_id, lock=True)
         _hold(ctx, session, clip, actor)
         if not clip.media_path:
-            raise Conflict(f"Clip {clip_id} has no media to render.", "Retry it from the System page.")
+            raise Conflict(f"Clip {clip_id} has no media to render.",
+                           "Retry it from the System page.")
         # Validate the render request first, so a bad one never leaves the clip stuck in approved.
         render_plan(clip, formats, fit, captions, clip.trim_in, clip.trim_out)
         clip.reviewed_by = actor.name
@@ -220,14 +226,16 @@ def reject(ctx: Context, actor: Actor, clip_id: int, reason: str) -> None:
     """Reject with a reason the flaggers will see."""
     reason = (reason or "").strip()
     if not reason:
-        raise InvalidInput("Give a reason for rejecting.", "The volunteers who flagged it will see it.")
+        raise InvalidInput("Give a reason for rejecting.",
+                           "The volunteers who flagged it will see it.")
     with ctx.db.session() as session:
         clip = _clip(session, clip_id, lock=True)
         if clip.status in REVIEWABLE:
             _hold(ctx, session, clip, actor)
         clip.reject_reason, clip.reviewed_by = reason, actor.name
         clip.claimed_by = clip.claimed_at = None
-        move(session, clip, "rejected", actor=actor.name, action="clip.rejected", details={"reason": reason})
+        move(session, clip, "rejected", actor=actor.name, action="clip.rejected",
+             details={"reason": reason})
 
 
 @requires("approve")
@@ -266,7 +274,8 @@ def package_files(clip: dict[str, Any]) -> list[Path]:
 def my_flags(ctx: Context, actor: Actor, *, limit: int = 50) -> list[dict[str, Any]]:
     """The actor's flags, newest first, with their clip's live status."""
     with ctx.db.session() as session:
-        rows = session.scalars(select(Flag).where(Flag.by == actor.name).order_by(Flag.id.desc()).limit(limit))
+        rows = session.scalars(select(Flag).where(Flag.by == actor.name)
+                               .order_by(Flag.id.desc()).limit(limit))
         out = []
         for f in rows:
             c = f.clip

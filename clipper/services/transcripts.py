@@ -31,7 +31,8 @@ def edit_transcript(ctx: Context, actor: Actor, clip_id: int, new_text: str) -> 
         segments = tuple(regroup_segments(words, list(old.segments)))
         text = " ".join(s.text.strip() for s in segments).strip()
         new = Transcript(text, old.language, old.engine, old.model, segments)
-        out_dir = Path(clip.media_path).parent if clip.media_path else ctx.settings.media_dir / "clips" / str(clip_id)
+        out_dir = (Path(clip.media_path).parent if clip.media_path
+                   else ctx.settings.media_dir / "clips" / str(clip_id))
         for key, value in write_transcript_files(new, out_dir).items():
             setattr(clip, key, value)
         store_transcript(session, clip, new, by=actor.name)

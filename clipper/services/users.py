@@ -62,7 +62,8 @@ def _check_name(name: str) -> str:
     name = (name or "").strip()
     if not _NAME.match(name):
         raise InvalidInput(f"{name!r} is not a usable user name.",
-                           "Use letters, digits and . _ @ - (up to 64), starting with a letter or digit.")
+                           "Use letters, digits and . _ @ - (up to 64), "
+                           "starting with a letter or digit.")
     return name
 
 
@@ -103,7 +104,8 @@ def add_user(ctx: Context, actor: Actor, name: str, role: str, password: str | N
 
 
 def _user_dict(u: User) -> dict[str, Any]:
-    return {"name": u.name, "role": u.role, "disabled": u.disabled, "failed_logins": u.failed_logins,
+    return {"name": u.name, "role": u.role, "disabled": u.disabled,
+            "failed_logins": u.failed_logins,
             "locked_until": u.locked_until.isoformat() if u.locked_until else None,
             "created_at": u.created_at.isoformat()}
 
@@ -116,7 +118,8 @@ def list_users(ctx: Context, actor: Actor) -> list[dict[str, Any]]:
 
 
 def _active_admins(session: Session) -> int:
-    stmt = select(func.count()).select_from(User).where(User.role == "admin", User.disabled.is_(False))
+    stmt = (select(func.count()).select_from(User)
+            .where(User.role == "admin", User.disabled.is_(False)))
     return int(session.scalar(stmt) or 0)
 
 

@@ -47,7 +47,8 @@ def queues_and_workers() -> None:
     cols[-1].metric("Workers alive", len(workers))
     st.dataframe([{"worker": w.name, "state": w.get_state(), "queues": ", ".join(w.queue_names()),
                    "current job": w.get_current_job_id() or "",
-                   "last heartbeat": str(w.last_heartbeat or "")} for w in workers], hide_index=True)
+                   "last heartbeat": str(w.last_heartbeat or "")} for w in workers],
+                 hide_index=True)
 
 
 def do_retry(clip_id: int) -> None:

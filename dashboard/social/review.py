@@ -1,4 +1,5 @@
-"""Social team page: the review queue, the claimed clip's workspace, and the package after approval."""
+"""Social team page: the review queue, the claimed clip's workspace, and the package after
+approval."""
 
 from __future__ import annotations
 
@@ -77,10 +78,12 @@ def trim_editor(clip: dict[str, Any]) -> None:
                              step=NUDGE, format="%.2f")
         cols[1].button(f"−{NUDGE:g} s", key=f"n{end}m_{cid}", on_click=nudge, args=(key, -NUDGE))
         cols[2].button(f"+{NUDGE:g} s", key=f"n{end}p_{cid}", on_click=nudge, args=(key, NUDGE))
-    words = [(w["start"], w["end"], w["word"]) for s in (clip["transcript"] or {}).get("segments", [])
+    words = [(w["start"], w["end"], w["word"])
+             for s in (clip["transcript"] or {}).get("segments", [])
              for w in s["words"]]
     if words:
-        st.selectbox("Pick a word", words, key=f"word_{cid}", format_func=lambda w: f"{w[0]:.2f} s  {w[2]}")
+        st.selectbox("Pick a word", words, key=f"word_{cid}",
+                     format_func=lambda w: f"{w[0]:.2f} s  {w[2]}")
         cols = st.columns(3)
         cols[0].button("Trim in at word", key=f"win_{cid}", on_click=pick_word, args=(cid, "in"))
         cols[1].button("Trim out at word", key=f"wout_{cid}", on_click=pick_word, args=(cid, "out"))
@@ -111,7 +114,8 @@ def save_caption(cid: int) -> None:
 def caption_editor(clip: dict[str, Any]) -> None:
     cid = clip["id"]
     st.session_state.setdefault(f"caption_{cid}", clip["caption"] or "")
-    st.text_area("Post caption", key=f"caption_{cid}", on_change=save_caption, args=(cid,), height=100)
+    st.text_area("Post caption", key=f"caption_{cid}", on_change=save_caption, args=(cid,),
+                 height=100)
     _shown(f"caption_err_{cid}")
     counts = review.caption_counts(st.session_state.get(f"caption_{cid}", ""))
     st.markdown(" · ".join(f"{p}: {'**:red[' if n > lim else ''}{n}/{lim}{']**' if n > lim else ''}"
@@ -180,7 +184,8 @@ def workspace(cid: int) -> None:
                + "; ".join(f"{f['by']}: {f['note']}" for f in clip["flaggers"]))
     if media := existing(clip["media_path"]):
         vtt = existing(clip["vtt_path"])
-        st.video(str(media), start_time=float(st.session_state.get(f"play_at_{cid}", clip["trim_in"] or 0)),
+        st.video(str(media),
+                 start_time=float(st.session_state.get(f"play_at_{cid}", clip["trim_in"] or 0)),
                  subtitles=str(vtt) if vtt else None)
     transcript_editor(clip)
     trim_editor(clip)
@@ -208,7 +213,8 @@ def approved_panel(cid: int) -> None:
     else:
         package_panel(ctx, actor, clip)
     clip_link(cid)
-    st.button("Back to the queue", key="back_to_queue", on_click=lambda: st.session_state.pop("approved_clip"))
+    st.button("Back to the queue", key="back_to_queue",
+              on_click=lambda: st.session_state.pop("approved_clip"))
 
 
 st.title("Review queue")

@@ -37,7 +37,8 @@ def submit() -> None:
     s = st.session_state
     s[ERRORS], s["flag_result"] = {}, None
     try:
-        parse_interval(s.get("flag_start", ""), s.get("flag_end", ""), max_seconds=ctx.settings.max_clip_seconds)
+        parse_interval(s.get("flag_start", ""), s.get("flag_end", ""),
+                       max_seconds=ctx.settings.max_clip_seconds)
     except InvalidInput as exc:
         s[ERRORS][_field_of_time_error(exc)] = exc
         return
@@ -61,16 +62,19 @@ def field_error(name: str) -> None:
 
 
 st.title("Flag a clip")
-st.text_input("Source URL", key="flag_source", placeholder="https://… (a broadcast page, MP4 or .m3u8)")
+st.text_input("Source URL", key="flag_source",
+              placeholder="https://… (a broadcast page, MP4 or .m3u8)")
 st.file_uploader("…or upload a recording", key="flag_upload",
                  type=["mp4", "mov", "mkv", "webm", "ts", "m4a", "mp3", "wav"])
 field_error("source")
 left, right = st.columns(2)
 with left:
-    st.text_input("Start", key="flag_start", placeholder="1:15", help=f"Seconds or h:mm:ss, e.g. {EXAMPLES}")
+    st.text_input("Start", key="flag_start", placeholder="1:15",
+                  help=f"Seconds or h:mm:ss, e.g. {EXAMPLES}")
     field_error("start")
 with right:
-    st.text_input("End", key="flag_end", placeholder="1:45", help=f"Seconds or h:mm:ss, e.g. {EXAMPLES}")
+    st.text_input("End", key="flag_end", placeholder="1:45",
+                  help=f"Seconds or h:mm:ss, e.g. {EXAMPLES}")
     field_error("end")
 st.caption(f"Times count from the start of the source: {EXAMPLES}.")
 st.text_input("Note", key="flag_note", placeholder="What is said, and why it matters")
@@ -97,7 +101,8 @@ def my_flags_panel() -> None:
         st.caption("Nothing flagged yet.")
     for f in flags:
         with st.container(border=True):
-            st.markdown(f"**Clip {f['clip_id']}** · {f['start']:.1f}–{f['end']:.1f} s · {f['urgency']}"
+            st.markdown(f"**Clip {f['clip_id']}** · {f['start']:.1f}–{f['end']:.1f} s · "
+                        f"{f['urgency']}"
                         + (" · joined an existing clip" if f["merged"] else ""))
             if f["note"]:
                 st.caption(f["note"])

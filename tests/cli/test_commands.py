@@ -41,8 +41,8 @@ def worker(cli_env):
 
 
 def run_cli(*args: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "clipper.cli", *args], env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "clipper.cli", *args], env=env,
+                          capture_output=True, text=True, timeout=300)
 
 
 def test_flag_json_contract(cli_env, broadcast, capsys):
@@ -75,7 +75,8 @@ def test_invalid_inputs_exit_2_and_store_nothing(cli_env, capsys):
     assert json.loads(capsys.readouterr().out) == []
 
 
-def test_flag_hls_url_wait_returns_a_ready_frame_accurate_clip(cli_env, worker, broadcast, broadcast_site):
+def test_flag_hls_url_wait_returns_a_ready_frame_accurate_clip(cli_env, worker, broadcast,
+                                                               broadcast_site):
     from testmedia.mediagen import decode_gray, match_frame
 
     base, requested = broadcast_site
@@ -127,17 +128,21 @@ def test_transcript_render_export_published_commands(cli_env, sqlite_url, make_s
     assert main(["transcript", str(cid), "--set-text-file", str(tmp_path / "missing.txt")]) == 2
     capsys.readouterr()
 
-    assert main(["render", str(cid), "--formats", "16x9", "--in", "0.5", "--out", "4.5", "--json"]) == 0
+    assert main(["render", str(cid), "--formats", "16x9", "--in", "0.5", "--out", "4.5",
+                 "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["status"] == "rendering"
     run_jobs(ctx)
     assert main(["status", str(cid), "--json"]) == 0
     st = json.loads(capsys.readouterr().out)
-    assert st["status"] == "rendered" and st["renders"][0]["duration"] == pytest.approx(4.0, abs=0.05)
-    assert set(st["renders"][0]) == {"format", "fit", "captions", "path", "duration", "width", "height"}
+    assert (st["status"] == "rendered"
+            and st["renders"][0]["duration"] == pytest.approx(4.0, abs=0.05))
+    assert set(st["renders"][0]) == {"format", "fit", "captions", "path", "duration", "width",
+                                     "height"}
     assert main(["export", str(cid), "--out", str(tmp_path / "pkg"), "--json"]) == 0
     pkg = json.loads(capsys.readouterr().out)
     assert pkg["path"] == str(tmp_path / "pkg") and "caption.txt" in pkg["files"]
-    assert main(["published", str(cid), "--platform", "tiktok", "--url", "https://tiktok.com/@t/video/1"]) == 0
+    assert main(["published", str(cid), "--platform", "tiktok",
+                 "--url", "https://tiktok.com/@t/video/1"]) == 0
     capsys.readouterr()
     assert main(["status", str(cid), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["published"][0]["platform"] == "tiktok"

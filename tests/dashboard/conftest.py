@@ -1,4 +1,5 @@
-"""Dashboard fixtures: a real SQLite database and the test Redis, people of every role, clip rows."""
+"""Dashboard fixtures: a real SQLite database and the test Redis, people of every role, clip
+rows."""
 
 from __future__ import annotations
 
@@ -48,7 +49,8 @@ def desk(team_template: Path, tmp_path: Path, make_settings: Callable, redis_con
     url = f"sqlite:///{db}"
     settings = make_settings(url)
     for key, value in {"CLIPPER_HOME": str(settings.home), "DATABASE_URL": url,
-                       "REDIS_URL": settings.redis_url, "CLIPPER_URL_ALLOWLIST": "127.0.0.1"}.items():
+                       "REDIS_URL": settings.redis_url,
+                       "CLIPPER_URL_ALLOWLIST": "127.0.0.1"}.items():
         monkeypatch.setenv(key, value)
     ctx = Context.build(settings, redis_conn=redis_conn)
     yield ctx
@@ -71,12 +73,12 @@ def make_clip(ctx: Context, *, status: str = "ready", urgency: str = "normal", a
         src = s.query(Source).first() or Source(kind="url", key="url:x", location="https://news.example/x")
         s.add(src)
         s.flush()
-        clip = Clip(source_id=src.id, start=10.0, end=16.0, status=status, urgency=urgency, duration=6.0,
-                    created_at=utcnow() - timedelta(minutes=age_min), **columns)
+        clip = Clip(source_id=src.id, start=10.0, end=16.0, status=status, urgency=urgency,
+                    duration=6.0, created_at=utcnow() - timedelta(minutes=age_min), **columns)
         s.add(clip)
         s.flush()
-        s.add(Flag(clip_id=clip.id, source_id=src.id, start=10.0, end=16.0, note=note, tags=list(tags),
-                   urgency=urgency, by=by))
+        s.add(Flag(clip_id=clip.id, source_id=src.id, start=10.0, end=16.0, note=note,
+                   tags=list(tags), urgency=urgency, by=by))
         return clip.id
 
 
@@ -112,23 +114,27 @@ def tiny_media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     mp4, jpg = folder / "clip.mp4", folder / "thumb.jpg"
     base = ["ffmpeg", "-nostdin", "-loglevel", "error", "-y"]
     subprocess.run([*base, "-f", "lavfi", "-i", "testsrc2=size=160x90:rate=10:duration=2",
-                    "-f", "lavfi", "-i", "sine=duration=2", "-c:v", "libx264", "-preset", "ultrafast",
+                    "-f", "lavfi", "-i", "sine=duration=2",
+                    "-c:v", "libx264", "-preset", "ultrafast",
                     "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(mp4)], check=True)
     subprocess.run([*base, "-i", str(mp4), "-frames:v", "1", str(jpg)], check=True)
     return {"mp4": mp4, "jpg": jpg}
 
 
 @pytest.fixture
-def transcribed(desk: Context, clip_row: Callable[..., int], tiny_media: dict[str, Path]) -> Callable[..., int]:
+def transcribed(desk: Context, clip_row: Callable[..., int],
+                tiny_media: dict[str, Path]) -> Callable[..., int]:
     """A ready clip with media and a word-timed transcript (indexed for search)."""
     from clipper.domain import Segment, Transcript, Word
     from clipper.pipeline.transcripts import store_transcript
 
     def make(text: str = "the minister promised shorter waiting lists", **kw) -> int:
-        cid = clip_row(media_path=str(tiny_media["mp4"]), thumbnail_path=str(tiny_media["jpg"]), **kw)
+        cid = clip_row(media_path=str(tiny_media["mp4"]), thumbnail_path=str(tiny_media["jpg"]),
+                       **kw)
         words = tuple(Word(0.2 + 0.3 * i, 0.45 + 0.3 * i, w) for i, w in enumerate(text.split()))
         seg = Segment(words[0].start, words[-1].end, text, words)
         with desk.db.session() as s:
-            store_transcript(s, s.get(Clip, cid), Transcript(text, "en", "test", "test", (seg,)), by="system")
+            store_transcript(s, s.get(Clip, cid), Transcript(text, "en", "test", "test", (seg,)),
+                             by="system")
         return cid
     return make

@@ -61,7 +61,8 @@ def healthy(url: str) -> bool:
 
 
 class Stack:
-    """`python -m clipper.cli up` in a subprocess; its stdout is collected for the admin password."""
+    """`python -m clipper.cli up` in a subprocess; its stdout is collected for the admin
+    password."""
 
     def __init__(self, home: Path, port: int) -> None:
         env = {k: v for k, v in os.environ.items()
@@ -146,7 +147,8 @@ def team(stack: Stack, browser) -> dict[str, str]:
         page.get_by_role("button", name="Add user").click()
         msg = page.get_by_text(f"Added {name} ({role})")
         msg.wait_for()
-        passwords[name] = page.locator("code").filter(has_text=re.compile(r"^\S{12,}$")).last.inner_text()
+        passwords[name] = (page.locator("code").filter(has_text=re.compile(r"^\S{12,}$"))
+                           .last.inner_text())
     page.get_by_text("eddie").first.wait_for()
     page.screenshot(path=str(SHOTS / "admin-team.png"))
     page.get_by_role("link", name="System").click()

@@ -45,7 +45,8 @@ def test_menu_offers_only_the_role_pages(open_app, name):
     at = open_app(name)
     at.run()
     assert not at.exception
-    registered = {Path(str(info.get("script_path", ""))).stem for info in at._registered_pages.values()}
+    registered = {Path(str(info.get("script_path", ""))).stem
+                  for info in at._registered_pages.values()}
     expected = {PAGE_FILES[p].stem for p in VISIBLE[name]}
     assert registered == expected
 
@@ -55,7 +56,8 @@ def test_menu_offers_only_the_role_pages(open_app, name):
     ("eddie", "review"), ("sam", "team"), ("sam", "system"), ("eddie", "system"),
     (None, "flag"), (None, "clip"), (None, "review"),
 ])
-def test_pages_refuse_roles_that_may_not_open_them_even_directly(open_app, clip_row, page_text, name, page):
+def test_pages_refuse_roles_that_may_not_open_them_even_directly(open_app, clip_row, page_text,
+                                                                 name, page):
     cid = clip_row()
     at = open_app(name, PAGE_FILES[page])
     at.run()
@@ -99,7 +101,8 @@ def flag_form(at, source, start, end, note="", tags="", urgency=None):
 def test_flag_page_has_the_contract_fields(open_app):
     at = open_app("vera")
     at.run()
-    labels = [w.label for w in at.text_input] + [w.label for w in at.text_area] + [w.label for w in at.selectbox]
+    labels = ([w.label for w in at.text_input] + [w.label for w in at.text_area]
+              + [w.label for w in at.selectbox])
     for name in ("Source URL", "Start", "End", "Note", "Tags", "Urgency"):
         assert name in labels
     assert [b.label for b in at.button if b.key == "flag_submit"] == ["Submit flag"]
@@ -173,7 +176,8 @@ def test_an_uploaded_recording_is_flagged(open_app, desk, tiny_media):
         assert Path(src.location).parent == (desk.settings.media_dir / "uploads").resolve()
 
 
-def test_my_flags_shows_stage_thumbnail_and_rejection(open_app, clip_row, page_text, tiny_media, desk):
+def test_my_flags_shows_stage_thumbnail_and_rejection(open_app, clip_row, page_text, tiny_media,
+                                                      desk):
     clip_row(status="cutting", progress=0.4)
     clip_row(status="ready", thumbnail_path=str(tiny_media["jpg"]))
     clip_row(status="rejected", reject_reason="Covered already", by="vera")
@@ -341,7 +345,8 @@ def test_clip_this_files_a_flag_around_the_hit(open_app, transcribed, page_text,
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert "Filed a new flag around" in page_text(at)
     filed = review.my_flags(desk, Actor("eddie", "editor"))
-    assert filed and filed[0]["start"] <= 10.0 + 0.2 <= filed[0]["end"] or filed[0]["clip_id"] == cid
+    assert (filed and filed[0]["start"] <= 10.0 + 0.2 <= filed[0]["end"]
+            or filed[0]["clip_id"] == cid)
 
 
 def test_social_searches_but_cannot_clip_hits(open_app, transcribed):

@@ -67,8 +67,9 @@ def test_search_cli_prints_a_list_of_hits(sqlite_ctx, broadcast, run_jobs, monke
     run_jobs(sqlite_ctx)
     assert main(["search", "schools -zebra", "--json"]) == 0
     hits = json.loads(capsys.readouterr().out)
-    assert hits and set(hits[0]) == {"clip_id", "start", "end", "source_start", "source_end", "snippet",
-                                     "source", "status", "score"}
+    assert hits and set(hits[0]) == {"clip_id", "start", "end", "source_start", "source_end",
+                                     "snippet", "source", "status", "score"}
     assert main(["search", '"unbalanced', "--json"]) in (0, 2)
-    assert main(["clip-from-hit", str(hits[0]["clip_id"]), "--at", str(hits[0]["start"]), "--json"]) == 0
+    assert main(["clip-from-hit", str(hits[0]["clip_id"]), "--at", str(hits[0]["start"]),
+                 "--json"]) == 0
     assert json.loads(capsys.readouterr().out.split("\n", 1)[-1] or "{}") is not None

@@ -50,7 +50,8 @@ def test_render_export_publish(sqlite_ctx, ready_clip, run_jobs, tmp_path):
     assert not out.exists()
     res = export_package(ctx, Actor.operator("sam"), cid, out_dir=out)
     names = set(res["files"])
-    assert {"captions.srt", "captions.vtt", "caption.txt", "transcript.txt", "metadata.json"} <= names
+    assert {"captions.srt", "captions.vtt", "caption.txt", "transcript.txt",
+            "metadata.json"} <= names
     assert sum(n.endswith(".mp4") for n in names) == 2
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["flaggers"][0]["by"] == "ann" and len(meta["renders"]) == 2

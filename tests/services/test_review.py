@@ -1,4 +1,5 @@
-"""Review desk: queue order, claims (exclusive, lapsing, refreshed), edits, approve/reject, roles."""
+"""Review desk: queue order, claims (exclusive, lapsing, refreshed), edits, approve/reject,
+roles."""
 
 from __future__ import annotations
 
@@ -24,12 +25,13 @@ def make_clip(ctx, *, status="ready", urgency="normal", age_min=0.0, by="vera", 
         src = s.query(Source).first() or Source(kind="url", key="url:x", location="https://news.example/x")
         s.add(src)
         s.flush()
-        clip = Clip(source_id=src.id, start=10.0, end=10.0 + duration, status=status, urgency=urgency,
-                    duration=duration, created_at=utcnow() - timedelta(minutes=age_min))
+        clip = Clip(source_id=src.id, start=10.0, end=10.0 + duration, status=status,
+                    urgency=urgency, duration=duration,
+                    created_at=utcnow() - timedelta(minutes=age_min))
         s.add(clip)
         s.flush()
-        s.add(Flag(clip_id=clip.id, source_id=src.id, start=10.0, end=16.0, note=note, tags=list(tags),
-                   urgency=urgency, by=by))
+        s.add(Flag(clip_id=clip.id, source_id=src.id, start=10.0, end=16.0, note=note,
+                   tags=list(tags), urgency=urgency, by=by))
         return clip.id
 
 
@@ -51,7 +53,8 @@ def test_pure_helpers():
 def test_queue_is_most_urgent_then_oldest_with_notes(sqlite_ctx):
     old_normal = make_clip(sqlite_ctx, age_min=30)
     new_high = make_clip(sqlite_ctx, urgency="high", age_min=1)
-    old_high = make_clip(sqlite_ctx, urgency="high", age_min=20, note="minister quote", tags=("budget",))
+    old_high = make_clip(sqlite_ctx, urgency="high", age_min=20, note="minister quote",
+                         tags=("budget",))
     low = make_clip(sqlite_ctx, urgency="low", age_min=60)
     make_clip(sqlite_ctx, status="transcribing")
     q = review.review_queue(sqlite_ctx, ANN)
@@ -106,7 +109,8 @@ def test_reject_needs_reason_and_the_flagger_sees_it(sqlite_ctx):
         review.reject(sqlite_ctx, ANN, cid, "  ")
     review.reject(sqlite_ctx, ANN, cid, "Already covered this morning")
     mine = review.my_flags(sqlite_ctx, VERA)
-    assert mine[0]["status"] == "rejected" and mine[0]["reject_reason"] == "Already covered this morning"
+    assert (mine[0]["status"] == "rejected"
+            and mine[0]["reject_reason"] == "Already covered this morning")
     assert "clip.rejected" in [e["action"] for e in clip_events(sqlite_ctx, ANN, cid)]
     assert review.review_queue(sqlite_ctx, ANN) == []
 

@@ -109,7 +109,8 @@ def test_first_admin_once_and_last_admin_protected(sqlite_ctx):
         users.ensure_first_admin(sqlite_ctx, Actor("vera", "volunteer"))
     name, password = users.ensure_first_admin(sqlite_ctx, OPERATOR)
     assert name == "admin" and users.ensure_first_admin(sqlite_ctx, OPERATOR) is None
-    assert users.user_for_token(sqlite_ctx, users.authenticate(sqlite_ctx, name, password)).role == "admin"
+    assert users.user_for_token(sqlite_ctx,
+                                users.authenticate(sqlite_ctx, name, password)).role == "admin"
     with pytest.raises(Conflict, match="only active admin"):
         users.disable_user(sqlite_ctx, ADMIN, "admin")
     with pytest.raises(Conflict):
@@ -144,7 +145,8 @@ def _cli(ctx, argv, stdin="", monkeypatch=None, capsys=None):
 
 
 def test_users_cli_add_list_disable(sqlite_ctx, monkeypatch, capsys):
-    rc, out = _cli(sqlite_ctx, ["users", "add", "vera", "--role", "volunteer"], monkeypatch=monkeypatch, capsys=capsys)
+    rc, out = _cli(sqlite_ctx, ["users", "add", "vera", "--role", "volunteer"],
+                   monkeypatch=monkeypatch, capsys=capsys)
     generated = out.rsplit(" ", 1)[-1].strip()
     assert rc == 0 and "shown once" in out
     assert users.authenticate(sqlite_ctx, "vera", generated)
