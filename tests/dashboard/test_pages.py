@@ -289,10 +289,7 @@ def test_package_panel_downloads_and_mark_published(open_app, clip_row, desk, tm
     (pkg / "caption.txt").write_text("Minister")
     (tmp_path / "exports" / "7-minister.zip").write_bytes(b"PK")
     cid = clip_row(status="exported", export_path=str(pkg))
-    at = open_app("sam")
-    at.query_params["id"] = str(cid)
-    at.run()
-    at.switch_page(str(PAGE_FILES["clip"])).run()
+    at = open_clip_page(open_app, "sam", cid)
     labels = [b.label for b in at.get("download_button")]
     assert labels == ["Download caption.txt", "Download clip-9x16.mp4", "Download 7-minister.zip"]
     at.text_input(key=f"pub_url_{cid}").input("https://x.com/desk/status/1")
@@ -399,16 +396,21 @@ def test_system_shows_queues_failed_clips_and_retry(open_app, clip_row, desk, re
     assert {m.label: m.value for m in at.metric}["Queue fetch"] == "1"
 
 
+def open_clip_page(open_app, name, clip_id):
+    """The clip page for `clip_id`, opened from the menu as `name` would."""
+    at = open_app(name)
+    at.query_params["id"] = str(clip_id)
+    at.run()
+    return at.switch_page(str(PAGE_FILES["clip"])).run()
+
+
 # ---- clip page ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", ["vera", "sam", "eddie", "ada"])
 def test_clip_page_shows_everything_and_the_event_log(open_app, transcribed, page_text, desk, name):
     cid = transcribed()
     review.claim(desk, Actor("sam", "social"), cid)
-    at = open_app(name)
-    at.query_params["id"] = str(cid)
-    at.run()
-    at.switch_page(str(PAGE_FILES["clip"])).run()
+    at = open_clip_page(open_app, name, cid)
     assert not at.exception
     text = page_text(at)
     assert f"Clip {cid} · ready" in text and "Claimed by sam" in text
@@ -422,10 +424,7 @@ def test_volunteers_see_only_the_clips_of_their_own_flags(open_app, clip_row, pa
     theirs = clip_row(by="someone-else", note="not mine")
     mine = clip_row(by="vera")
     for cid, name, shown in ((theirs, "vera", False), (mine, "vera", True), (theirs, "sam", True)):
-        at = open_app(name)
-        at.query_params["id"] = str(cid)
-        at.run()
-        at.switch_page(str(PAGE_FILES["clip"])).run()
+        at = open_clip_page(open_app, name, cid)
         assert not at.exception
         text = page_text(at)
         assert (f"Clip {cid} · ready" in text) is shown
@@ -435,8 +434,5 @@ def test_volunteers_see_only_the_clips_of_their_own_flags(open_app, clip_row, pa
 
 
 def test_clip_page_unknown_id_is_explained(open_app, page_text):
-    at = open_app("vera")
-    at.query_params["id"] = "999"
-    at.run()
-    at.switch_page(str(PAGE_FILES["clip"])).run()
+    at = open_clip_page(open_app, "vera", "999")
     assert "No clip with id 999" in page_text(at)
