@@ -10,7 +10,8 @@ from mediacheck import assert_frame_exact
 from clipper.errors import PermanentError, TransientError
 from clipper.media.cut import cut_clip
 from clipper.media.fetch import (
-    NETWORK_PROTOCOLS,
+    DIRECT_PROTOCOLS,
+    GUARDED_PROTOCOLS,
     classify_error,
     fetch_section,
     local_section,
@@ -88,24 +89,27 @@ def test_proxy_is_used_even_when_no_proxy_lists_the_host(server, tmp_path: Path,
     assert os.environ["no_proxy"] == "127.0.0.1,localhost"  # restored afterwards
 
 
-def test_ffmpeg_gets_proxy_and_a_network_only_whitelist(tmp_path: Path) -> None:
-    opts = ydl_options((1, 2), tmp_path, "http://127.0.0.1:3128")
+@pytest.mark.parametrize("url", ["http://cdn.example/a.mp4", "https://cdn.example/live.m3u8"])
+def test_ffmpeg_behind_the_guard_speaks_only_plain_http(tmp_path: Path, url: str) -> None:
+    """https sources too: the guard's relay makes the TLS request and checks the certificate."""
+    opts = ydl_options((1, 2), tmp_path, "http://127.0.0.1:3128", url)
     args = opts["external_downloader_args"]["ffmpeg_i"]
     whitelist = args[args.index("-protocol_whitelist") + 1].split(",")
-    assert "httpproxy" not in whitelist and "file" not in whitelist and whitelist == NETWORK_PROTOCOLS.split(",")
+    assert whitelist == GUARDED_PROTOCOLS.split(",") == ["http", "tcp", "crypto"]
     assert args[args.index("-http_proxy") + 1] == "http://127.0.0.1:3128" and opts["proxy"] == "http://127.0.0.1:3128"
-    assert "-tls_verify" not in args  # plain http: nothing to verify
+    assert "-tls_verify" not in args and opts["skip_unavailable_fragments"] is False
 
 
-def test_ffmpeg_checks_certificates_of_https_sources(tmp_path: Path) -> None:
+def test_ffmpeg_without_a_guard_checks_certificates_of_https_sources(tmp_path: Path) -> None:
     """ffmpeg's default is to trust any certificate; yt-dlp's segment downloads must not."""
     import certifi
 
-    args = ydl_options((1, 2), tmp_path, "http://127.0.0.1:3128", "https://cdn.example/live.m3u8")[
+    args = ydl_options((1, 2), tmp_path, None, "https://cdn.example/live.m3u8")[
         "external_downloader_args"]["ffmpeg_i"]
     assert args[args.index("-tls_verify") + 1] == "1"
     assert args[args.index("-ca_file") + 1] == certifi.where()
-    assert "httpproxy" in args[args.index("-protocol_whitelist") + 1].split(",")
+    whitelist = args[args.index("-protocol_whitelist") + 1].split(",")
+    assert whitelist == DIRECT_PROTOCOLS.split(",") and "httpproxy" not in whitelist
 
 
 def test_classify_error() -> None:
@@ -126,25 +130,19 @@ def test_local_section(gop2: Path) -> None:
     assert (sec.path, sec.offset) == (gop2, 0.0) and abs(sec.duration - 24) < 0.1
 
 
-def test_playlist_scan_refuses_non_http_uris():
-    from clipper.media.fetch import network_protocols, unsafe_uris
-
-    ok = "#EXTM3U\n#EXT-X-KEY:METHOD=AES-128,URI=\"key.bin\"\nseg1.ts\nhttps://cdn.example/seg2.ts\n/abs/seg3.ts\n"
-    assert unsafe_uris(ok) == []
-    bad = "#EXTM3U\nseg1.ts\nhttpproxy://127.0.0.2:80/\nfile:///etc/passwd\n#EXT-X-MAP:URI=\"data:x\"\n"
-    assert unsafe_uris(bad) == ["httpproxy://127.0.0.2:80/", "file:///etc/passwd", "data:x"]
-    assert "httpproxy" in network_protocols("https://a/b.m3u8", "http://127.0.0.1:1")
-    assert "httpproxy" not in network_protocols("http://a/b.m3u8", "http://127.0.0.1:1")
-
-
+@pytest.mark.services
 def test_hls_with_a_hostile_segment_uri_is_refused(tmp_path):
+    """Even outside the section: the guard refuses the whole playlist. Changing playlists:
+    tests/net/test_relay.py."""
     from clipper.errors import PermanentError
     from clipper.media.fetch import fetch_section
+    from clipper.net.guard import GuardProxy
     from testmedia.mediagen import make_hls, make_video, serve_dir
 
     src = make_video(tmp_path / "v.mp4", 6)
     playlist = make_hls(src, tmp_path / "site")
     text = playlist.read_text().replace("seg0001.ts", "httpproxy://127.0.0.2:9/seg0001.ts")
     playlist.write_text(text)
-    with serve_dir(tmp_path / "site") as (base, _), pytest.raises(PermanentError, match="httpproxy"):
-        fetch_section(f"{base}/index.m3u8", 0, 3, dest_dir=tmp_path / "out", pad=0)
+    with serve_dir(tmp_path / "site") as (base, _), GuardProxy(["127.0.0.1"]) as guard, \
+            pytest.raises(PermanentError, match=r"must not go: .* names httpproxy://127\.0\.0\.2"):
+        fetch_section(f"{base}/index.m3u8", 0, 3, dest_dir=tmp_path / "out", pad=0, proxy=guard)

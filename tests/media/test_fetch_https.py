@@ -1,5 +1,6 @@
-"""fetch_section over https (MP4 and HLS) through the guard proxy's CONNECT tunnel, against a
-loopback TLS server with a certificate made here; an untrusted certificate is refused clearly."""
+"""fetch_section over https (MP4 and HLS) through the guard proxy (yt-dlp: its CONNECT tunnel;
+ffmpeg: plain http to its relay, which makes the TLS request), against a loopback TLS server with
+a certificate made here; an untrusted certificate is refused clearly on either path."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from clipper.media.cut import cut_clip
 from clipper.media.fetch import fetch_section
 from clipper.net.guard import GuardProxy
 from testmedia.mediagen import serve_dir
+
+pytestmark = pytest.mark.services
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +45,8 @@ def https_server(tls_files: tuple[Path, Path, Path], media_dir: Path, gop2: Path
 
 @pytest.fixture
 def trusted(tls_files: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    """Trust the test certificate the way a deployment trusts its roots: yt-dlp reads certifi's
-    bundle, Python's urllib (playlist checks) SSL_CERT_FILE; ffmpeg rides the proxy's tunnel."""
+    """Trust the test certificate the way a deployment trusts its roots: yt-dlp and the guard's
+    relay (ffmpeg's requests) read certifi's bundle, Python's urllib SSL_CERT_FILE."""
     monkeypatch.setattr(certifi, "where", lambda: str(tls_files[2]))
     monkeypatch.setenv("SSL_CERT_FILE", str(tls_files[2]))
 
@@ -71,3 +74,19 @@ def test_untrusted_certificate_is_refused_with_a_clear_message(
         fetch_section(f"{base}/gop2.mp4", 10.0, 12.0, dest_dir=tmp_path, pad=1.0, proxy=proxy.url,
                       tries=1)
     assert "certificate is not trusted (self-signed certificate)" in caught.value.message
+
+
+@pytest.mark.parametrize("path", ["gop2.mp4", "hls/index.m3u8"])
+def test_certificate_is_checked_on_ffmpegs_path_too(
+        trusted: None, https_server: tuple[str, list[str]], tmp_path: Path, path: str) -> None:
+    """yt-dlp trusts the server here, the guard (which makes ffmpeg's requests) does not."""
+    base, requested = https_server
+    before = len(requested)
+    with GuardProxy(["127.0.0.1"], cafile=certifi.core.where()) as guard, \
+            pytest.raises(PermanentError) as caught:
+        fetch_section(f"{base}/{path}", 10.0, 12.0, dest_dir=tmp_path, pad=1.0, proxy=guard,
+                      tries=1)
+    assert caught.value.message == ("The TLS certificate of 127.0.0.1 is not trusted "
+                                    "(self-signed certificate).")
+    assert len(requested) > before  # yt-dlp got through: the refusal was on ffmpeg's path
+    assert not list(tmp_path.glob("section-*"))

@@ -25,15 +25,17 @@ import yt_dlp
 from yt_dlp.utils import DownloadError, download_range_func
 
 from clipper.errors import UnsafeURL
+from clipper.media.fetch import _no_proxy_bypass
 from clipper.media.ffrun import probe
 from clipper.net.guard import (
     FFMPEG_NET_PROTOCOLS,
     GuardProxy,
     ffmpeg_input_args,
     guarded_env,
-    scrub_proxy_env,
     ytdlp_params,
 )
+
+pytestmark = pytest.mark.services
 
 ALLOW = ["127.0.0.1"]
 
@@ -133,7 +135,18 @@ def _write_playlists(media: Path, port: int) -> None:
     bad = f"http://127.0.0.2:{port}/seg0.ts"
     (media / "evil.m3u8").write_text(head + seg.format(bad) + end)
     (media / "mixed.m3u8").write_text(head + seg.format(bad) + seg.format("seg1.ts") + end)
-    (media / "hp.m3u8").write_text(head + seg.format(f"httpproxy://127.0.0.2:{port}/seg0.ts") + end)
+    for name, uri in SNEAKY.items():
+        (media / f"{name}.m3u8").write_text(head + seg.format(uri.format(port=port)) + end)
+
+
+# Segment URIs that would open a connection of ffmpeg's own, not a request to the guard.
+SNEAKY = {
+    "hp": "httpproxy://127.0.0.2:{port}/seg0.ts",
+    "crypto-hp": "crypto+httpproxy://127.0.0.2:{port}/seg0.ts",
+    "https": "https://127.0.0.2:{port}/seg0.ts",
+    "tls": "tls://127.0.0.2:{port}/seg0.ts",
+    "tcp": "tcp://127.0.0.2:{port}/seg0.ts",
+}
 
 
 @pytest.fixture()
@@ -350,13 +363,10 @@ def test_connections_are_bounded(srv) -> None:
     assert _guard_threads() == []
 
 
-def test_guarded_env_and_scrub() -> None:
+def test_guarded_env_drops_proxy_bypasses() -> None:
     env = guarded_env({"PATH": "/bin", "no_proxy": "*", "NO_PROXY": "*"}, "http://127.0.0.1:1")
     assert "no_proxy" not in env and "NO_PROXY" not in env and env["PATH"] == "/bin"
     assert env["http_proxy"] == env["HTTPS_PROXY"] == "http://127.0.0.1:1"
-    environ = {"NO_PROXY": "*", "no_proxy": "localhost", "HOME": "/root"}
-    scrub_proxy_env(environ)
-    assert environ == {"HOME": "/root"}
 
 
 # ---------------------------------------------------------------- yt-dlp
@@ -398,10 +408,9 @@ def test_ytdlp_section_download_cannot_reach_forbidden_segments(proxy, srv, tmp_
     port, _, forbidden = srv
     monkeypatch.setenv("NO_PROXY", "*")
     monkeypatch.setenv("no_proxy", "*")
-    scrub_proxy_env(os.environ)
     section = {"download_ranges": download_range_func(None, [(0, 1.5)])}
     for playlist in ("evil.m3u8", "hp.m3u8"):
-        with pytest.raises(DownloadError):
+        with _no_proxy_bypass(True), pytest.raises(DownloadError):
             _ytdlp(proxy, f"http://127.0.0.1:{port}/{playlist}", tmp_path, **section)
     assert forbidden.connections == 0
     assert proxy.refused[0].target == f"http://127.0.0.2:{port}/seg0.ts"
@@ -416,8 +425,8 @@ def _ffmpeg_fetch(proxy: GuardProxy, url: str, out: Path) -> subprocess.Complete
 
 def test_ffmpeg_args_match_the_documented_form(proxy) -> None:
     assert ffmpeg_input_args(proxy.url) == [
-        "-http_proxy", proxy.url, "-protocol_whitelist", "http,https,tcp,tls,hls,crypto"]
-    assert "httpproxy" not in FFMPEG_NET_PROTOCOLS.split(",")
+        "-http_proxy", proxy.url, "-protocol_whitelist", "http,tcp,crypto"]
+    assert not {"httpproxy", "https", "tls"} & set(FFMPEG_NET_PROTOCOLS.split(","))
 
 
 def test_ffmpeg_reads_allowed_hls_through_the_proxy(proxy, srv, tmp_path) -> None:
@@ -453,8 +462,12 @@ def test_ffmpeg_skips_a_refused_segment_silently(proxy, srv, tmp_path) -> None:
     assert forbidden.connections == 0 and len(proxy.refused) == 1
 
 
-def test_ffmpeg_httpproxy_segment_is_blocked_by_the_whitelist(proxy, srv, tmp_path) -> None:
+@pytest.mark.parametrize("name", sorted(SNEAKY))
+def test_ffmpeg_sneaky_segment_is_blocked_even_unrelayed(proxy, srv, tmp_path, name) -> None:
+    """Without the relay's rewriting, the whitelist alone keeps ffmpeg from opening these."""
     port, _, forbidden = srv
-    result = _ffmpeg_fetch(proxy, f"http://127.0.0.1:{port}/hp.m3u8", tmp_path / "no.ts")
-    assert result.returncode != 0 and "not on whitelist" in result.stderr
+    result = _ffmpeg_fetch(proxy, f"http://127.0.0.1:{port}/{name}.m3u8", tmp_path / "no.ts")
+    assert result.returncode != 0
+    if name in ("hp", "https"):  # the others fail even before a protocol is looked up
+        assert "not on whitelist" in result.stderr
     assert forbidden.connections == 0
