@@ -35,9 +35,11 @@ DIRECT_PROTOCOLS = "http,https,tcp,tls,crypto"
 RELAY_PREFIX = "/relay/"
 PROXY_BYPASS_VARS = ("no_proxy", "NO_PROXY")
 BACKOFF = (0.5, 1.0, 2.0)
-_PERMANENT = (r"HTTP Error (?:4\d\d)", r"Unsupported URL", r"is not a valid URL", r"Unable to download webpage: HTTP Error 4",
-              r"Invalid data found", r"no (?:video )?formats? found", r"Requested format is not available")
-_TRANSIENT = (r"HTTP Error 5\d\d", r"Connection refused", r"Connection reset", r"timed out", r"[Tt]imeout",
+_PERMANENT = (r"HTTP Error (?:4\d\d)", r"Unsupported URL", r"is not a valid URL",
+              r"Unable to download webpage: HTTP Error 4", r"Invalid data found",
+              r"no (?:video )?formats? found", r"Requested format is not available")
+_TRANSIENT = (r"HTTP Error 5\d\d", r"Connection refused", r"Connection reset", r"timed out",
+              r"[Tt]imeout",
               r"Temporary failure in name resolution", r"Remote end closed", r"IncompleteRead",
               r"Network is unreachable", r"Server returned 5\d\d")
 
@@ -46,7 +48,8 @@ _CERTIFICATE = re.compile(r"certificate verify failed: ([^(;]+?)\s*(?:\(|;|$)")
 
 
 def classify_error(text: str) -> ClipperError:
-    """Pure: yt-dlp/ffmpeg error text -> PermanentError or TransientError with a readable message."""
+    """Pure: yt-dlp/ffmpeg error text -> PermanentError or TransientError with a readable
+    message."""
     untrusted = _CERTIFICATE.search(text)
     if untrusted:
         return PermanentError(f"The source's TLS certificate is not trusted ({untrusted[1]}).",
@@ -66,7 +69,8 @@ def classify_error(text: str) -> ClipperError:
 @contextlib.contextmanager
 def _no_proxy_bypass(active: bool) -> Iterator[None]:
     """Hide no_proxy/NO_PROXY while a proxied fetch runs: yt-dlp's ffmpeg honours them and would
-    go around the proxy. (The one place clipper touches os.environ: it is process state, not config.)"""
+    go around the proxy. (The one place clipper touches os.environ: it is process state, not
+    config.)"""
     saved = {k: os.environ.pop(k) for k in PROXY_BYPASS_VARS if active and k in os.environ}
     try:
         yield
@@ -161,7 +165,8 @@ def _check_guard(guard: Guard | None) -> None:
 
 
 def _beyond_end(begin: float, duration: float) -> PermanentError:
-    return PermanentError(f"The section starts at {begin:.1f} s but the media lasts only {duration:.1f} s.",
+    return PermanentError(f"The section starts at {begin:.1f} s but the media lasts only "
+                          f"{duration:.1f} s.",
                           "Check the start time.")
 
 
@@ -178,11 +183,13 @@ def _download(url: str, section: tuple[float, float], workdir: Path, proxy: str 
 
 def _ytdlp_download(url: str, section: tuple[float, float], workdir: Path,
                     proxy: str | None) -> tuple[Path, str]:
-    with _no_proxy_bypass(bool(proxy)), yt_dlp.YoutubeDL(ydl_options(section, workdir, proxy, url)) as ydl:
+    options = ydl_options(section, workdir, proxy, url)
+    with _no_proxy_bypass(bool(proxy)), yt_dlp.YoutubeDL(options) as ydl:
         try:
             info = ydl.extract_info(url, download=False)
             if info.get("_type") in ("playlist", "multi_video"):
-                raise PermanentError("The link is a playlist, not a single programme.", "Link one item.")
+                raise PermanentError("The link is a playlist, not a single programme.",
+                                     "Link one item.")
             if info.get("duration") and section[0] >= float(info["duration"]):
                 raise _beyond_end(section[0], float(info["duration"]))
             if proxy:
@@ -190,7 +197,8 @@ def _ytdlp_download(url: str, section: tuple[float, float], workdir: Path,
             info = ydl.process_ie_result(info, download=True)
         except DownloadError as exc:
             raise classify_error(str(exc)) from None
-    files = [Path(d["filepath"]) for d in info.get("requested_downloads") or [] if d.get("filepath")]
+    files = [Path(d["filepath"]) for d in info.get("requested_downloads") or []
+             if d.get("filepath")]
     if not files or not files[0].exists():
         raise PermanentError("The download produced no file.", "Check the link.")
     return files[0], str(info.get("title") or "")

@@ -1,4 +1,5 @@
-"""The one choke point that runs ffmpeg/ffprobe: logs the command, captures stderr, raises typed errors."""
+"""The one choke point that runs ffmpeg/ffprobe: logs the command, captures stderr, raises typed
+errors."""
 
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ def run(stream_or_args: Any, *, what: str, timeout: float | None = None) -> str:
 
     Raises PermanentError naming `what` and the last useful stderr line on failure.
     """
-    args = list(stream_or_args) if isinstance(stream_or_args, Sequence) and not isinstance(stream_or_args, str) else compile_args(stream_or_args)
+    given = isinstance(stream_or_args, Sequence) and not isinstance(stream_or_args, str)
+    args = list(stream_or_args) if given else compile_args(stream_or_args)
     log.debug("ffmpeg %s: %s", what, subprocess.list2cmdline(args))
     try:
         proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)

@@ -1,4 +1,4 @@
-"""GuardProxy: a local forward proxy through which yt-dlp and ffmpeg may reach only public addresses.
+"""GuardProxy: a local forward proxy through which yt-dlp and ffmpeg reach only public addresses.
 
 Checking a URL before a fetch is not enough: redirects, per-segment hosts in HLS playlists and
 DNS answers that change between check and fetch all lead elsewhere. So every connection the
@@ -406,7 +406,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             conn.endheaders()
             resp = conn.getresponse()
         except TimeoutError as exc:
-            raise _Refused(504, f"{self.path[:200]}: the server did not answer.", record=False) from exc
+            raise _Refused(504, f"{self.path[:200]}: the server did not answer.",
+                           record=False) from exc
         except (OSError, http.client.HTTPException) as exc:
             raise _Refused(502, f"{self.path[:200]}: bad answer from the server ({exc!r}).",
                            record=False) from exc

@@ -79,12 +79,14 @@ def test_connection_refused_is_transient(tmp_path: Path) -> None:
         fetch_section("http://127.0.0.1:9/x.mp4", 1, 2, dest_dir=tmp_path, pad=0, tries=1)
 
 
-def test_proxy_is_used_even_when_no_proxy_lists_the_host(server, tmp_path: Path, monkeypatch) -> None:
+def test_proxy_is_used_even_when_no_proxy_lists_the_host(server, tmp_path: Path,
+                                                         monkeypatch) -> None:
     base, _ = server
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
     with pytest.raises(TransientError):  # the "proxy" port is closed: traffic went to it
-        fetch_section(f"{base}/gop2.mp4", 1, 2, dest_dir=tmp_path, pad=0, proxy="http://127.0.0.1:9", tries=1)
+        fetch_section(f"{base}/gop2.mp4", 1, 2, dest_dir=tmp_path, pad=0,
+                      proxy="http://127.0.0.1:9", tries=1)
     import os
     assert os.environ["no_proxy"] == "127.0.0.1,localhost"  # restored afterwards
 
@@ -113,14 +115,17 @@ def test_ffmpeg_without_a_guard_checks_certificates_of_https_sources(tmp_path: P
 
 
 def test_classify_error() -> None:
-    assert isinstance(classify_error("ERROR: [generic] x: Unable to download webpage: HTTP Error 503"), TransientError)
+    busy = classify_error("ERROR: [generic] x: Unable to download webpage: HTTP Error 503")
+    assert isinstance(busy, TransientError)
     assert isinstance(classify_error("ERROR: [generic] x: HTTP Error 410: Gone"), PermanentError)
     report = ("; please report this issue on  https://github.com/yt-dlp/yt-dlp/issues?q= , "
               "filling out the appropriate issue template.")
-    gone = classify_error("ERROR: [generic] Unable to download webpage: HTTP Error 404: Not Found" + report)
-    assert gone.message == "The source cannot be fetched: Unable to download webpage: HTTP Error 404: Not Found"
-    cert = classify_error("ERROR: [generic] Unable to download webpage: [SSL: CERTIFICATE_VERIFY_FAILED] "
-                          "certificate verify failed: certificate has expired (_ssl.c:1006)" + report)
+    not_found = "Unable to download webpage: HTTP Error 404: Not Found"
+    gone = classify_error(f"ERROR: [generic] {not_found}" + report)
+    assert gone.message == f"The source cannot be fetched: {not_found}"
+    cert = classify_error("ERROR: [generic] Unable to download webpage: "
+                          "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: "
+                          "certificate has expired (_ssl.c:1006)" + report)
     assert isinstance(cert, PermanentError)
     assert cert.message == "The source's TLS certificate is not trusted (certificate has expired)."
 

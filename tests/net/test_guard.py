@@ -259,7 +259,7 @@ def test_https_in_plain_request_and_other_methods_are_rejected(proxy) -> None:
     assert b" 501 " in line
 
 
-# ---------------------------------------------------------------- DNS is resolved once, by the proxy
+# ------------------------------------------------------------ DNS is resolved once, by the proxy
 
 def flipping_dns(first: str, then: str):
     """Resolves media.test to `first` once, then to `then` (a rebinding DNS server)."""
@@ -322,7 +322,8 @@ def test_connect_tunnel_to_allowed_address_carries_bytes(proxy, srv, media) -> N
 
 
 def test_public_host_on_odd_port_is_refused() -> None:
-    dns = lambda host, port, *a, **k: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", port))]  # noqa: E731
+    def dns(host, port, *a, **k):
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", port))]
     with GuardProxy(ALLOW, resolve=dns) as guard:
         for target in ("public.test:25", "public.test:6379", "93.184.216.34:22"):
             sock, line = raw_request(guard, f"CONNECT {target} HTTP/1.1\r\n\r\n".encode())

@@ -312,7 +312,7 @@ def test_ffmpeg_reload_of_a_live_playlist_stays_behind_the_guard(
     assert float(probe(str(tmp_path / "out.ts"))["format"]["duration"]) > 1.5  # it did read
 
 
-# ---------------------------------------------------------------- fetch: its own ffprobe, and end to end
+# ---------------------------------------------------- fetch: its own ffprobe, and end to end
 
 @pytest.mark.parametrize("scheme", ["http", "https"])
 def test_remote_duration_reads_through_the_relay(scheme: str, site: Path, tls, trust) -> None:

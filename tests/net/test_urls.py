@@ -153,7 +153,8 @@ UNSAFE = [
     ("http://0x7f000001:8080/", "loopback"),
     ("http://0xa.1/", "private network"),
     # names resolving to such addresses
-    ("https://intranet.example/v", "private network address (intranet.example resolves to 10.0.0.5)"),
+    ("https://intranet.example/v",
+     "private network address (intranet.example resolves to 10.0.0.5)"),
     ("https://metadata.example/", "link-local"),
     ("https://mixed.example/v", "192.168.1.20"),  # one bad answer is enough
 ]

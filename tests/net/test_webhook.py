@@ -87,7 +87,8 @@ def test_a_hook_that_never_answers_times_out() -> None:
         s.bind(("127.0.0.1", 0))
         s.listen(5)
         url = f"http://127.0.0.1:{s.getsockname()[1]}/hook"
-        assert post_webhook(url, {"text": "x"}, tries=2, timeout=0.2, sleep=lambda _s: None) is False
+        sent = post_webhook(url, {"text": "x"}, tries=2, timeout=0.2, sleep=lambda _s: None)
+        assert sent is False
 
 
 def test_bad_url_or_payload_is_refused_quietly() -> None:
@@ -98,8 +99,8 @@ def test_bad_url_or_payload_is_refused_quietly() -> None:
 def test_message_bodies_are_slack_text_plus_fields() -> None:
     ready = clip_ready_message(7, "BBC <live>", "PM & budget", "https://desk.example/clip?id=7",
                                start=12.0, end=40.5, urgency="high")
-    assert ready["text"] == ("Clip 7 is ready for review: BBC &lt;live&gt; 12.0–40.5 s — PM &amp; budget"
-                             " (<https://desk.example/clip?id=7|open>)")
+    assert ready["text"] == ("Clip 7 is ready for review: BBC &lt;live&gt; 12.0–40.5 s — "
+                             "PM &amp; budget (<https://desk.example/clip?id=7|open>)")
     assert (ready["event"], ready["clip_id"], ready["urgency"]) == ("clip.ready", 7, "high")
     done = package_exported_message(7, "https://bbc.example/live", "/exports/7-budget", "budget",
                                     formats=["16x9", "9x16"])
