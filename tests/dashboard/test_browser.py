@@ -178,6 +178,20 @@ def test_wrong_password_is_refused(stack: Stack, browser) -> None:
     page.close()
 
 
+def test_users_get_no_developer_toolbar(stack: Stack, browser) -> None:
+    """`clipper up` serves the dashboard for users: no Deploy button, no Rerun or Clear cache in
+    the menu (a plain `streamlit run` on localhost shows all three)."""
+    page = browser.new_page()
+    login(page, stack.url, "admin", stack.admin)  # type: ignore[attr-defined]
+    assert page.get_by_role("button", name="Deploy").count() == 0
+    page.get_by_test_id("stMainMenu").click()
+    menu = page.get_by_test_id("stMainMenuList")
+    menu.wait_for()
+    assert "Print" in menu.inner_text()
+    assert "Rerun" not in menu.inner_text() and "Clear cache" not in menu.inner_text()
+    page.close()
+
+
 def test_journeys_flag_review_search(stack: Stack, browser, team: dict[str, str], broadcast: str,
                                      tmp_path: Path) -> None:
     clip_id = volunteer_flags(stack, browser, team["vera"], broadcast)
