@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
-import redis
 import streamlit as st
 
 from clipper.errors import ClipperError
-from clipper.pipeline.jobqueue import queue_lengths
+from clipper.services import system
 from clipper.services.clips import list_clips, retry_clip
 from dashboard.components import clip_link, show_error
 from dashboard.deps import context, guard
 
 actor = guard("admin")
 ctx = context()
-
-
-def folder_bytes(folder: Path) -> int:
-    if not folder.is_dir():
-        return 0
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
 def human(n: float) -> str:
@@ -33,22 +23,15 @@ def human(n: float) -> str:
 
 
 def queues_and_workers() -> None:
-    from rq import Worker
-
-    try:
-        lengths = queue_lengths(ctx.redis)
-        workers = Worker.all(connection=ctx.redis)
-    except (ClipperError, redis.RedisError, OSError) as exc:
-        st.error(f"The work queue (Redis) is unreachable: {exc}")
+    work = system.work_queue(ctx, actor)
+    if work.error:
+        st.error(work.error)
         return
-    cols = st.columns(len(lengths) + 1)
-    for col, (name, n) in zip(cols, lengths.items(), strict=False):
+    cols = st.columns(len(work.lengths) + 1)
+    for col, (name, n) in zip(cols, work.lengths.items(), strict=False):
         col.metric(f"Queue {name}", n)
-    cols[-1].metric("Workers alive", len(workers))
-    st.dataframe([{"worker": w.name, "state": w.get_state(), "queues": ", ".join(w.queue_names()),
-                   "current job": w.get_current_job_id() or "",
-                   "last heartbeat": str(w.last_heartbeat or "")} for w in workers],
-                 hide_index=True)
+    cols[-1].metric("Workers alive", len(work.workers))
+    st.dataframe(work.workers, hide_index=True)
 
 
 def do_retry(clip_id: int) -> None:
@@ -81,12 +64,11 @@ def failed_clips() -> None:
 
 def disk() -> None:
     st.subheader("Disk")
-    s = ctx.settings
-    free = shutil.disk_usage(s.home if s.home.exists() else Path("/")).free
+    usage = system.disk_usage(ctx, actor)
     cols = st.columns(3)
-    cols[0].metric("Media", human(folder_bytes(s.media_dir)))
-    cols[1].metric("Exports", human(folder_bytes(s.exports_dir)))
-    cols[2].metric("Free", human(free))
+    cols[0].metric("Media", human(usage.media))
+    cols[1].metric("Exports", human(usage.exports))
+    cols[2].metric("Free", human(usage.free))
 
 
 st.title("System")

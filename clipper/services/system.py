@@ -1,0 +1,61 @@
+"""The System page's view of the machine: queues, workers and disk (admins only)."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+from rq import Worker
+
+from clipper.context import Context
+from clipper.errors import ClipperError
+from clipper.permissions import Actor, requires
+from clipper.pipeline.jobqueue import queue_lengths
+
+
+@dataclass(frozen=True)
+class WorkQueue:
+    """Queue lengths and live workers, or why Redis could not be asked."""
+
+    lengths: dict[str, int] = field(default_factory=dict)
+    workers: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Disk:
+    """Bytes used by media and exports, and bytes free where CLIPPER_HOME lives."""
+
+    media: int
+    exports: int
+    free: int
+
+
+def folder_bytes(folder: Path) -> int:
+    if not folder.is_dir():
+        return 0
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+@requires("admin")
+def work_queue(ctx: Context, actor: Actor) -> WorkQueue:
+    """Lengths of every queue and the workers Redis knows, never raising for a Redis outage."""
+    try:
+        lengths = queue_lengths(ctx.redis)
+        workers = [{"worker": w.name, "state": w.get_state(), "queues": ", ".join(w.queue_names()),
+                    "current job": w.get_current_job_id() or "",
+                    "last heartbeat": str(w.last_heartbeat or "")}
+                   for w in Worker.all(connection=ctx.redis)]
+    except (ClipperError, redis.RedisError, OSError) as exc:
+        return WorkQueue(error=f"The work queue (Redis) is unreachable: {exc}")
+    return WorkQueue(lengths, workers)
+
+
+@requires("admin")
+def disk_usage(ctx: Context, actor: Actor) -> Disk:
+    s = ctx.settings
+    free = shutil.disk_usage(s.home if s.home.exists() else Path("/")).free
+    return Disk(folder_bytes(s.media_dir), folder_bytes(s.exports_dir), free)
