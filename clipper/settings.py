@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from clipper.errors import InvalidInput
 
@@ -34,6 +35,15 @@ def _csv(text: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in text.split(",") if p.strip())
 
 
+def _zone(text: str) -> str:
+    try:
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {text!r}; use an IANA name such as Europe/London") \
+            from exc
+    return text
+
+
 def _bool(text: str) -> bool:
     return text.strip().lower() in {"1", "true", "yes", "on"}
 
@@ -45,7 +55,7 @@ SETTINGS: tuple[Setting, ...] = (
             "Unset: `clipper up` starts an embedded Redis under `CLIPPER_HOME/redis`."),
     Setting("DATABASE_URL", "database_url", "",
             "SQLAlchemy URL (`postgresql+psycopg://user@host/db`). "
-            "Unset: SQLite (WAL) at `CLIPPER_HOME/clipper.storage.database`."),
+            "Unset: SQLite (WAL) at `CLIPPER_HOME/clipper.db`."),
     Setting("CLIPPER_MEDIA_DIR", "media_dir", "", "Where fetched sections and clips are stored. "
             "Unset: `CLIPPER_HOME/media`."),
     Setting("CLIPPER_EXPORTS_DIR", "exports_dir", "", "Where distribution packages are written. "
@@ -83,6 +93,15 @@ SETTINGS: tuple[Setting, ...] = (
             "minutes of inactivity.", _float),
     Setting("CLIPPER_LOG_LEVEL", "log_level", "INFO", "Python logging level for workers and "
             "`clipper up`."),
+    Setting("CLIPPER_TIMEZONE", "timezone", "UTC", "Time zone of wall-clock times in channel "
+            "flags (`19:42:10`) unless `--tz` says otherwise, e.g. `Europe/London`.", _zone),
+    Setting("CLIPPER_RETENTION_HOURS", "retention_hours", "24", "Hours of each channel's "
+            "recording kept (a channel may set its own); oldest segments go first.", _float),
+    Setting("CLIPPER_MIN_FREE_GB", "min_free_gb", "2", "When free disk under the media folder "
+            "falls below this, the oldest recordings are deleted first, whatever their retention.",
+            _float),
+    Setting("CLIPPER_STALL_SECONDS", "stall_seconds", "60", "A channel that delivers nothing for "
+            "this long is marked `stalled` and the team's webhook is told.", _float),
 )
 
 
@@ -111,6 +130,10 @@ class Settings:
     session_minutes: float
     claim_minutes: float
     log_level: str
+    timezone: str
+    retention_hours: float
+    min_free_gb: float
+    stall_seconds: float
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -132,7 +155,7 @@ class Settings:
         values["exports_dir"] = (Path(values["exports_dir"]).expanduser() if values["exports_dir"]
                                  else home / "exports")
         if not values["database_url"]:
-            values["database_url"] = f"sqlite:///{home / 'clipper.storage.database'}"
+            values["database_url"] = f"sqlite:///{home / 'clipper.db'}"
         if values["whisper_engine"] not in ("faster-whisper", "openai-whisper"):
             raise InvalidInput(
                 f"CLIPPER_WHISPER_ENGINE={values['whisper_engine']!r} "

@@ -83,7 +83,7 @@ def db_url(request: pytest.FixtureRequest, backend: str, tmp_path: Path,
            sqlite_template: Path) -> str:
     """Each test that takes this runs once on SQLite and once on PostgreSQL."""
     if backend == "sqlite":
-        path = tmp_path / "clipper.storage.database"
+        path = tmp_path / "clipper.db"
         shutil.copy(sqlite_template, path)
         return f"sqlite:///{path}"
     url = request.getfixturevalue("pg_url")
@@ -93,7 +93,7 @@ def db_url(request: pytest.FixtureRequest, backend: str, tmp_path: Path,
 
 @pytest.fixture
 def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
-    path = tmp_path / "clipper.storage.database"
+    path = tmp_path / "clipper.db"
     shutil.copy(sqlite_template, path)
     return f"sqlite:///{path}"
 

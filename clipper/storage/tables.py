@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -53,9 +54,9 @@ class Source(Base):
 
     __tablename__ = "sources"
     id: Mapped[int] = mapped_column(primary_key=True)
-    kind: Mapped[str] = mapped_column(String(16))  # url | file
+    kind: Mapped[str] = mapped_column(String(16))  # url | file | channel
     key: Mapped[str] = mapped_column(String(512), unique=True)
-    location: Mapped[str] = mapped_column(Text)  # the URL as given, or the file path
+    location: Mapped[str] = mapped_column(Text)  # the URL as given, the file path, the channel name
     title: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -94,6 +95,8 @@ class Clip(Base):
     reject_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     render_options: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
     export_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Channel clips: seconds inside [start, end] the recording lacks, as [[from, to], ...] (Unix).
+    gaps: Mapped[list[Any] | None] = mapped_column(nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -258,3 +261,44 @@ class LoginSession(Base):
 
 
 Index("ix_clips_source_status", Clip.source_id, Clip.status)
+
+
+class Channel(Base):
+    """A live source Clipper records as a rolling archive: its name, URL and how it is doing.
+
+    `state` is what the recorder last saw (recording | stalled | error); `paused` is the admin's
+    switch, so the status people see is "paused" whenever it is set. `clock` says where segment
+    times come from: the broadcaster's EXT-X-PROGRAM-DATE-TIME, or the segments' arrival.
+    """
+
+    __tablename__ = "channels"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(40), unique=True)
+    url: Mapped[str] = mapped_column(Text)
+    retention_hours: Mapped[float | None] = mapped_column(Float, nullable=True)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    state: Mapped[str] = mapped_column(String(16), default="recording")
+    clock: Mapped[str] = mapped_column(String(20), default="arrival")
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_segment_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ChannelSegment(Base):
+    """One recorded piece of a channel, stored unchanged. Times are Unix seconds (UTC):
+    `wall_start` is the wall-clock time of the segment's first sample, whose presentation
+    timestamp is `first_pts` (90 kHz ticks, as in the stream: it may wrap at 2^33)."""
+
+    __tablename__ = "channel_segments"
+    __table_args__ = (Index("ix_channel_segments_channel_wall", "channel_id", "wall_start"),
+                      UniqueConstraint("channel_id", "path"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    wall_start: Mapped[float] = mapped_column(Float)
+    duration: Mapped[float] = mapped_column(Float)
+    first_pts: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    discontinuity: Mapped[bool] = mapped_column(Boolean, default=False)
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    path: Mapped[str] = mapped_column(Text)
+    arrived_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -18,7 +18,7 @@ BASE_TIME = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 @pytest.fixture(scope="session")
 def sqlite_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
-    db = Database(f"sqlite:///{tmp_path_factory.mktemp('search') / 'clipper.storage.database'}")
+    db = Database(f"sqlite:///{tmp_path_factory.mktemp('search') / 'clipper.db'}")
     yield db
     db.dispose()
 
