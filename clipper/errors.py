@@ -11,6 +11,8 @@
         └── TransientError    network trouble; the stage retries with backoff
 
 Callers catch ClipperError at a boundary (job, page, CLI) and nowhere else.
+
+StageDeferred is no failure and not in the tree: a stage raises it to be run again later.
 """
 
 from __future__ import annotations
@@ -62,3 +64,14 @@ class PermanentError(ProcessingError):
 
 class TransientError(ProcessingError):
     """Probably temporary (network); worth retrying."""
+
+
+class StageDeferred(Exception):
+    """Not a failure: the stage cannot do its work yet (a channel clip whose end has not been
+    recorded). The runner puts the clip back in the queue and runs the stage again at `until`
+    (Unix seconds), holding no worker meanwhile."""
+
+    def __init__(self, until: float, reason: str = "") -> None:
+        super().__init__(reason or f"deferred until {until:.3f}")
+        self.until = until
+        self.reason = reason

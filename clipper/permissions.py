@@ -42,6 +42,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "clip_from_hit": frozenset({"editor"}) | _DESK,
     "retry": _DESK,                                   # send a failed clip round again
     "admin": _DESK,                                   # accounts
+    # Live channels: everyone on the desk watches them and flags them; admins run them.
+    "view_channels": frozenset({"volunteer", "social", "editor"}) | _DESK,
+    "manage_channels": _DESK,                         # add, pause, resume, remove
     # Naming a file on the server (a source path, an export folder): the local operator only,
     # or anyone could clip another team's uploads or any recording the server can read.
     "use_server_files": frozenset({OPERATOR}),

@@ -9,7 +9,14 @@ import streamlit as st
 
 from clipper.errors import ClipperError
 from clipper.services.clips import clip_events, clip_status
-from dashboard.components import existing, package_panel, progress_bar, show_error
+from dashboard.components import (
+    existing,
+    interval,
+    package_panel,
+    progress_bar,
+    show_error,
+    wall_time,
+)
 from dashboard.deps import context, guard
 
 actor = guard("view_clip")
@@ -36,9 +43,13 @@ def media(clip: dict[str, Any]) -> None:
 
 
 def details(clip: dict[str, Any]) -> None:
+    tz = ctx.settings.timezone
     st.markdown(f"**Source:** {clip['source']}  \n"
-                f"**Interval:** {clip['start']:.2f}–{clip['end']:.2f} s"
+                f"**Interval:** {interval(clip, tz, digits=2, date=True)}"
                 f" · **Urgency:** {clip['urgency']} · **Version:** {clip.get('version')}")
+    if gaps := clip.get("gaps"):  # a channel clip over a hole in the recording
+        st.warning("Not recorded, so missing from the clip: " + ", ".join(
+            f"{wall_time(a, tz)}–{wall_time(b, tz)}" for a, b in gaps) + f" ({tz}).")
     progress_bar(clip["status"], clip["progress"])
     if clip["error"]:
         st.error(f"Error ({clip.get('error_stage') or 'stage'}): {clip['error']}")

@@ -1,9 +1,13 @@
-"""Small pieces several pages share: errors, clip links, progress bars, the package panel."""
+"""Small pieces several pages share: errors, clip links, progress bars, flag cards, wall-clock
+times, the package panel."""
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import streamlit as st
 
@@ -39,6 +43,64 @@ def progress_bar(status: str, progress: float) -> None:
 
 def existing(path: str | None) -> Path | None:
     return Path(path) if path and Path(path).is_file() else None
+
+
+def flag_card(f: dict[str, Any], tz: str) -> None:
+    """One of the person's flags as *My flags* shows it: clip, times, urgency, note, progress,
+    thumbnail, why it was rejected or failed, and a link to the clip page.
+
+    `f` is a row of `my_flags`; a channel flag shows its channel and wall-clock times in `tz`."""
+    with st.container(border=True):
+        when = (f"{f['source']} {interval(f, tz)}" if is_channel(f) else interval(f, tz))
+        st.markdown(f"**Clip {f['clip_id']}** · {when} · {f['urgency']}"
+                    + (" · joined an existing clip" if f["merged"] else ""))
+        if f["note"]:
+            st.caption(f["note"])
+        progress_bar(f["status"], f["progress"])
+        if thumb := existing(f["thumbnail_path"]):
+            st.image(str(thumb), width=240)
+        if f["status"] == "rejected":
+            st.warning(f"Rejected: {f['reject_reason']}")
+        if f["status"] == "failed" and f["error"]:
+            st.error(f"Failed: {f['error']}")
+        clip_link(f["clip_id"])
+
+
+#: What a channel's name looks like; a URL or a file path (every other source) never does.
+CHANNEL_NAME = re.compile(r"[A-Za-z0-9_-]{1,40}")
+
+
+def is_channel(d: dict[str, Any]) -> bool:
+    """Whether a status object or a `my_flags` row is about a recorded channel, whose start and
+    end are then Unix seconds: status objects name the channel; a flag row's source is then
+    the channel's name."""
+    return bool(d.get("channel")) or bool(CHANNEL_NAME.fullmatch(str(d.get("source") or "")))
+
+
+def interval(d: dict[str, Any], tz: str, *, digits: int = 1, date: bool = False) -> str:
+    """A clip's or flag's [start, end]: `10.0–16.0 s` on its source's timeline, or for a channel
+    the wall-clock times in `tz`: `19:42:10–19:42:40 (Europe/London)`."""
+    if is_channel(d):
+        return (f"{wall_time(d['start'], tz, date=date)}–{wall_time(d['end'], tz)} ({tz})")
+    return f"{d['start']:.{digits}f}–{d['end']:.{digits}f} s"
+
+
+def as_datetime(when: float | str | datetime) -> datetime:
+    """A Unix time, an ISO 8601 string or a datetime as an aware datetime (naive = UTC)."""
+    if isinstance(when, int | float):
+        return datetime.fromtimestamp(when, UTC)
+    if isinstance(when, str):
+        when = datetime.fromisoformat(when.replace("Z", "+00:00"))
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def wall_time(when: float | str | datetime | None, tz: str, *, date: bool = False) -> str:
+    """A wall-clock time as people read it in `tz` (CLIPPER_TIMEZONE): `19:42:10`, with the
+    date in front when asked (`2026-11-30 19:42:10`); an em dash for None."""
+    if when is None or when == "":
+        return "—"
+    local = as_datetime(when).astimezone(ZoneInfo(tz))
+    return local.strftime("%Y-%m-%d %H:%M:%S" if date else "%H:%M:%S")
 
 
 def downloads(clip: dict[str, Any]) -> None:

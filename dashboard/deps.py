@@ -28,6 +28,8 @@ class PageSpec:
 
 PAGES = (
     PageSpec("volunteer/flag.py", "Flag a clip", "flag", "flag", "Volunteer", ":material/flag:"),
+    PageSpec("volunteer/live.py", "Live", "view_channels", "live", "Volunteer",
+             ":material/live_tv:"),
     PageSpec("social/review.py", "Review queue", "review", "review", "Social",
              ":material/rate_review:"),
     PageSpec("editor/search.py", "Search", "search", "search", "Editor", ":material/search:"),

@@ -68,12 +68,35 @@ def wait_for(ctx: Context, actor: Actor, clip_id: int, *, until: set[str], timeo
         bar.close()
 
 
-def cmd_flag(args: argparse.Namespace) -> int:
-    from clipper.services.flags import file_flag
+def _check_flag_args(args: argparse.Namespace) -> None:
+    """Exactly one of SOURCE and --channel; the options each of them takes."""
+    if (args.source is None) == (args.channel is None):
+        raise InvalidInput("Give either a SOURCE or --channel NAME (exactly one).",
+                           "e.g. clipper flag URL --start 1:07 --end 1:41, or "
+                           "clipper flag --channel NAME --last 30.")
+    if args.source is not None:
+        only = [o for o, v in (("--last", args.last), ("--date", args.date), ("--tz", args.tz))
+                if v is not None]
+        if only:
+            raise InvalidInput(f"{', '.join(only)} only go with --channel.",
+                               "Times on a SOURCE are on its own timeline, e.g. --start 1:07.")
+        if args.start is None or args.end is None:
+            raise InvalidInput("A flag on a SOURCE needs --start and --end.",
+                               "For example --start 1:07.4 --end 1:41.2.")
 
+
+def cmd_flag(args: argparse.Namespace) -> int:
+    from clipper.services.flags import file_flag, flag_channel
+
+    _check_flag_args(args)
     ctx, actor = _ctx(args), _operator(args)
-    res = file_flag(ctx, actor, args.source, args.start, args.end, note=args.note or "",
-                    tags=args.tag or [], urgency=args.urgency)
+    if args.channel is not None:
+        res = flag_channel(ctx, actor, args.channel, start=args.start, end=args.end,
+                           last=args.last, date=args.date, tz=args.tz, note=args.note or "",
+                           tags=args.tag or [], urgency=args.urgency)
+    else:
+        res = file_flag(ctx, actor, args.source, args.start, args.end, note=args.note or "",
+                        tags=args.tag or [], urgency=args.urgency)
     if not res.queued:
         print("warning: the flag is saved but no Redis is reachable; it will be processed once "
               "`clipper up` (or REDIS_URL) is running.", file=sys.stderr)
@@ -285,9 +308,14 @@ def build_parser() -> argparse.ArgumentParser:
     w.set_defaults(func=cmd_worker)
 
     f = sub.add_parser("flag", help="flag a moment")
-    f.add_argument("source", help="URL or path of a recording")
-    f.add_argument("--start", required=True)
-    f.add_argument("--end", required=True)
+    f.add_argument("source", nargs="?", help="URL or path of a recording (or use --channel)")
+    f.add_argument("--channel", metavar="NAME", help="a recorded live channel, by wall clock")
+    f.add_argument("--start", help="on a SOURCE: 1:07.4; on a channel: 19:42:10 or ISO 8601")
+    f.add_argument("--end")
+    f.add_argument("--last", metavar="SECONDS", help="channel: the last SECONDS up to now")
+    f.add_argument("--date", metavar="YYYY-MM-DD", help="channel: the day of --start/--end")
+    f.add_argument("--tz", metavar="ZONE", help="channel: zone of --start/--end "
+                   "(default CLIPPER_TIMEZONE)")
     f.add_argument("--note", default="")
     f.add_argument("--tag", action="append")
     f.add_argument("--urgency", default="normal", choices=("low", "normal", "high"))
@@ -363,9 +391,13 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--json", action="store_true")
     h.set_defaults(func=cmd_clip_from_hit)
 
+    from clipper.cli.channels import add_channels_parser
+    from clipper.cli.record import add_record_parser
     from clipper.cli.users import add_users_parser
 
     add_users_parser(sub)
+    add_channels_parser(sub)
+    add_record_parser(sub)
     return p
 
 

@@ -23,6 +23,10 @@ from clipper.storage.database import Database
 log = logging.getLogger("clipper.cli.supervisor")
 
 
+STABLE_SECONDS = 60.0
+"""A child that ran this long before it died is restarted as if it had never failed."""
+
+
 @dataclass
 class Child:
     name: str
@@ -31,8 +35,18 @@ class Child:
     proc: subprocess.Popen | None = None
     restarts: int = 0
     next_start: float = 0.0
+    max_delay: float = 30.0  # longest wait before a restart, however often it died
+    started_at: float = 0.0
+
+    def count_exit(self, now: float) -> None:
+        """A quick death doubles the wait before the next start; a long run resets it."""
+        self.restarts = 0 if now - self.started_at >= STABLE_SECONDS else self.restarts + 1
+
+    def restart_delay(self) -> float:
+        return min(self.max_delay, 2.0 ** self.restarts)
 
     def start(self, logs: Path) -> None:
+        self.started_at = time.monotonic()
         out = open(logs / f"{self.name}.log", "ab")  # noqa: SIM115 - owned by the child
         # Own session: Ctrl-C reaches only the supervisor, which stops children in order.
         self.proc = subprocess.Popen(self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT,
@@ -90,6 +104,8 @@ def _children(env: dict[str, str], workers: int, dashboard: bool, port: int,
     py = sys.executable
     kids = [Child(f"worker-{i + 1}", [py, "-m", "clipper.cli", "worker"], env)
             for i in range(workers)]
+    # Always: it idles without channels; a dead one is back within 5 s (the delay cap + tick).
+    kids.append(Child("recorder", [py, "-m", "clipper.cli", "record"], env, max_delay=4.0))
     if dashboard:
         kids.append(Child("dashboard", [py, "-m", app_module("dashboard"),
                                         "--server.port", str(port), "--server.address", address],
@@ -190,10 +206,10 @@ def supervise(stack: Stack, stop_flag: list[bool]) -> None:
             for child in stack.children:
                 if not child.alive() and now >= child.next_start:
                     if child.proc is not None:
-                        child.restarts += 1
+                        child.count_exit(now)
                         log.warning("%s exited (rc %s); restarting", child.name,
                                     child.proc.returncode)
-                    child.next_start = now + min(30.0, 2.0 ** child.restarts)
+                    child.next_start = now + child.restart_delay()
                     child.start(logs)
             if now >= next_reconcile:
                 _reconcile(ctx)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import os
+import time
+
+from rq import Retry
 
 from clipper.context import Context
 from clipper.settings import Settings
@@ -24,8 +28,27 @@ def use_context(ctx: Context) -> None:
     _context = (os.getpid(), ctx)
 
 
-def run_stage_job(stage: str, clip_id: int, version: int) -> str:
-    """What RQ runs: one stage of one clip version, in this process's Context."""
-    from clipper.pipeline.runner import run_stage as run  # the runner imports the queueing code
+#: A deferred stage may come back this many times (each a short database check); the stage's
+#: own grace ends the waiting long before.
+MAX_DEFERRALS = 100_000
 
-    return run(context(), stage, clip_id, version)
+
+def run_stage_job(stage: str, clip_id: int, version: int) -> str | Retry:
+    """What RQ runs: one stage of one clip version, in this process's Context.
+
+    A deferred stage returns RQ's `Retry` with the wait as its interval: RQ then schedules this
+    same job (same deterministic id, status SCHEDULED, which the reconciler counts as alive) and
+    the worker is free meanwhile. Workers run RQ's scheduler (`clipper up`).
+    """
+    # The runner imports the queueing code, which imports this module.
+    from clipper.pipeline.runner import Deferred, run_stage
+
+    outcome = run_stage(context(), stage, clip_id, version)
+    if isinstance(outcome, Deferred):
+        return Retry(max=MAX_DEFERRALS, interval=retry_interval(outcome.until, time.time()))
+    return outcome
+
+
+def retry_interval(until: float, now: float) -> int:
+    """Pure: whole seconds from `now` to `until`, at least 1 (RQ's 0 means "at once")."""
+    return max(1, math.ceil(until - now))

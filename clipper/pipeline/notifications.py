@@ -1,9 +1,10 @@
-"""Webhook notifications (clip ready, package exported); they never fail the clip."""
+"""Webhook notifications (clip ready, package exported, channel stalled); never failing work."""
 
 from __future__ import annotations
 
 import logging
 import threading
+from datetime import UTC, datetime
 from typing import Any
 
 from clipper.context import Context
@@ -60,5 +61,18 @@ def notify_exported(ctx: Context, clip_id: int, path: str) -> threading.Thread |
         "text": f"Package for clip {clip_id} is exported: {path} (source {source})",
         "event": "package.exported", "clip_id": clip_id, "source": source,
         "note": notes[0] if notes else "", "path": path, "link": _link(ctx, clip_id),
+    }
+    return notify(ctx, payload)
+
+
+def notify_stalled(ctx: Context, channel_name: str, since: float, *,
+                   reason: str = "") -> threading.Thread | None:
+    """Tell the team a channel has recorded nothing since `since` (Unix seconds)."""
+    at = datetime.fromtimestamp(since, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    payload = {
+        "text": f"Channel {channel_name} has recorded nothing since {at}: recording stalled"
+                + (f" ({reason})" if reason else ""),
+        "event": "channel.stalled", "channel": channel_name,
+        "since": datetime.fromtimestamp(since, UTC).isoformat(), "reason": reason,
     }
     return notify(ctx, payload)

@@ -5,6 +5,10 @@ status, open a StageRun), the work itself (outside any transaction: network, ffm
 and `_finish` (in a transaction: re-check the version, write results, move to the next status).
 A job that finds its clip at another version exits quietly: a newer job owns the clip. What
 each stage is — its queue, statuses, successors, progress span — comes from the stage table.
+
+A stage whose work cannot be done yet raises StageDeferred: `_defer` closes its run, puts a
+clip it took out of the queue back in (`queued`), and `run_stage` returns a `Deferred`; the RQ
+job then asks to be run again at that time (see jobs.run_stage_job), holding no worker.
 """
 
 from __future__ import annotations
@@ -12,9 +16,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from clipper.context import Context
-from clipper.errors import ClipperError, ProcessingError
+from clipper.errors import ClipperError, ProcessingError, StageDeferred
 from clipper.pipeline import jobqueue
 from clipper.pipeline.lifecycle import log_event, move
 from clipper.pipeline.notifications import notify_ready
@@ -25,8 +31,16 @@ from clipper.storage.tables import Clip, StageRun, utcnow
 log = logging.getLogger(__name__)
 
 
-def run_stage(ctx: Context, stage_name: str, clip_id: int, version: int) -> str:
-    """Run one stage for one clip version; returns "done", "stale" or "failed"."""
+@dataclass(frozen=True)
+class Deferred:
+    """What `run_stage` returns for a stage that must run again at `until` (Unix seconds)."""
+
+    until: float
+
+
+def run_stage(ctx: Context, stage_name: str, clip_id: int, version: int) -> str | Deferred:
+    """Run one stage for one clip version; returns "done", "stale", "failed", or a Deferred
+    saying when to run it again."""
     stage = STAGES[stage_name]
     inp = _begin(ctx, stage, clip_id, version)
     if inp is None:
@@ -34,6 +48,9 @@ def run_stage(ctx: Context, stage_name: str, clip_id: int, version: int) -> str:
     t0 = time.perf_counter()
     try:
         out = stage.work(ctx, inp)
+    except StageDeferred as later:
+        moved = _defer(ctx, stage, inp, later, time.perf_counter() - t0)
+        return Deferred(later.until) if moved else "stale"
     except ClipperError as exc:
         _fail(ctx, stage, inp, exc, time.perf_counter() - t0)
         return "failed"
@@ -89,7 +106,8 @@ def _begin(ctx: Context, stage: Stage, clip_id: int, version: int) -> StageInput
         src = clip.source
         inp = StageInput(clip_id, version, stage.name, run.id, src.id, src.kind, src.location,
                          clip.start, clip.end, clip.section_path, clip.section_offset,
-                         clip.section_start, clip.section_end, clip.media_path)
+                         clip.section_start, clip.section_end, clip.media_path,
+                         [list(g) for g in clip.gaps] if clip.gaps else None)
     inp.progress = throttled(lambda fraction: set_progress(ctx, stage, inp, fraction))
     return inp
 
@@ -123,6 +141,26 @@ def _finish(ctx: Context, stage: Stage, inp: StageInput, out: StageOutput,
         clip.progress = 1.0 if clip.status in ("ready", "rendered") else max(
             clip.progress or 0.0, stage.progress[1])
         return moved
+
+
+def _defer(ctx: Context, stage: Stage, inp: StageInput, later: StageDeferred,
+           seconds: float) -> bool:
+    """Close the run as deferred and put the clip back in the queue; False if it is stale."""
+    at = datetime.fromtimestamp(later.until, UTC).isoformat(timespec="milliseconds")
+    with ctx.db.session() as session:
+        run = session.get(StageRun, inp.run_id)
+        run.ended_at, run.seconds = utcnow(), seconds
+        run.detail = {"deferred_until": at, "reason": later.reason}
+        clip = session.get(Clip, inp.clip_id, with_for_update=True)
+        if not _current(stage, inp, clip):
+            return False
+        details = {"until": at, "reason": later.reason, "version": inp.version}
+        if clip.status == stage.status and "queued" in stage.starts_in:
+            move(session, clip, "queued", actor="system", action=f"stage.{stage.name}.deferred",
+                 details=details)
+        else:
+            log_event(session, "system", f"stage.{stage.name}.deferred", clip.id, details)
+        return True
 
 
 def _fail(ctx: Context, stage: Stage, inp: StageInput, exc: ClipperError, seconds: float) -> None:

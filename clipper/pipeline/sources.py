@@ -1,18 +1,20 @@
 """Source kinds: what a flag can point at, how each is checked, and how each yields a section.
 
 A kind checks what a person gave before anything is stored (`check`) and later, in the fetch
-stage, brings the flagged section `[start, end]` to a local file (`section`). The fetch stage
-only ever calls those two, so a new kind — a recorded live channel, whose sections come from
-stored segments instead of the network — is one more class in `SOURCE_KINDS`.
+stage, brings the flagged section `[start, end]` to a local file (`section`, given the Context:
+a recorded channel's sections come from segments the database indexes). The fetch stage only
+ever calls those two, so a new kind is one more class in `SOURCE_KINDS`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from clipper.context import Context
 from clipper.domain import FetchedSection
 from clipper.errors import ClipperError, InvalidInput, PermanentError
 from clipper.settings import Settings
@@ -30,10 +32,12 @@ class SourceRef:
 
 @dataclass(frozen=True)
 class Section:
-    """A section on local disk and the source-timeline range it is known to cover."""
+    """A section on local disk, the source-timeline range it is known to cover, and the parts
+    of the flagged interval the source lacks (a recorded channel's gaps; else none)."""
 
     media: FetchedSection
     covers: tuple[float, float]
+    gaps: tuple[tuple[float, float], ...] = ()
 
 
 class SourceKind(Protocol):
@@ -49,9 +53,11 @@ class SourceKind(Protocol):
         """InvalidInput unless `text` is a usable source of this kind; nothing is stored."""
         ...
 
-    def section(self, location: str, start: float, end: float, *, settings: Settings,
+    def section(self, location: str, start: float, end: float, *, ctx: Context,
                 dest_dir: Path) -> Section:
-        """The section `[start, end]` (padded as the kind sees fit) as a local file."""
+        """The section `[start, end]` (padded as the kind sees fit) as a local file.
+
+        May raise StageDeferred when the section cannot exist yet (a live recording)."""
         ...
 
 
@@ -82,11 +88,12 @@ class UrlSource:
         check_url(text, settings.url_allowlist)
         return SourceRef(self.name, "url:" + normalize_url(text), text)
 
-    def section(self, location: str, start: float, end: float, *, settings: Settings,
+    def section(self, location: str, start: float, end: float, *, ctx: Context,
                 dest_dir: Path) -> Section:
         from clipper.media.fetch import fetch_section
         from clipper.net.guard import GuardProxy
 
+        settings = ctx.settings
         # Every request yt-dlp and ffmpeg make (redirects, HLS segments) goes through the
         # guard, which re-checks the address it actually connects to.
         with GuardProxy(settings.url_allowlist) as proxy:
@@ -132,7 +139,7 @@ class FileSource:
         """The SourceRef of a file already known to be a recording (an upload)."""
         return SourceRef(self.name, "file:" + file_digest(path), str(path.resolve()), path.stem)
 
-    def section(self, location: str, start: float, end: float, *, settings: Settings,
+    def section(self, location: str, start: float, end: float, *, ctx: Context,
                 dest_dir: Path) -> Section:
         from clipper.media.fetch import local_section
 
@@ -140,9 +147,46 @@ class FileSource:
         return Section(media, (0.0, media.duration))
 
 
+CHANNEL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+
+
+def check_channel_name(name: str) -> str:
+    """The name, stripped; InvalidInput unless it is 1-40 letters, digits, '-' or '_'."""
+    text = (name or "").strip()
+    if not CHANNEL_NAME.match(text):
+        raise InvalidInput(f"{name!r} is not a channel name.",
+                           "A channel name is 1-40 letters, digits, '-' or '_', e.g. bbc-news.")
+    return text
+
+
+class ChannelSource:
+    """A live channel Clipper records: sections come from its stored segments, not the network.
+
+    Flagged by name (`flag_channel`, `clipper flag --channel`), never by typing into the source
+    field, so it claims no typed text. Its timeline is Unix time: start/end are wall-clock.
+    """
+
+    name = "channel"
+
+    def claims(self, text: str) -> bool:
+        return False
+
+    def check(self, text: str, settings: Settings) -> SourceRef:
+        name = check_channel_name(text)
+        return SourceRef(self.name, f"channel:{name}", name, name)
+
+    def section(self, location: str, start: float, end: float, *, ctx: Context,
+                dest_dir: Path) -> Section:
+        from clipper.pipeline.channel_media import channel_section
+
+        got = channel_section(ctx, location, start, end, dest_dir=dest_dir)
+        return Section(got.media, got.covers, got.gaps)
+
+
 #: Every source kind by name (the `kind` stored on a source row), in the order `resolve_source`
 #: asks them whether they claim what was typed.
-SOURCE_KINDS: dict[str, SourceKind] = {kind.name: kind for kind in (UrlSource(), FileSource())}
+SOURCE_KINDS: dict[str, SourceKind] = {
+    kind.name: kind for kind in (UrlSource(), FileSource(), ChannelSource())}
 #: Kinds only the local operator may name by typing (a path on the server).
 SERVER_SIDE_KINDS = frozenset({"file"})
 

@@ -39,6 +39,8 @@ class StageInput:
     section_start: float | None
     section_end: float | None
     media_path: str | None
+    gaps: list[list[float]] | None = None
+    """Parts of [start, end] the source lacks (a recorded channel's gaps), from the fetch."""
     progress: Progress = field(default=lambda _fraction: None, repr=False)
 
 
@@ -80,12 +82,14 @@ def fetch(ctx: Context, inp: StageInput) -> StageOutput:
         return StageOutput(detail={"skipped": True, "kind": inp.source_kind})
     dest = ctx.settings.media_dir / "sources" / str(inp.source_id)
     section = source_kind(inp.source_kind).section(inp.location, inp.start, inp.end,
-                                                   settings=ctx.settings, dest_dir=dest)
+                                                   ctx=ctx, dest_dir=dest)
     lo, hi = section.covers
+    gaps = [[a, b] for a, b in section.gaps] or None
     return StageOutput(
         updates={"section_path": str(section.media.path), "section_offset": section.media.offset,
-                 "section_start": lo, "section_end": hi},
-        detail={"bytes": section.media.path.stat().st_size, "kind": inp.source_kind})
+                 "section_start": lo, "section_end": hi, "gaps": gaps},
+        detail={"bytes": section.media.path.stat().st_size, "kind": inp.source_kind,
+                **({"gaps": gaps} if gaps else {})})
 
 
 def after_fetch(session: Session, clip: Clip) -> str | None:
@@ -93,6 +97,14 @@ def after_fetch(session: Session, clip: Clip) -> str | None:
 
 
 # --- cut -------------------------------------------------------------------------------------
+
+def recorded_span(inp: StageInput, first: float, available: float) -> tuple[float, float]:
+    """Pure: the part of [start, end] to cut. A clip with gaps (a channel that was not recording
+    at its start or end) is cut from what the section holds; others exactly as flagged."""
+    if not inp.gaps:
+        return inp.start, inp.end
+    return max(inp.start, first), min(inp.end, available)
+
 
 def cut(ctx: Context, inp: StageInput) -> StageOutput:
     """Frame-accurate clip and its thumbnail, from the fetched section."""
@@ -106,17 +118,18 @@ def cut(ctx: Context, inp: StageInput) -> StageOutput:
                              "Retry the clip to fetch it again.")
     offset = inp.section_offset or 0.0
     available = offset + probe_media(section).duration
-    if inp.start >= available - 0.04:
-        raise PermanentError(f"The clip starts at {inp.start:.2f} s, after the end of the media "
+    start, end = recorded_span(inp, offset, available)
+    if start >= available - 0.04:
+        raise PermanentError(f"The clip starts at {start:.2f} s, after the end of the media "
                              f"({available:.2f} s).", "Flag a time inside the recording.")
-    if inp.end > available + 0.5:
-        raise PermanentError(f"The clip ends at {inp.end:.2f} s, after the end of the media "
+    if end > available + 0.5:
+        raise PermanentError(f"The clip ends at {end:.2f} s, after the end of the media "
                              f"({available:.2f} s).",
                              f"Flag an end at or before {available:.2f} s.")
-    end = min(inp.end, available)
+    end = min(end, available)
     out_dir = clip_dir(ctx, inp.clip_id, inp.version)
     out_dir.mkdir(parents=True, exist_ok=True)
-    result = cut_clip(section, inp.start - offset, end - offset, out_dir / "clip.mp4")
+    result = cut_clip(section, start - offset, end - offset, out_dir / "clip.mp4")
     thumb = make_thumbnail(result.path, out_dir / "thumb.jpg")
     return StageOutput(
         updates={"media_path": str(result.path), "thumbnail_path": str(thumb),
@@ -141,8 +154,10 @@ def transcribe(ctx: Context, inp: StageInput) -> StageOutput:
 
     engine = get_engine(ctx.settings)
     out_dir = clip_dir(ctx, inp.clip_id, inp.version)
-    wav = extract_audio(Path(inp.section_path or ""), inp.start - (inp.section_offset or 0.0),
-                        inp.end - inp.start, out_dir / "audio.wav")
+    offset = inp.section_offset or 0.0
+    start, end = recorded_span(inp, offset, inp.section_end or inp.end)
+    wav = extract_audio(Path(inp.section_path or ""), start - offset, end - start,
+                        out_dir / "audio.wav")
     try:
         transcript = engine.transcribe(wav, progress=inp.progress)
     finally:

@@ -14,6 +14,7 @@ from clipper.pipeline.jobqueue import queue_clip
 from clipper.pipeline.lifecycle import move
 from clipper.pipeline.transcripts import load_transcript, transcript_dict
 from clipper.storage.tables import Clip, Event, Flag, Publication, RenderRow, StageRun
+from clipper.timecode import format_wallclock
 
 
 def _missing(clip_id: int) -> NotFound:
@@ -77,10 +78,20 @@ def status_dict(session: Session, clip: Clip, *, heavy: bool = True) -> dict[str
                                                .where(Publication.clip_id == clip.id)
                                                .order_by(Publication.id))],
     }
+    if clip.source.kind == "channel":
+        d.update(channel_times(clip))
     if heavy:
         t = load_transcript(session, clip.id)
         d["transcript"] = transcript_dict(t) if t else None
     return d
+
+
+def channel_times(clip: Clip) -> dict[str, Any]:
+    """A channel clip's wall-clock view: its channel, its start/end and the recording's gaps
+    inside it, as ISO 8601 UTC with milliseconds (its start/end stay Unix seconds)."""
+    return {"channel": clip.source.location, "wall_start": format_wallclock(clip.start),
+            "wall_end": format_wallclock(clip.end),
+            "gaps": [[format_wallclock(a), format_wallclock(b)] for a, b in clip.gaps or []]}
 
 
 @requires("view_clip")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -14,11 +15,21 @@ from clipper import dedupe
 from clipper.context import Context
 from clipper.errors import InvalidInput
 from clipper.permissions import Actor, requires
+from clipper.pipeline.channel_media import find_channel, flag_refusal, recording_around
 from clipper.pipeline.jobqueue import queue_clip
 from clipper.pipeline.lifecycle import REVIEWED, log_event, move
-from clipper.pipeline.sources import SourceRef, resolve_source
+from clipper.pipeline.sources import SOURCE_KINDS, SourceRef, resolve_source
+from clipper.settings import Settings
 from clipper.storage.tables import Clip, Flag, Source
-from clipper.timecode import parse_interval
+from clipper.timecode import (
+    FUTURE_SLACK,
+    check_wall_interval,
+    format_wallclock,
+    parse_date,
+    parse_interval,
+    parse_last,
+    parse_wall_interval,
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,12 +83,74 @@ def file_flag(ctx: Context, actor: Actor, source: str | SourceRef, start: str | 
     """
     s, e = parse_interval(start, end, max_seconds=ctx.settings.max_clip_seconds)
     urgency = check_urgency(urgency)
-    by = actor.name.strip() or "anonymous"
     if isinstance(source, SourceRef):
         ref = source
     else:
         ref = resolve_source(source, ctx.settings,
                              server_paths=actor.can("use_server_files"))
+    return _file(ctx, actor, ref, s, e, note=note, tags=tags, urgency=urgency)
+
+
+@requires("flag")
+def flag_channel(ctx: Context, actor: Actor, channel: str, *, start: str | float | None = None,
+                 end: str | float | None = None, last: str | float | None = None,
+                 date: str | None = None, tz: str | None = None, note: str = "",
+                 tags: Sequence[str] | str | None = (), urgency: str = "normal") -> FlagResult:
+    """Flag a recorded channel by wall-clock time: `start`/`end` (`19:42:10`, ISO 8601, or Unix
+    seconds; bare times on `date` in zone `tz`, defaults today and CLIPPER_TIMEZONE), or the
+    `last` N seconds up to now.
+
+    Refused at once (InvalidInput, nothing stored): an unknown channel, a bad interval, or one
+    the recording cannot have (older than the retention, before the recording began, wholly
+    in a gap). An end not yet aired is accepted: the clip waits, `queued`, until it is recorded.
+    Then stored and merged exactly as `file_flag`, the source being "channel:<name>".
+    """
+    now = time.time()
+    ref = SOURCE_KINDS["channel"].check(channel, ctx.settings)
+    s, e = channel_interval(ctx.settings, start=start, end=end, last=last, date=date, tz=tz,
+                            now=now)
+    urgency = check_urgency(urgency)
+    with ctx.db.session() as session:
+        row = find_channel(session, ref.location)
+        if row is None:
+            raise InvalidInput(f"There is no channel named {ref.location!r}.",
+                               "See the channels with `clipper channels list`.")
+        rec = recording_around(session, row.id, s, e)
+        hours = row.retention_hours or ctx.settings.retention_hours
+    problem = flag_refusal(ref.location, s, e, rec, now=now, retention_seconds=hours * 3600,
+                           grace=ctx.settings.stall_seconds)
+    if problem:
+        raise InvalidInput(problem, "Flag a time the channel recorded.")
+    return _file(ctx, actor, ref, s, e, note=note, tags=tags, urgency=urgency)
+
+
+def channel_interval(settings: Settings, *, start: str | float | None, end: str | float | None,
+                     last: str | float | None, date: str | None, tz: str | None,
+                     now: float) -> tuple[float, float]:
+    """A channel flag's [start, end] in Unix seconds, checked (pure but for `now` given)."""
+    if last is not None:
+        if start is not None or end is not None or date:
+            raise InvalidInput("Give either the last N seconds or a start and an end, not both.",
+                               "For example --last 30, or --start 19:42:10 --end 19:42:40.")
+        seconds = parse_last(last, max_seconds=settings.max_clip_seconds)
+        return now - seconds, now
+    if start is None or end is None or start == "" or end == "":
+        raise InvalidInput("A channel flag needs a start and an end, or the last N seconds.",
+                           "For example --start 19:42:10 --end 19:42:40, or --last 30.")
+    day = parse_date(date) if date else None
+    s, e = parse_wall_interval(start, end, zone=tz or settings.timezone, now=now, day=day)
+    check_wall_interval(s, e, max_seconds=settings.max_clip_seconds)
+    if s > now + FUTURE_SLACK:
+        raise InvalidInput(f"The flag starts at {format_wallclock(s)}, more than "
+                           f"{FUTURE_SLACK / 3600:g} h from now.",
+                           "Flag a moment that has aired or is about to.")
+    return s, e
+
+
+def _file(ctx: Context, actor: Actor, ref: SourceRef, s: float, e: float, *, note: str,
+          tags: Sequence[str] | str | None, urgency: str) -> FlagResult:
+    """Store a checked flag (new clip, or joined to an open clip of the same moment), queue it."""
+    by = actor.name.strip() or "anonymous"
     flag = Flag(start=s, end=e, note=(note or "").strip(), tags=clean_tags(tags),
                 urgency=urgency, by=by)
     for attempt in range(3):

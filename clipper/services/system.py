@@ -1,4 +1,5 @@
-"""The System page's view of the machine: queues, workers and disk (admins only)."""
+"""The System page's view of the machine: queues, workers, disk, and when a short disk made
+the recorder delete recordings (admins only)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from clipper.context import Context
 from clipper.errors import ClipperError
 from clipper.permissions import Actor, requires
 from clipper.pipeline.jobqueue import queue_lengths
+from clipper.pipeline.retention import read_disk_note
 
 
 @dataclass(frozen=True)
@@ -59,3 +61,10 @@ def disk_usage(ctx: Context, actor: Actor) -> Disk:
     s = ctx.settings
     free = shutil.disk_usage(s.home if s.home.exists() else Path("/")).free
     return Disk(folder_bytes(s.media_dir), folder_bytes(s.exports_dir), free)
+
+
+@requires("admin")
+def disk_pressure(ctx: Context, actor: Actor) -> dict[str, Any] | None:
+    """The last time free disk fell under CLIPPER_MIN_FREE_GB and the retention sweep deleted
+    the oldest recordings early ({"at", "deleted", "freed_bytes", ..., "message"}), or None."""
+    return read_disk_note(ctx.settings.media_dir)

@@ -1,13 +1,21 @@
-"""Admin page: queues, workers, failed clips (with Retry) and disk usage."""
+"""Admin page: queues, workers, failed clips (with Retry), live channels (add, pause, resume,
+remove; status, lag, gaps, disk) and disk usage."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from clipper.errors import ClipperError
+from clipper.errors import ClipperError, InvalidInput
 from clipper.services import system
+from clipper.services.channels import (
+    add_channel,
+    list_channels,
+    pause_channel,
+    remove_channel,
+    resume_channel,
+)
 from clipper.services.clips import list_clips, retry_clip
-from dashboard.components import clip_link, show_error
+from dashboard.components import as_datetime, clip_link, show_error, wall_time
 from dashboard.deps import context, guard
 
 actor = guard("admin")
@@ -62,6 +70,114 @@ def failed_clips() -> None:
                 clip_link(c["id"])
 
 
+CHANNEL_STATUS = {"recording": ":green[**recording**]", "stalled": ":orange[**stalled**]",
+                  "paused": ":gray[**paused**]", "error": ":red[**error**]"}
+CHANNEL_ACTIONS = {"pause": (pause_channel, "{} is paused: nothing is recorded until Resume."),
+                   "resume": (resume_channel, "{} records again."),
+                   "remove": (remove_channel, "Removed {}.")}
+
+
+def lag_words(lag: float) -> str:
+    lag = max(0.0, lag)
+    return f"{lag:.0f} s" if lag < 120 else f"{lag / 60:.0f} min"
+
+
+def gap_words(gaps: list) -> str:
+    """`2 gaps, 75 s missing` over the last 24 h."""
+    missing = sum((as_datetime(b) - as_datetime(a)).total_seconds() for a, b in gaps)
+    return f"{len(gaps)} gap{'' if len(gaps) == 1 else 's'}, {missing:.0f} s missing"
+
+
+def do_channel(action: str, name: str) -> None:
+    s = st.session_state
+    if action == "remove" and not s.get(f"rmok_{name}"):
+        s["chan_msg"] = (None, InvalidInput(f"Tick \u201cYes, remove {name}\u201d first.",
+                                            "Removing a channel deletes its recording."))
+        return
+    fn, done = CHANNEL_ACTIONS[action]
+    try:
+        fn(ctx, actor, name)
+        s["chan_msg"] = (done.format(name), None)
+    except ClipperError as exc:
+        s["chan_msg"] = (None, exc)
+
+
+def do_add_channel() -> None:
+    s = st.session_state
+    try:
+        raw = (s.get("chan_retention") or "").strip()
+        try:
+            hours = float(raw) if raw else None
+        except ValueError:
+            raise InvalidInput(f"Retention hours {raw!r} is not a number.",
+                               "Give hours, e.g. 24, or leave it empty for the default.") from None
+        added = add_channel(ctx, actor, (s.get("chan_name") or "").strip(),
+                            (s.get("chan_url") or "").strip(), retention_hours=hours)
+    except ClipperError as exc:
+        s["chan_add_msg"] = (None, exc)
+        return
+    s["chan_add_msg"] = (f"Added {added['name']}: it is recorded while `clipper up` (or `clipper "
+                         f"record`) runs.", None)
+    s["chan_name"] = s["chan_url"] = s["chan_retention"] = ""
+
+
+def message(key: str) -> None:
+    if msg := st.session_state.pop(key, None):
+        if msg[1] is None:
+            st.success(msg[0])
+        else:
+            show_error(msg[1])
+
+
+def channel_card(c: dict) -> None:
+    tz = ctx.settings.timezone
+    name, status = c["name"], c["status"]
+    with st.container(border=True):
+        st.markdown(f"**{name}** · {CHANNEL_STATUS.get(status, status)} · clock {c['clock']}")
+        st.caption(c["url"])
+        kept = f"keeps {c.get('retention_hours') or ctx.settings.retention_hours:g} h"
+        if c["recorded_to"] is None:
+            st.markdown(f"Nothing recorded yet · {kept}")
+        else:
+            st.markdown(f"Lag {lag_words(c['lag_seconds'])} · {gap_words(c['gaps'] or [])} "
+                        f"(24 h) · disk {human(c['disk_bytes'] or 0)} · {kept}  \n"
+                        f"Recorded {wall_time(c['recorded_from'], tz, date=True)} → "
+                        f"{wall_time(c['recorded_to'], tz, date=True)} ({tz})")
+        if c.get("error"):
+            (st.error if status == "error" else st.warning)(c["error"])
+        cols = st.columns([1, 1, 3])
+        if c.get("paused", status == "paused"):
+            cols[0].button("Resume", key=f"resume_{name}", on_click=do_channel,
+                           args=("resume", name))
+        else:
+            cols[0].button("Pause", key=f"pause_{name}", on_click=do_channel, args=("pause", name))
+        cols[1].button("Remove", key=f"rm_{name}", on_click=do_channel, args=("remove", name))
+        cols[2].checkbox(f"Yes, remove {name}", key=f"rmok_{name}",
+                         help="Removing a channel stops its recorder and deletes its recording.")
+
+
+def channels() -> None:
+    st.subheader("Channels")
+    message("chan_msg")
+    if note := system.disk_pressure(ctx, actor):  # recordings deleted early for disk space
+        st.warning(note.get("message") or "Recordings were deleted early: the disk was short.",
+                   icon=":material/hard_drive:")
+    listed = list_channels(ctx, actor)
+    if not listed:
+        st.caption("No channels yet: add one below.")
+    for c in listed:
+        channel_card(c)
+    with st.form("add_channel"):
+        st.text_input("Channel name", key="chan_name", placeholder="bbc-news",
+                      help="1–40 letters, digits, - and _")
+        st.text_input("Stream URL", key="chan_url",
+                      placeholder="https://… (HLS .m3u8, MPEG-TS stream, or a live page)")
+        st.text_input("Retention hours", key="chan_retention",
+                      placeholder=f"{ctx.settings.retention_hours:g} (the default)")
+        st.form_submit_button("Add channel", on_click=do_add_channel)
+    message("chan_add_msg")
+
+
 def disk() -> None:
     st.subheader("Disk")
     usage = system.disk_usage(ctx, actor)
@@ -74,4 +190,5 @@ def disk() -> None:
 st.title("System")
 queues_and_workers()
 failed_clips()
+channels()
 disk()

@@ -11,7 +11,14 @@ import streamlit as st
 from clipper.errors import ClipperError
 from clipper.services import review
 from clipper.services.clips import clip_status
-from dashboard.components import clip_link, existing, package_panel, progress_bar, show_error
+from dashboard.components import (
+    clip_link,
+    existing,
+    interval,
+    package_panel,
+    progress_bar,
+    show_error,
+)
 from dashboard.deps import context, guard
 
 actor = guard("review")
@@ -43,7 +50,7 @@ def queue_card(c: dict[str, Any]) -> None:
     age = (datetime.now(UTC) - datetime.fromisoformat(c["created_at"])).total_seconds() / 60
     with st.container(border=True):
         st.markdown(f"**Clip {c['id']}** · urgency **{c['urgency']}** · waiting {age:.0f} min · "
-                    f"{c['start']:.1f}–{c['end']:.1f} s of {c['source']}")
+                    f"{interval(c, ctx.settings.timezone)} of {c['source']}")
         for f in c["flaggers"]:
             tags = " ".join(f"`#{t}`" for t in f["tags"])
             st.caption(f"{f['by']}: {f['note'] or '(no note)'} {tags}")
@@ -180,7 +187,7 @@ def decision(cid: int) -> None:
 def workspace(cid: int) -> None:
     clip = clip_status(ctx, actor, cid)
     st.header(f"Your clip: {cid}")
-    st.caption(f"{clip['source']} · {clip['start']:.1f}–{clip['end']:.1f} s · "
+    st.caption(f"{clip['source']} · {interval(clip, ctx.settings.timezone)} · "
                + "; ".join(f"{f['by']}: {f['note']}" for f in clip["flaggers"]))
     if media := existing(clip["media_path"]):
         vtt = existing(clip["vtt_path"])

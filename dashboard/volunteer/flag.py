@@ -9,7 +9,7 @@ from clipper.pipeline.sources import SourceRef
 from clipper.services.flags import URGENCIES, file_flag
 from clipper.services.review import my_flags, save_upload
 from clipper.timecode import EXAMPLES, parse_interval
-from dashboard.components import clip_link, existing, progress_bar
+from dashboard.components import flag_card
 from dashboard.deps import context, guard
 
 actor = guard("flag")
@@ -100,20 +100,7 @@ def my_flags_panel() -> None:
     if not flags:
         st.caption("Nothing flagged yet.")
     for f in flags:
-        with st.container(border=True):
-            st.markdown(f"**Clip {f['clip_id']}** · {f['start']:.1f}–{f['end']:.1f} s · "
-                        f"{f['urgency']}"
-                        + (" · joined an existing clip" if f["merged"] else ""))
-            if f["note"]:
-                st.caption(f["note"])
-            progress_bar(f["status"], f["progress"])
-            if thumb := existing(f["thumbnail_path"]):
-                st.image(str(thumb), width=240)
-            if f["status"] == "rejected":
-                st.warning(f"Rejected: {f['reject_reason']}")
-            if f["status"] == "failed" and f["error"]:
-                st.error(f"Failed: {f['error']}")
-            clip_link(f["clip_id"])
+        flag_card(f, ctx.settings.timezone)
 
 
 my_flags_panel()

@@ -12,13 +12,14 @@ from clipper.services.clips import clip_events, clip_status
 from clipper.storage.tables import Clip, Flag, Source
 
 DASH = Path(__file__).resolve().parents[2] / "dashboard"
-PAGE_FILES = {"flag": DASH / "volunteer/flag.py", "review": DASH / "social/review.py",
+PAGE_FILES = {"flag": DASH / "volunteer/flag.py", "live": DASH / "volunteer/live.py",
+              "review": DASH / "social/review.py",
               "search": DASH / "editor/search.py", "team": DASH / "admin/team.py",
               "system": DASH / "admin/system.py", "clip": DASH / "clip.py"}
 OPERATOR = Actor.operator("test")  # reads the database as the local operator would
 VISIBLE = {  # role -> the pages its menu offers
-    "vera": {"flag", "clip"}, "sam": {"flag", "review", "search", "clip"},
-    "eddie": {"flag", "search", "clip"}, "ada": set(PAGE_FILES),
+    "vera": {"flag", "live", "clip"}, "sam": {"flag", "live", "review", "search", "clip"},
+    "eddie": {"flag", "live", "search", "clip"}, "ada": set(PAGE_FILES),
 }
 
 
@@ -54,7 +55,7 @@ def test_menu_offers_only_the_role_pages(open_app, name):
 @pytest.mark.parametrize(("name", "page"), [
     ("vera", "review"), ("vera", "search"), ("vera", "team"), ("vera", "system"),
     ("eddie", "review"), ("sam", "team"), ("sam", "system"), ("eddie", "system"),
-    (None, "flag"), (None, "clip"), (None, "review"),
+    (None, "flag"), (None, "live"), (None, "clip"), (None, "review"),
 ])
 def test_pages_refuse_roles_that_may_not_open_them_even_directly(open_app, clip_row, page_text,
                                                                  name, page):

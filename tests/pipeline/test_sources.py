@@ -18,7 +18,7 @@ def settings(tmp_path: Path) -> Settings:
 
 def test_each_kind_is_registered_under_the_name_it_stores() -> None:
     assert ({name: kind.name for name, kind in SOURCE_KINDS.items()}
-            == {"url": "url", "file": "file"})
+            == {"url": "url", "file": "file", "channel": "channel"})
 
 
 def test_a_url_is_checked_and_keyed_by_its_normal_form(tmp_path: Path) -> None:

@@ -1,0 +1,237 @@
+"""Volunteer page: watch a recorded live channel, scrub back, and clip it by the clock.
+
+`Mark in` / `Mark out` take the wall-clock time of the click (shown in CLIPPER_TIMEZONE) and file
+a flag on the channel between them; `Clip last 30 s` / `Clip last 2 min` file one at once. The
+flags then show their progress as on *My flags*. One column throughout, so it works on a phone.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from clipper.errors import ClipperError, InvalidInput
+from clipper.permissions import Actor
+from clipper.services.channels import channel_status, list_channels, preview_clip
+from clipper.services.flags import URGENCIES, flag_channel
+from clipper.services.review import my_flags
+from dashboard.components import flag_card, show_error, wall_time
+from dashboard.deps import context, guard
+
+actor = guard("view_channels")
+ctx = context()
+TZ = ctx.settings.timezone
+PREVIEW_SECONDS = 60
+LAST = (("live_last30", "Clip last 30 s", 30), ("live_last120", "Clip last 2 min", 120))
+ERROR, RESULT, MARK, FILED, PREVIEW = ("live_error", "live_result", "live_mark", "live_filed",
+                                       "live_preview")
+
+
+def ordered(actor: Actor, channels: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The channels in the order the picker offers them. Rota hook: once a rota exists, the
+    channel of `actor`'s current shift goes first (issue 11); until then, as listed."""
+    return channels
+
+
+def behind(lag: float | None) -> str:
+    """How far behind live the recording is, in words."""
+    if lag is None:
+        return "nothing recorded yet"
+    lag = max(0.0, lag)
+    if lag < 90:
+        return f"{lag:.0f} s behind live"
+    if lag < 3600:
+        return f"{lag // 60:.0f} min {lag % 60:.0f} s behind live"
+    return f"{lag // 3600:.0f} h {lag % 3600 // 60:.0f} min behind live"
+
+
+STATUS_WORDS = {"recording": ":green[**● Recording**]", "stalled": ":orange[**Stalled**]",
+                "paused": ":gray[**Paused**] by an admin", "error": ":red[**Not recording**]"}
+
+
+def file_start(path: str, default: float) -> float:
+    """Wall-clock time of a preview file's first frame: its name starts with it, in ms."""
+    try:
+        return int(Path(path).stem.split("-")[0]) / 1000
+    except ValueError:
+        return default
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+# ---- actions (callbacks: they run before the page re-renders) ---------------------------------
+
+def _details() -> dict[str, Any]:
+    s = st.session_state
+    return {"note": s.get("live_note", ""), "tags": s.get("live_tags", ""),
+            "urgency": s.get("live_urgency", "normal")}
+
+
+def _file(channel: str, **when: Any) -> None:
+    s = st.session_state
+    s[ERROR] = s[RESULT] = None
+    try:
+        result = flag_channel(ctx, actor, channel, **when, **_details())
+    except ClipperError as exc:
+        s[ERROR] = exc
+        return
+    s[RESULT] = result
+    s.setdefault(FILED, [])
+    s[FILED] = [result.flag_id, *s[FILED]]
+    s["live_note"] = s["live_tags"] = ""
+
+
+def mark_in() -> None:
+    s = st.session_state
+    s[ERROR] = s[RESULT] = None
+    s[MARK] = {"channel": s.get("live_channel"), "in": now_iso(), "out": None}
+
+
+def mark_out() -> None:
+    s = st.session_state
+    mark = s.get(MARK)
+    if not mark or mark.get("out"):
+        s[RESULT] = None
+        s[ERROR] = InvalidInput("Press Mark in first.",
+                                "Mark in when the moment starts, Mark out when it ends.")
+        return
+    mark = {**mark, "out": now_iso()}
+    s[MARK] = mark
+    _file(mark["channel"], start=mark["in"], end=mark["out"])
+
+
+def clip_last(seconds: int) -> None:
+    _file(st.session_state.get("live_channel"), last=seconds)
+
+
+def refresh_preview() -> None:
+    st.session_state.pop(PREVIEW, None)
+
+
+def feedback(name: str | None) -> None:
+    """Under the buttons: the marks, then what filing the flag gave (an error, or the clip)."""
+    mark = st.session_state.get(MARK)
+    if mark and name is not None:
+        text = f"In {wall_time(mark['in'], TZ)}"
+        if mark.get("out"):
+            text += f" · out {wall_time(mark['out'], TZ)}"
+        elif mark["channel"] != name:
+            text += f" on {mark['channel']}"
+        st.markdown(f"{text} ({TZ})"
+                    + ("" if mark.get("out") else " · press Mark out when it ends"))
+    if (error := st.session_state.get(ERROR)) is not None:
+        show_error(error)
+    if (result := st.session_state.get(RESULT)) is not None:
+        if result.merged:
+            st.info(f"Someone already flagged this moment: your flag joined clip "
+                    f"{result.clip_id}.")
+        else:
+            st.success(f"Flag saved as clip {result.clip_id}.")
+        if not result.queued:
+            st.warning("Saved, but the work queue is down; it will be processed when it is back.")
+
+
+# ---- the page -------------------------------------------------------------------------------
+
+st.title("Live")
+try:
+    channels = ordered(actor, list_channels(ctx, actor))
+except ClipperError as exc:
+    show_error(exc)
+    st.stop()
+if not channels:
+    st.info("No channels are recorded yet. An admin adds them on the System page.")
+    feedback(None)  # e.g. the channel just flagged was removed meanwhile
+    st.stop()
+names = [c["name"] for c in channels]
+if st.session_state.get("live_channel") not in names:
+    st.session_state["live_channel"] = names[0]
+name = st.selectbox("Channel", names, key="live_channel")
+
+
+@st.fragment(run_every=3)
+def status_line(name: str) -> None:
+    try:
+        ch = channel_status(ctx, actor, name)
+    except ClipperError as exc:
+        show_error(exc)
+        return
+    status = ch["status"]
+    words = STATUS_WORDS.get(status, f"**{status}**")
+    st.markdown(f"{words} · {behind(ch.get('lag_seconds'))}")
+    if ch.get("recorded_from"):
+        st.caption(f"Recorded from {wall_time(ch['recorded_from'], TZ, date=True)} to "
+                   f"{wall_time(ch['recorded_to'], TZ)} ({TZ})")
+    if ch.get("error") and status in ("error", "stalled"):
+        st.caption(f"Recorder: {ch['error']}")
+
+
+status_line(name)
+
+minutes = st.slider("Minutes back", 0, 10, 0, step=1, key="live_back",
+                    help="0 plays the latest minute; 10 the minute that ended ten minutes ago.")
+wanted = (name, minutes)
+preview = st.session_state.get(PREVIEW)
+if preview is None or preview["wanted"] != wanted:
+    ago = PREVIEW_SECONDS * (minutes + 1)  # the minute that ended `minutes` minutes ago
+    start, path, problem = datetime.now(UTC).timestamp() - ago, None, None
+    try:
+        path = preview_clip(ctx, actor, name, ago=ago, seconds=PREVIEW_SECONDS)
+    except ClipperError as exc:
+        problem = exc
+    preview = {"wanted": wanted, "path": str(path) if path else None, "problem": problem,
+               "start": start, "end": start + PREVIEW_SECONDS}
+    st.session_state[PREVIEW] = preview
+if preview["problem"] is not None:
+    show_error(preview["problem"])
+elif preview["path"]:
+    # The file starts at its first segment's wall-clock start (its name, in ms): play from the
+    # minute asked for.
+    first = file_start(preview["path"], preview["start"])
+    st.video(preview["path"], start_time=int(max(0.0, preview["start"] - first)))
+    st.caption(f"Plays from {wall_time(max(preview['start'], first), TZ)} ({TZ}).")
+else:
+    st.caption(f"Nothing recorded between {wall_time(preview['start'], TZ)} and "
+               f"{wall_time(preview['end'], TZ)} ({TZ}).")
+st.button("Refresh video", key="live_refresh", on_click=refresh_preview,
+          icon=":material/refresh:")
+
+if actor.can("flag"):
+    st.text_input("Note", key="live_note", placeholder="What is said, and why it matters")
+    st.text_input("Tags", key="live_tags", placeholder="health, budget")
+    st.selectbox("Urgency", URGENCIES, index=1, key="live_urgency")
+    st.caption(f"Mark in and Mark out take the time now, live ({TZ}), not the player's "
+               "position.")
+    # Two to a row on a wide screen; Streamlit stacks them, full width, on a phone.
+    left, right = st.columns(2)
+    left.button("Mark in", key="live_mark_in", on_click=mark_in, width="stretch",
+                icon=":material/start:")
+    right.button("Mark out", key="live_mark_out", on_click=mark_out, width="stretch",
+                 icon=":material/keyboard_tab:")
+    for col, (key, label, seconds) in zip(st.columns(2), LAST, strict=True):
+        col.button(label, key=key, type="primary", on_click=clip_last, args=(seconds,),
+                   width="stretch")
+
+feedback(name)
+
+
+@st.fragment(run_every=2)
+def live_flags(channel_names: frozenset[str]) -> None:
+    """The flags filed here (and earlier ones on any channel), as *My flags* shows them."""
+    filed = set(st.session_state.get(FILED) or ())
+    flags = [f for f in my_flags(ctx, actor)
+             if f["flag_id"] in filed or f["source"] in channel_names][:5]
+    if not flags:
+        return
+    st.subheader("My live flags")
+    for f in flags:
+        flag_card(f, TZ)
+
+
+if actor.can("view_own_flags"):
+    live_flags(frozenset(names))
