@@ -34,7 +34,8 @@ def test_migrations_build_exactly_the_tables_the_code_declares(db_url: str) -> N
     from clipper.storage.tables import Base
 
     def ours(obj, name, type_, reflected, compare_to):  # noqa: ANN001 - alembic's hook
-        search = ("segments_fts", "ix_segments_tsv", "ix_segments_id_brin", "ix_segments_clip_first")
+        search = ("segments_fts", "ix_segments_tsv", "ix_segments_id_brin",
+                  "ix_segments_clip_first")
         return not (name or "").startswith(search) and name not in ("tsv", "tags")
 
     db = Database(db_url)
