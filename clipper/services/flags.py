@@ -129,9 +129,12 @@ def channel_interval(settings: Settings, *, start: str | float | None, end: str 
                      now: float) -> tuple[float, float]:
     """A channel flag's [start, end] in Unix seconds, checked (pure but for `now` given)."""
     if last is not None:
-        if start is not None or end is not None or date:
+        if start is not None or end is not None:
             raise InvalidInput("Give either the last N seconds or a start and an end, not both.",
                                "For example --last 30, or --start 19:42:10 --end 19:42:40.")
+        if date:
+            raise InvalidInput("A date goes with a start and an end, not with the last N seconds.",
+                               "For example --date 2026-11-30 --start 19:42:10 --end 19:42:40.")
         seconds = parse_last(last, max_seconds=settings.max_clip_seconds)
         return now - seconds, now
     if start is None or end is None or start == "" or end == "":
