@@ -275,10 +275,13 @@ class LiveChannel:
         return r.epoch + d / PTS_HZ
 
     def frame_at(self, wall: float, run: int = -1) -> int:
-        """The loop frame (index into `media.source`'s frames) that was on air at `wall`."""
+        """The loop frame (index into `media.source`'s frames) that was on air at `wall`.
+
+        A time up to 2 ms before a frame counts as that frame: program-date-times carry
+        milliseconds, so a time computed from one may fall that far short of the frame's."""
         r = self.runs[run]
         lead = (self.media.video_pts - self.media.first_pts) / PTS_HZ  # audio starts first
-        return math.floor((wall - r.epoch - lead) * self.media.rate + 1e-6) % \
+        return math.floor((wall - r.epoch - lead + 0.002) * self.media.rate) % \
             self.media.loop_frames
 
     def published(self) -> list[Aired]:

@@ -43,6 +43,7 @@ class Child:
         self.restarts = 0 if now - self.started_at >= STABLE_SECONDS else self.restarts + 1
 
     def restart_delay(self) -> float:
+        """Seconds from this start before the child may be started again."""
         return min(self.max_delay, 2.0 ** self.restarts)
 
     def start(self, logs: Path) -> None:

@@ -412,7 +412,8 @@ class TsChopper:
             self._reset()
             return None
         start = self._marks[0][1]
-        seg = ChoppedSegment(self._with_psi(bytes(self._buf)), start, max(0.0, now - start))
+        seg = ChoppedSegment(self._with_psi(self._buf, len(self._buf)), start,
+                             max(0.0, now - start))
         self._reset()
         return seg
 
@@ -514,16 +515,19 @@ class TsChopper:
     def _split(self, cut: int) -> ChoppedSegment:
         start_time = self._marks[0][1]
         next_time = self._arrival(cut)
-        data = bytes(self._buf[:cut])
+        data = b"" if self._leading else self._with_psi(self._buf, cut)
         del self._buf[:cut]
         self._marks = [(0, next_time)] + [(o - cut, t) for o, t in self._marks if o > cut]
         self._scan = 0
         if self._leading:
             self._leading = False
             return ChoppedSegment(b"", start_time, 0.0)
-        return ChoppedSegment(self._with_psi(data), start_time, max(0.0, next_time - start_time))
+        return ChoppedSegment(data, start_time, max(0.0, next_time - start_time))
 
-    def _with_psi(self, data: bytes) -> bytes:
-        if not self._pat or not self._pmt or _pid(data, 0) == _PAT_PID:
-            return data
-        return self._pat + self._pmt + data
+    def _with_psi(self, buf: bytearray, end: int) -> bytes:
+        """`buf[:end]` as bytes, the PAT and PMT in front unless it starts with them (one
+        copy: a segment of a busy channel is megabytes)."""
+        with memoryview(buf) as view:
+            if not self._pat or not self._pmt or _pid(buf, 0) == _PAT_PID:
+                return bytes(view[:end])
+            return b"".join((self._pat, self._pmt, view[:end]))

@@ -88,6 +88,9 @@ BACKOFF_FIRST, BACKOFF_MAX = 0.5, 5.0
 RESOLVE_RETRY = 60.0
 """Wait after yt-dlp found no live stream on a channel's page."""
 
+RESOLVE_EVERY = 30.0
+"""Least time between two resolutions of one page (a failing stream is not a yt-dlp loop)."""
+
 MAX_PLAYLIST_BYTES = 8 << 20
 MAX_SEGMENT_BYTES = 256 << 20
 _CHUNK = 64 * 1024
@@ -152,10 +155,7 @@ class Fetcher:
         """The whole body of `url` (at most `limit` bytes) and the URL that answered."""
         resp, final = self.open(url)
         with contextlib.closing(resp):
-            data = resp.read(limit + 1)
-        if len(data) > limit:
-            raise RecorderError(f"{url[:200]} is over {limit >> 20} MiB")
-        return data, final
+            return _read_all(resp, limit, final), final
 
     def cut(self) -> None:
         """Shut the connection in progress (a blocked read returns), and any later one."""
@@ -316,12 +316,21 @@ def resolve_page(url: str, proxy_url: str) -> str:
         raise ResolveFailed(f"yt-dlp found no live stream at {url[:200]}: {exc}") from exc
     if info and info.get("entries"):
         info = next(iter(info["entries"]), None)
-    for fmt in [info or {}, *reversed((info or {}).get("formats") or [])]:
-        found = fmt.get("manifest_url") or (fmt.get("url") if "m3u8" in str(
-            fmt.get("protocol", "")) or str(fmt.get("url", "")).endswith(".ts") else None)
-        if found:
-            return str(found)
+    info = info or {}
+    for fmt in [info, *reversed(info.get("formats") or [])]:  # yt-dlp lists the best last
+        if found := _stream_url(fmt):
+            return found
     raise ResolveFailed(f"yt-dlp found no HLS or TS stream at {url[:200]}")
+
+
+def _stream_url(fmt: dict[str, object]) -> str | None:
+    """The HLS manifest or TS stream URL of one yt-dlp format, if it has one."""
+    if fmt.get("manifest_url"):
+        return str(fmt["manifest_url"])
+    url = str(fmt.get("url") or "")
+    if "m3u8" in str(fmt.get("protocol", "")) or urlsplit(url).path.endswith(".ts"):
+        return url
+    return None
 
 
 def url_expiry(url: str) -> float | None:
@@ -342,10 +351,12 @@ class Backoff:
         self.failures = 0
 
     def next(self) -> float:
+        """The wait after one more failure."""
         self.failures += 1
         return min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (self.failures - 1))
 
     def reset(self) -> None:
+        """Start over after a success."""
         self.failures = 0
 
 
@@ -363,6 +374,7 @@ class ChannelRecorder(threading.Thread):
         self.last_progress = clock()  # when a segment was last stored (or the thread began)
         self.stalled = channel.state == "stalled"  # told already, by an earlier recorder
         self.resolved: str | None = None
+        self._resolved_at = -RESOLVE_EVERY
         self.last_error = ""
         self._last = last_stored(ctx, channel.id)
         self._hls_seq: int | None = self._last.seq if self._last else None
@@ -407,7 +419,7 @@ class ChannelRecorder(threading.Thread):
             head = _head(resp)
             ctype = (resp.getheader("Content-Type") or "").lower()
             if looks_like_playlist(head) or "mpegurl" in ctype:
-                body = head + resp.read(MAX_PLAYLIST_BYTES)
+                body = _read_all(resp, MAX_PLAYLIST_BYTES, url, head)
                 resp.close()
                 return self._record_hls(url, body.decode("utf-8", "replace"))
             if looks_like_ts(head) or "mp2t" in ctype or urlsplit(url).path.endswith(".ts"):
@@ -415,6 +427,9 @@ class ChannelRecorder(threading.Thread):
         if self.resolved is not None:
             self.resolved = None
             raise RecorderError(f"{url[:200]} (found by yt-dlp) is neither HLS nor MPEG-TS")
+        if self.halt.wait(self._resolved_at + RESOLVE_EVERY - time.monotonic()):
+            return
+        self._resolved_at = time.monotonic()
         self.resolved = resolve_page(self.channel.url, self.proxy_url)
         log.info("channel %s: recording %s", self.channel.name, self.resolved)
 
@@ -534,6 +549,21 @@ class ChannelRecorder(threading.Thread):
         self._store(Recorded(self._ts_seq, wall, duration, pts, disc, data, "arrival",
                              self.clock()))
         self._ts_seq += 1
+
+
+def _read_all(resp: http.client.HTTPResponse, limit: int, url: str, head: bytes = b"") -> bytes:
+    """The rest of a body after `head`, refusing one over `limit` bytes. (Not `read(limit)`:
+    that allocates `limit` bytes up front, on every playlist poll.)"""
+    length = resp.getheader("Content-Length", "")
+    if length.isdigit() and int(length) > limit:
+        raise RecorderError(f"{url[:200]} is over {limit >> 20} MiB")
+    chunks, total = [head], len(head)
+    while chunk := resp.read1(4 * _CHUNK):
+        total += len(chunk)
+        if total > limit:
+            raise RecorderError(f"{url[:200]} is over {limit >> 20} MiB")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _head(resp: http.client.HTTPResponse, size: int = 1024) -> bytes:

@@ -209,6 +209,7 @@ def _delete(ctx: Context, segments: Sequence[SegmentRef]) -> None:
 
 
 def disk_note_path(media_dir: Path) -> Path:
+    """Where the sweep leaves its note about disk pressure."""
     return media_dir / "channels" / "retention.json"
 
 

@@ -212,8 +212,9 @@ def test_pts_wrap_on_the_arrival_clock_keeps_times_continuous(rig: Rig) -> None:
     for a, b in zip(rows, rows[1:], strict=False):  # spaced as their PTS, across the wrap too
         assert abs(b.wall_start - a.wall_start - pts_delta(a.first_pts, b.first_pts) / 90_000) \
             < 0.15
-    for row in rows:  # never early; late by at most the polling interval
-        assert -0.1 <= row.wall_start - live.wall_at(row.first_pts) <= 0.6
+    late = [r.wall_start - live.wall_at(r.first_pts) for r in rows]
+    assert all(-0.1 <= x <= SEG + 0.2 for x in late)  # never early; at first late by < 1 poll
+    assert late[-1] <= 0.6  # then by the least lateness seen (polls are SEG / 2 apart)
 
 
 def test_master_playlist_without_pdt_records_its_variant_by_arrival(rig: Rig) -> None:
@@ -221,7 +222,7 @@ def test_master_playlist_without_pdt_records_its_variant_by_arrival(rig: Rig) ->
     rows = wait_for(at_least(rig.ctx, "nopdt", 4), 20, "4 segments")
     assert [r.seq for r in rows] == list(range(rows[0].seq, rows[0].seq + len(rows)))
     assert channel_row(rig.ctx, "nopdt").clock == "arrival"
-    assert all(-0.1 <= r.wall_start - live.wall_at(r.first_pts) <= 0.6 for r in rows)
+    assert all(-0.1 <= r.wall_start - live.wall_at(r.first_pts) <= SEG + 0.2 for r in rows)
 
 
 def test_http_ts_stream_is_cut_at_keyframes_and_survives_a_reset(rig: Rig) -> None:
@@ -236,7 +237,7 @@ def test_http_ts_stream_is_cut_at_keyframes_and_survives_a_reset(rig: Rig) -> No
     for row in rows[1:-1]:
         assert 1.7 <= row.duration <= 3.1
     for row in rows[1:]:  # the first is late: the server bursts what already aired
-        assert -0.1 <= row.wall_start - live.wall_at(row.first_pts) <= 0.3
+        assert -0.1 <= row.wall_start - live.wall_at(row.first_pts) <= 0.5
     probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_type",
                             "-of", "csv=p=0", rows[1].path], capture_output=True, text=True,
                            check=True)
@@ -314,7 +315,9 @@ def test_a_silent_channel_is_marked_stalled_and_the_team_told_once(
     moved = [0.0]
     with recording(ctx, clock=lambda: time.time() + moved[0]):
         wait_for(at_least(ctx, "silent", 1), 20, "a first segment")
-        _, back = live.dropout(4, "stall")  # the playlist stops changing
+        _, back = live.dropout(5, "stall")  # the playlist stops changing
+        wait_for(lambda: stored(ctx, "silent")[-1].seq == live.published()[-1].seq, 5,
+                 "the recorder to store all that aired")
         moved[0] = 61.0  # a minute passes (for the recorder)
         wait_for(lambda: channel_row(ctx, "silent").state == "stalled", 5, "state stalled")
         wait_for(lambda: posts, 5, "the webhook")
