@@ -47,13 +47,13 @@ def upgrade() -> None:
     )
     op.create_index('ix_channel_segments_channel_wall', 'channel_segments',
                     ['channel_id', 'wall_start'])
-    with op.batch_alter_table('clips') as batch:
-        batch.add_column(sa.Column('gaps', sa.JSON(), nullable=True))
+    op.add_column('clips', sa.Column('gaps', sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('clips') as batch:
-        batch.drop_column('gaps')
+    # Not batch mode: on SQLite that copies and drops `clips`, which its foreign keys refuse
+    # while flags point at it. SQLite (3.35+) drops a plain column in place.
+    op.execute('ALTER TABLE clips DROP COLUMN gaps')
     op.drop_index('ix_channel_segments_channel_wall', table_name='channel_segments')
     op.drop_table('channel_segments')
     op.drop_table('channels')
