@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: testmedia
+from figures import percentile  # noqa: E402  (bench/figures.py, beside this script)
+
 from clipper.media import cut  # noqa: E402
 from clipper.media.probe import probe_media, video_frames  # noqa: E402
 from testmedia.mediagen import decode_gray, make_video  # noqa: E402
@@ -61,7 +63,7 @@ def run(src: Path, sections: list[tuple[float, float]], work: Path) -> dict[str,
 
 
 def p95(xs: list[float]) -> float:
-    return float(np.percentile(xs, 95))
+    return percentile(xs, 0.95)
 
 
 def main() -> None:

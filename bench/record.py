@@ -6,7 +6,8 @@ records every channel) records them for a few minutes. Printed:
 - the recorder's CPU-seconds per channel-hour, and how many channels one core could record;
 - its resident memory (RSS, peak of 0.2 s samples) and the disk used per channel-hour;
 - the wall-clock error of the recorded segments against the times the server stamped (ms);
-- flag -> ready for 60 s clips from the recording (`clipper flag --channel ... --wait`), p50/p95,
+- flag -> ready for 60 s clips from the recording (through the services, as a page or the CLI
+  files them), p50/p95,
   against the same 60 s of the same media from a VOD URL (an MP4 over loopback), in this run.
 Usage: python bench/record.py [--channels 10] [--seconds 240] [--clips 5] [--bitrate 3M]
 """
@@ -30,8 +31,13 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from figures import percentile  # noqa: E402  (bench/figures.py, beside this script)
 from sqlalchemy import select  # noqa: E402
 
+from clipper.context import Context  # noqa: E402
+from clipper.permissions import Actor  # noqa: E402
+from clipper.services.clips import clip_status  # noqa: E402
+from clipper.services.flags import file_flag, flag_channel  # noqa: E402
 from clipper.settings import Settings  # noqa: E402
 from clipper.storage.database import Database  # noqa: E402
 from clipper.storage.tables import Channel, ChannelSegment  # noqa: E402
@@ -41,12 +47,6 @@ from testmedia.mediagen import serve_dir  # noqa: E402
 CACHE = ROOT / "bench" / "out"
 CLIP = 60.0
 
-
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    k = (len(values) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
-    return values[lo] + (values[hi] - values[lo]) * (k - lo)
 
 
 def iso(t: float) -> str:
@@ -123,17 +123,34 @@ def wall_errors_ms(server: LiveServer, recorded: dict[str, list[ChannelSegment]]
     return errors
 
 
-def flag_times(env: dict[str, str], args_list: list[list[str]]) -> list[float]:
+def flag_times(env: dict[str, str], flags: list[tuple[str, str, float, float]]) -> list[float]:
+    """Flag -> ready seconds for each (kind, where, start, end), one after another, in this
+    process through the services (as bench/time_to_clip.py does: no CLI start-up counted)."""
+    ctx = Context.build(Settings.from_env(env))
+    actor = Actor.operator("bench")
     times = []
-    for args in args_list:
-        t0 = time.perf_counter()
-        proc = clipper(env, "flag", *args, "--wait", "--json", "--quiet")
-        took = time.perf_counter() - t0
-        status = json.loads(proc.stdout)["status"] if proc.stdout.strip() else proc.stderr
-        if status != "ready":
-            raise SystemExit(f"flag {args} ended {status}: {proc.stderr}")
-        times.append(took)
+    try:
+        for kind, where, start, end in flags:
+            t0 = time.perf_counter()
+            if kind == "channel":
+                res = flag_channel(ctx, actor, where, start=iso(start), end=iso(end))
+            else:
+                res = file_flag(ctx, actor, where, start, end)
+            times.append(wait_ready(ctx, actor, res.clip_id, t0))
+    finally:
+        ctx.close()
     return times
+
+
+def wait_ready(ctx: Context, actor: Actor, clip_id: int, t0: float, timeout: float = 300) -> float:
+    while time.perf_counter() - t0 < timeout:
+        st = clip_status(ctx, actor, clip_id)
+        if st["status"] == "ready":
+            return time.perf_counter() - t0
+        if st["status"] in ("failed", "rejected"):
+            raise SystemExit(f"clip {clip_id} {st['status']}: {st['error']}")
+        time.sleep(0.05)
+    raise SystemExit(f"clip {clip_id} not ready after {timeout:.0f} s")
 
 
 def main() -> None:
@@ -150,6 +167,10 @@ def main() -> None:
     if not vod.exists():
         subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(media.source), "-c", "copy",
                         "-movflags", "+faststart", str(vod)], check=True)
+    for i in range(a.clips):
+        copy = vod.with_name(f"vod{i}.mp4")
+        if not copy.exists():
+            copy.hardlink_to(vod)
     home = Path(tempfile.mkdtemp(prefix="clipper-record-bench-"))
     with LiveServer(media) as server, serve_dir(vod.parent) as (vod_base, _requested):
         names = [f"ch{i:02d}" for i in range(a.channels)]
@@ -191,27 +212,30 @@ def report_recording(a: argparse.Namespace, server: LiveServer, recorded: dict, 
           f"({len([s for v in recorded.values() for s in v])} segments)")
     if errors:
         print(f"Wall-clock error of segments: median {statistics.median(errors):.1f} ms, "
-              f"p95 {pct(errors, 0.95):.1f} ms, max {max(errors):.1f} ms ({len(errors)} matched)")
+              f"p95 {percentile(errors, 0.95):.1f} ms, max {max(errors):.1f} ms "
+              f"({len(errors)} matched)")
 
 
 def report_clips(a: argparse.Namespace, env: dict[str, str], recorded: dict, names: list[str],
                  media: object, vod_url: str) -> None:
     loop = media.loop_seconds  # type: ignore[attr-defined]
-    channel_args, vod_args = [], []
+    channel_flags, vod_flags = [], []
     for i in range(a.clips):
         segs = recorded[names[i % len(names)]]
         lo, hi = segs[0].wall_start + 5, segs[-1].wall_start - 5
         start = lo + (hi - lo - CLIP) * (i + 0.5) / a.clips
-        channel_args.append(["--channel", names[i % len(names)], "--start", iso(start),
-                             "--end", iso(start + CLIP)])
+        channel_flags.append(("channel", names[i % len(names)], start, start + CLIP))
         at = (loop - CLIP - 4) * (i + 0.5) / a.clips + 2
-        vod_args.append([vod_url, "--start", f"{at:.2f}", "--end", f"{at + CLIP:.2f}"])
-    chan = flag_times(env, channel_args)
-    url = flag_times(env, vod_args)
+        # One copy of the file per clip: overlapping flags on one URL would merge into one clip.
+        vod_flags.append(("url", vod_url.replace("vod.mp4", f"vod{i}.mp4"), at, at + CLIP))
+    chan = flag_times(env, channel_flags)
+    url = flag_times(env, vod_flags)
     print(f"\nFlag -> ready, {CLIP:.0f} s clips ({a.clips} each, one after another):")
-    print(f"  from a recording: p50 {statistics.median(chan):.2f} s, p95 {pct(chan, 0.95):.2f} s "
+    print(f"  from a recording: p50 {statistics.median(chan):.2f} s, "
+          f"p95 {percentile(chan, 0.95):.2f} s "
           f"(target p50 <= 3.5 s)")
-    print(f"  from a VOD URL:   p50 {statistics.median(url):.2f} s, p95 {pct(url, 0.95):.2f} s")
+    print(f"  from a VOD URL:   p50 {statistics.median(url):.2f} s, "
+          f"p95 {percentile(url, 0.95):.2f} s")
     ratio = statistics.median(url) / statistics.median(chan)
     print(f"  ratio VOD / recording at p50: {ratio:.2f}x")
 

@@ -30,6 +30,8 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from figures import percentile  # noqa: E402  (bench/figures.py, beside this script)
+
 from clipper.cli.demo import SCRIPT, DemoServer, make_demo_media  # noqa: E402
 from clipper.context import Context  # noqa: E402
 from clipper.permissions import Actor  # noqa: E402
@@ -40,12 +42,6 @@ from clipper.settings import Settings  # noqa: E402
 CACHE = ROOT / "bench" / "out"
 CLIP = 60.0
 
-
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    k = (len(values) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
-    return values[lo] + (values[hi] - values[lo]) * (k - lo)
 
 
 def broadcast() -> Path:
@@ -214,10 +210,10 @@ def report(r: dict, base: list[float], duration: float) -> None:
     seq = [t for t, _ in r["sequential"]]
     burst = [t for t, _ in r["burst"]]
     print(f"\nsource: {duration:.0f} s 1280x720p25 HLS over loopback; clips of {CLIP:.0f} s")
-    print(f"sequential ({len(seq)}): p50 {pct(seq, .5):.2f} s  p95 {pct(seq, .95):.2f} s  "
-          f"(targets 6 / 12)")
-    print(f"burst of {len(burst)}:   p50 {pct(burst, .5):.2f} s  p95 {pct(burst, .95):.2f} s  "
-          f"last ready {max(burst):.2f} s")
+    print(f"sequential ({len(seq)}): p50 {percentile(seq, .5):.2f} s  "
+          f"p95 {percentile(seq, .95):.2f} s  (targets 6 / 12)")
+    print(f"burst of {len(burst)}:   p50 {percentile(burst, .5):.2f} s  "
+          f"p95 {percentile(burst, .95):.2f} s  last ready {max(burst):.2f} s")
     for stage in ("fetch", "cut", "asr"):
         vals = [st["stages"][stage]["seconds"] for _, st in r["sequential"]
                 if stage in st["stages"]]
@@ -229,7 +225,7 @@ def report(r: dict, base: list[float], duration: float) -> None:
     for cmd, rss, pss in r["at_peak"]:
         print(f"  at the RSS peak: {rss / 2**20:5.0f} MB RSS {pss / 2**20:5.0f} MB PSS  {cmd[:90]}")
     if base:
-        ratio = statistics.median(base) / pct(seq, .5)
+        ratio = statistics.median(base) / percentile(seq, .5)
         print(f"by-hand baseline ({len(base)} clips): "
               f"median {statistics.median(base):.1f} s per clip; "
               f"Clipper is {ratio:.1f}x faster (target >= 4x)")

@@ -8,6 +8,7 @@ import http.server
 import re
 import ssl
 import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -151,6 +152,13 @@ class _Limited:
         self.f.close()
 
 
+class _QuietServer(http.server.ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        # A client hanging up mid-file (ffmpeg does, once it has what it needs) is no error.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 @contextlib.contextmanager
 def serve_dir(directory: Path, *, hook: Callable[[http.server.BaseHTTPRequestHandler], bool]
               | None = None, tls: ssl.SSLContext | None = None) -> Iterator[tuple[str, list[str]]]:
@@ -169,8 +177,7 @@ def serve_dir(directory: Path, *, hook: Callable[[http.server.BaseHTTPRequestHan
                 return
             super().do_GET()
 
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(Handler, directory=str(directory)))
+    server = _QuietServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(directory)))
     server.daemon_threads = True
     if tls is not None:
         server.socket = tls.wrap_socket(server.socket, server_side=True)

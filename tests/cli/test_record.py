@@ -12,6 +12,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from polling import poll
 
 from clipper.context import Context
 from clipper.settings import Settings
@@ -21,14 +22,6 @@ from testmedia.live import LiveServer, make_live_media
 pytestmark = pytest.mark.services
 
 
-def _poll(fn, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = fn()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _env(home: Path) -> dict[str, str]:
@@ -50,7 +43,7 @@ def test_record_runs_in_the_foreground_and_ctrl_c_stops_it(tmp_path: Path) -> No
                                 "one"], env=_env(home), stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
         try:
-            _poll(lambda: list((home / "media" / "channels" / "one").rglob("*.ts")), 30,
+            poll(lambda: list((home / "media" / "channels" / "one").rglob("*.ts")), 30,
                   "a stored segment")
         finally:
             rec.send_signal(signal.SIGINT)
@@ -79,12 +72,12 @@ def test_up_restarts_a_killed_recorder_within_5_s_even_when_it_keeps_dying(
                            "--no-dashboard"], env=_env(home), stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True)
     try:
-        _poll((home / "run" / "up.json").exists, 60, "up.json")
+        poll((home / "run" / "up.json").exists, 60, "up.json")
         pid = json.loads((home / "run" / "up.json").read_text())["children"]["recorder"]
         for _ in range(3):  # a crash loop: each restart is killed at once
             os.kill(pid, signal.SIGKILL)
             killed = time.monotonic()
-            pid = _poll(lambda old=pid: (p := _recorder_pid(up)) != old and p, 10,
+            pid = poll(lambda old=pid: (p := _recorder_pid(up)) != old and p, 10,
                         "a new recorder")
             assert time.monotonic() - killed < 5
     finally:

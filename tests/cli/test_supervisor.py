@@ -8,11 +8,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 
 import psutil
 import pytest
+from polling import poll
 
 from clipper.cli.demo import SCRIPT, DemoServer, make_demo_media
 
@@ -25,14 +25,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _poll(fn, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = fn()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _health(port: int) -> bool:
@@ -53,8 +45,8 @@ def test_up_runs_the_whole_stack_and_ctrl_c_stops_everything(tmp_path, broadcast
                           env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         state_file = home / "run" / "up.json"
-        _poll(state_file.exists, 60, "up.json")
-        _poll(lambda: _health(port), 60, "dashboard health")
+        poll(state_file.exists, 60, "up.json")
+        poll(lambda: _health(port), 60, "dashboard health")
         state = json.loads(state_file.read_text())
         pids = [state["redis_pid"], *state["children"].values()]
         assert all(psutil.pid_exists(p) for p in pids)

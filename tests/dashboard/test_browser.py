@@ -16,13 +16,13 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 import urllib.request
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from polling import poll
 
 pytestmark = [pytest.mark.browser, pytest.mark.services]
 
@@ -44,13 +44,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_until(check, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 
 
 def healthy(url: str) -> bool:
@@ -87,7 +80,7 @@ class Stack:
             found.extend(m.group(1) for line in self.lines
                          if (m := re.search(r"First admin account: admin\s+password: (\S+)", line)))
             return bool(found)
-        wait_until(seen, 60, "the first admin password")
+        poll(seen, 60, "the first admin password")
         return found[0]
 
     def stop(self) -> None:
@@ -126,7 +119,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     home = tmp_path_factory.mktemp("stack") / "home"
     st = Stack(home, free_port())
     try:
-        wait_until(lambda: healthy(st.url) or st.proc.poll() is not None, 90, "the dashboard")
+        poll(lambda: healthy(st.url) or st.proc.poll() is not None, 90, "the dashboard")
         assert st.proc.poll() is None, "".join(st.lines)
         st.admin = st.admin_password()  # type: ignore[attr-defined]
         yield st

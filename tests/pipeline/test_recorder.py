@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from polling import poll
 from sqlalchemy import delete, select, update
 
 from clipper.context import Context
@@ -32,16 +33,6 @@ SEG = 1.0  # the test channels' segment length (s)
 
 # ---------------------------------------------------------------- helpers
 
-def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll `check` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.1)
 
 
 def add_channel(ctx: Context, name: str, url: str, *, paused: bool = False) -> None:
@@ -143,7 +134,7 @@ def _contiguous(rows: list[ChannelSegment], slack: float = 0.1) -> bool:
 
 def test_pdt_channel_is_stored_whole_at_the_broadcasters_times(
         rig: Rig, media: LiveMedia, source_frames: Any) -> None:
-    rows = wait_for(at_least(rig.ctx, "pdt", 5), 20, "5 segments")
+    rows = poll(at_least(rig.ctx, "pdt", 5), 20, "5 segments")
     live = rig.live.channels["pdt"]
     aired = {a.seq: a for a in live.published()}
     assert rows[0].seq >= 3  # the live edge, not the 6-segment window it joined
@@ -171,9 +162,9 @@ def test_pdt_channel_is_stored_whole_at_the_broadcasters_times(
 
 def test_a_source_restart_is_marked_as_a_discontinuity(rig: Rig, media: LiveMedia) -> None:
     live = rig.live.channels["restart"]
-    wait_for(at_least(rig.ctx, "restart", 2), 20, "2 segments before the restart")
+    poll(at_least(rig.ctx, "restart", 2), 20, "2 segments before the restart")
     restarted = live.restart() - 0.5  # (the program-date-times are rounded to milliseconds)
-    rows = wait_for(at_least(rig.ctx, "restart", 3, lambda r: r.wall_start >= restarted),
+    rows = poll(at_least(rig.ctx, "restart", 3, lambda r: r.wall_start >= restarted),
                     20, "3 segments after the restart")
     new = [r for r in rows if r.wall_start >= restarted]
     old = rows[:len(rows) - len(new)]
@@ -188,11 +179,11 @@ def test_a_source_restart_is_marked_as_a_discontinuity(rig: Rig, media: LiveMedi
 
 def test_a_dropout_is_recorded_as_a_gap_and_recording_resumes(rig: Rig) -> None:
     live = rig.live.channels["dropout"]
-    wait_for(at_least(rig.ctx, "dropout", 2), 20, "2 segments before the dropout")
+    poll(at_least(rig.ctx, "dropout", 2), 20, "2 segments before the dropout")
     _, back = live.dropout(10, "503")
-    error = wait_for(lambda: channel_row(rig.ctx, "dropout").error, 5, "the error shown")
+    error = poll(lambda: channel_row(rig.ctx, "dropout").error, 5, "the error shown")
     assert "503" in error
-    rows = wait_for(at_least(rig.ctx, "dropout", 2, lambda r: r.wall_start >= back), 25,
+    rows = poll(at_least(rig.ctx, "dropout", 2, lambda r: r.wall_start >= back), 25,
                     "2 segments after the dropout")
     gaps = [b.wall_start - (a.wall_start + a.duration) for a, b in zip(rows, rows[1:],
                                                                        strict=False)]
@@ -204,7 +195,7 @@ def test_a_dropout_is_recorded_as_a_gap_and_recording_resumes(rig: Rig) -> None:
 def test_pts_wrap_on_the_arrival_clock_keeps_times_continuous(rig: Rig) -> None:
     live = rig.live.channels["wrap"]
     wrapped = lambda r: r.first_pts < PTS_WRAP // 2  # noqa: E731
-    rows = wait_for(at_least(rig.ctx, "wrap", 3, wrapped), 30, "3 segments after the wrap")
+    rows = poll(at_least(rig.ctx, "wrap", 3, wrapped), 30, "3 segments after the wrap")
     first = next(i for i, r in enumerate(rows) if wrapped(r))
     assert first > 0 and rows[first - 1].first_pts > PTS_WRAP - 3 * 90_000
     assert not any(r.discontinuity for r in rows)
@@ -219,7 +210,7 @@ def test_pts_wrap_on_the_arrival_clock_keeps_times_continuous(rig: Rig) -> None:
 
 def test_master_playlist_without_pdt_records_its_variant_by_arrival(rig: Rig) -> None:
     live = rig.live.channels["nopdt"]
-    rows = wait_for(at_least(rig.ctx, "nopdt", 4), 20, "4 segments")
+    rows = poll(at_least(rig.ctx, "nopdt", 4), 20, "4 segments")
     assert [r.seq for r in rows] == list(range(rows[0].seq, rows[0].seq + len(rows)))
     assert channel_row(rig.ctx, "nopdt").clock == "arrival"
     assert all(-0.1 <= r.wall_start - live.wall_at(r.first_pts) <= SEG + 0.2 for r in rows)
@@ -227,7 +218,7 @@ def test_master_playlist_without_pdt_records_its_variant_by_arrival(rig: Rig) ->
 
 def test_http_ts_stream_is_cut_at_keyframes_and_survives_a_reset(rig: Rig) -> None:
     live = rig.live.channels["ts"]
-    rows = wait_for(at_least(rig.ctx, "ts", 3), 20, "3 segments of the TS stream")
+    rows = poll(at_least(rig.ctx, "ts", 3), 20, "3 segments of the TS stream")
     assert channel_row(rig.ctx, "ts").clock == "arrival"
     assert [r.seq for r in rows] == list(range(len(rows)))
     for row in rows:
@@ -244,13 +235,13 @@ def test_http_ts_stream_is_cut_at_keyframes_and_survives_a_reset(rig: Rig) -> No
     assert set(probe.stdout.split()) == {"audio", "video"}
     count = len(stored(rig.ctx, "ts"))
     assert live.drop_connections() == 1
-    wait_for(at_least(rig.ctx, "ts", count + 2), 20, "segments after the connection reset")
+    poll(at_least(rig.ctx, "ts", count + 2), 20, "segments after the connection reset")
     assert channel_row(rig.ctx, "ts").state == "recording"
 
 
 def test_a_page_is_resolved_by_ytdlp_and_its_stream_recorded(rig: Rig) -> None:
     live = rig.live.channels["page"]
-    rows = wait_for(at_least(rig.ctx, "page", 2), 30, "2 segments from the page's stream")
+    rows = poll(at_least(rig.ctx, "page", 2), 30, "2 segments from the page's stream")
     aired = {a.seq: a for a in live.published()}
     assert all(abs(r.wall_start - aired[r.seq].wall) < 0.002 for r in rows)
     assert rig.recorder.threads["page"].resolved == rig.live.url("page")
@@ -264,17 +255,17 @@ def test_paused_resumed_and_removed_channels_take_effect_while_recording(
     add_channel(sqlite_ctx, "quiet", server.url("quiet"), paused=True)
     add_channel(sqlite_ctx, "busy", server.url("busy"))
     with recording(sqlite_ctx) as recorder:
-        wait_for(at_least(sqlite_ctx, "busy", 2), 20, "the active channel's segments")
+        poll(at_least(sqlite_ctx, "busy", 2), 20, "the active channel's segments")
         assert stored(sqlite_ctx, "quiet") == [] and quiet.requests == 0
         with sqlite_ctx.db.session() as session:
             session.execute(update(Channel).where(Channel.name == "quiet").values(paused=False))
             session.execute(update(Channel).where(Channel.name == "busy").values(paused=True))
-        wait_for(at_least(sqlite_ctx, "quiet", 2), 20, "the resumed channel's segments")
-        wait_for(lambda: not channel_thread_alive("busy"), 10, "the paused channel to stop")
+        poll(at_least(sqlite_ctx, "quiet", 2), 20, "the resumed channel's segments")
+        poll(lambda: not channel_thread_alive("busy"), 10, "the paused channel to stop")
         requests = busy.requests
         with sqlite_ctx.db.session() as session:
             session.execute(delete(Channel).where(Channel.name == "quiet"))
-        wait_for(lambda: not channel_thread_alive("quiet"), 10, "the removed channel to stop")
+        poll(lambda: not channel_thread_alive("quiet"), 10, "the removed channel to stop")
         assert set(recorder.threads) == set()
     assert busy.requests == requests  # nothing fetched while paused
 
@@ -314,15 +305,15 @@ def test_a_silent_channel_is_marked_stalled_and_the_team_told_once(
     add_channel(ctx, "silent", server.url("silent"))
     moved = [0.0]
     with recording(ctx, clock=lambda: time.time() + moved[0]):
-        wait_for(at_least(ctx, "silent", 1), 20, "a first segment")
+        poll(at_least(ctx, "silent", 1), 20, "a first segment")
         _, back = live.dropout(5, "stall")  # the playlist stops changing
-        wait_for(lambda: stored(ctx, "silent")[-1].seq == live.published()[-1].seq, 5,
+        poll(lambda: stored(ctx, "silent")[-1].seq == live.published()[-1].seq, 5,
                  "the recorder to store all that aired")
         moved[0] = 61.0  # a minute passes (for the recorder)
-        wait_for(lambda: channel_row(ctx, "silent").state == "stalled", 5, "state stalled")
-        wait_for(lambda: posts, 5, "the webhook")
+        poll(lambda: channel_row(ctx, "silent").state == "stalled", 5, "state stalled")
+        poll(lambda: posts, 5, "the webhook")
         assert posts[0]["event"] == "channel.stalled" and posts[0]["channel"] == "silent"
-        wait_for(at_least(ctx, "silent", 1, lambda r: r.wall_start >= back), 15,
+        poll(at_least(ctx, "silent", 1, lambda r: r.wall_start >= back), 15,
                  "segments once the source is back")
         assert channel_row(ctx, "silent").state == "recording"
     assert len(posts) == 1
@@ -335,9 +326,9 @@ def test_a_restarted_recorder_resumes_without_duplicates(ctx: Context,
     server.add(name)
     add_channel(ctx, name, server.url(name))
     with recording(ctx):
-        before = wait_for(at_least(ctx, name, 3), 20, "3 segments")
+        before = poll(at_least(ctx, name, 3), 20, "3 segments")
     with recording(ctx):
-        rows = wait_for(at_least(ctx, name, len(before) + 2), 20, "2 more segments")
+        rows = poll(at_least(ctx, name, len(before) + 2), 20, "2 more segments")
     assert [r.seq for r in rows] == list(range(rows[0].seq, rows[0].seq + len(rows)))
     assert len({r.path for r in rows}) == len(rows)
     on_disk = {str(p) for p in (ctx.settings.media_dir / "channels" / name).rglob("*.ts")}
