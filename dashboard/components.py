@@ -3,7 +3,6 @@ times, the package panel."""
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -66,15 +65,10 @@ def flag_card(f: dict[str, Any], tz: str) -> None:
         clip_link(f["clip_id"])
 
 
-#: What a channel's name looks like; a URL or a file path (every other source) never does.
-CHANNEL_NAME = re.compile(r"[A-Za-z0-9_-]{1,40}")
-
-
 def is_channel(d: dict[str, Any]) -> bool:
-    """Whether a status object or a `my_flags` row is about a recorded channel, whose start and
-    end are then Unix seconds: status objects name the channel; a flag row's source is then
-    the channel's name."""
-    return bool(d.get("channel")) or bool(CHANNEL_NAME.fullmatch(str(d.get("source") or "")))
+    """Whether a status object or a `my_flags` row is about a recorded channel (both name it),
+    whose start and end are then Unix seconds."""
+    return bool(d.get("channel"))
 
 
 def interval(d: dict[str, Any], tz: str, *, digits: int = 1, date: bool = False) -> str:

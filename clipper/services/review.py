@@ -283,6 +283,7 @@ def my_flags(ctx: Context, actor: Actor, *, limit: int = 50) -> list[dict[str, A
                 "flag_id": f.id, "clip_id": c.id, "note": f.note, "tags": list(f.tags or []),
                 "start": f.start, "end": f.end, "urgency": f.urgency, "merged": f.merged,
                 "created_at": f.created_at.isoformat(), "source": c.source.location,
+                "channel": c.source.location if c.source.kind == "channel" else None,
                 "status": c.status, "progress": c.progress or 0.0,
                 "stage": stage_label(c.status, c.progress or 0.0), "error": c.error,
                 "thumbnail_path": c.thumbnail_path, "reject_reason": c.reject_reason,

@@ -10,12 +10,14 @@ from typing import Any
 
 import redis
 from rq import Worker
+from sqlalchemy import func, select
 
 from clipper.context import Context
 from clipper.errors import ClipperError
 from clipper.permissions import Actor, requires
 from clipper.pipeline.jobqueue import queue_lengths
 from clipper.pipeline.retention import read_disk_note
+from clipper.storage.tables import ChannelSegment
 
 
 @dataclass(frozen=True)
@@ -36,10 +38,19 @@ class Disk:
     free: int
 
 
-def folder_bytes(folder: Path) -> int:
+def folder_bytes(folder: Path, *, skip: Path | None = None) -> int:
+    """Bytes of the files under `folder`, leaving out the tree at `skip`."""
     if not folder.is_dir():
         return 0
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    return sum(p.stat().st_size for p in folder.rglob("*")
+               if p.is_file() and (skip is None or not p.is_relative_to(skip)))
+
+
+def _recorded_bytes(ctx: Context) -> int:
+    """Bytes of every stored channel segment, from the index: a day of recordings is tens of
+    thousands of files, too many to stat on each view of the System page."""
+    with ctx.db.session() as session:
+        return int(session.scalar(select(func.coalesce(func.sum(ChannelSegment.bytes), 0))))
 
 
 @requires("admin")
@@ -60,7 +71,8 @@ def work_queue(ctx: Context, actor: Actor) -> WorkQueue:
 def disk_usage(ctx: Context, actor: Actor) -> Disk:
     s = ctx.settings
     free = shutil.disk_usage(s.home if s.home.exists() else Path("/")).free
-    return Disk(folder_bytes(s.media_dir), folder_bytes(s.exports_dir), free)
+    media = folder_bytes(s.media_dir, skip=s.media_dir / "channels") + _recorded_bytes(ctx)
+    return Disk(media, folder_bytes(s.exports_dir), free)
 
 
 @requires("admin")
