@@ -17,7 +17,7 @@ from typing import ParamSpec, TypeVar
 from clipper.errors import PermissionDenied
 
 #: Account roles: the choices of `clipper users add --role` and the Team page.
-ROLES = ("volunteer", "social", "editor", "admin")
+ROLES = ("volunteer", "coordinator", "social", "editor", "admin")
 
 #: The local command-line operator: a pseudo-role, never an account. Whoever runs `clipper`
 #: on the server can already read its files and database, so it may do everything.
@@ -29,11 +29,11 @@ _DESK = frozenset({"admin", OPERATOR})
 #: permission -> roles allowed. Every role is listed explicitly (admin and operator included),
 #: so this table is the whole truth.
 PERMISSIONS: dict[str, frozenset[str]] = {
-    "flag": frozenset({"volunteer", "social", "editor"}) | _DESK,
-    "view_own_flags": frozenset({"volunteer", "social", "editor"}) | _DESK,
+    "flag": frozenset({"volunteer", "coordinator", "social", "editor"}) | _DESK,
+    "view_own_flags": frozenset({"volunteer", "coordinator", "social", "editor"}) | _DESK,
     # One clip's status and event log. Volunteers only see clips their own flags made (the
     # object-level rule lives in services.clips); `view_all_clips` lifts it.
-    "view_clip": frozenset({"volunteer", "social", "editor"}) | _DESK,
+    "view_clip": frozenset({"volunteer", "coordinator", "social", "editor"}) | _DESK,
     "view_all_clips": frozenset({"social", "editor"}) | _DESK,   # the whole desk: list, any clip
     "review": frozenset({"social"}) | _DESK,          # the queue, claims, caption, trim
     "edit_transcript": frozenset({"social"}) | _DESK,
@@ -43,8 +43,14 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "retry": _DESK,                                   # send a failed clip round again
     "admin": _DESK,                                   # accounts
     # Live channels: everyone on the desk watches them and flags them; admins run them.
-    "view_channels": frozenset({"volunteer", "social", "editor"}) | _DESK,
+    "view_channels": frozenset({"volunteer", "coordinator", "social", "editor"}) | _DESK,
     "manage_channels": _DESK,                         # add, pause, resume, remove
+    # The rota: everyone sees it; anyone who can flag signs up for shifts (their own); the
+    # coordinators run it (create, edit, cancel shifts; assign and remove people; everyone's
+    # shifts and stats).
+    "view_rota": frozenset({"volunteer", "coordinator", "social", "editor"}) | _DESK,
+    "signup": frozenset({"volunteer", "coordinator", "social", "editor"}) | _DESK,
+    "manage_rota": frozenset({"coordinator"}) | _DESK,
     # Naming a file on the server (a source path, an export folder): the local operator only,
     # or anyone could clip another team's uploads or any recording the server can read.
     "use_server_files": frozenset({OPERATOR}),

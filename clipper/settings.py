@@ -102,6 +102,9 @@ SETTINGS: tuple[Setting, ...] = (
             _float),
     Setting("CLIPPER_STALL_SECONDS", "stall_seconds", "60", "A channel that delivers nothing for "
             "this long is marked `stalled` and the team's webhook is told.", _float),
+    Setting("CLIPPER_ROTA_LATE_CANCEL_HOURS", "rota_late_cancel_hours", "3", "A volunteer may "
+            "cancel a rota shift on their own until this many hours before it starts; later "
+            "needs a coordinator.", _float),
 )
 
 
@@ -134,6 +137,7 @@ class Settings:
     retention_hours: float
     min_free_gb: float
     stall_seconds: float
+    rota_late_cancel_hours: float
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod

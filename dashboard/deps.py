@@ -39,7 +39,8 @@ PAGES = (
 )
 CLIP_PAGE = "clip.py"
 #: The page a role lands on after logging in.
-HOME = {"volunteer": "flag", "social": "review", "editor": "search", "admin": "team"}
+HOME = {"volunteer": "flag", "coordinator": "flag", "social": "review", "editor": "search",
+        "admin": "team"}
 
 
 @st.cache_resource(show_spinner=False)

@@ -393,11 +393,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     from clipper.cli.channels import add_channels_parser
     from clipper.cli.record import add_record_parser
+    from clipper.cli.rota import add_rota_parser
     from clipper.cli.users import add_users_parser
 
     add_users_parser(sub)
     add_channels_parser(sub)
     add_record_parser(sub)
+    add_rota_parser(sub)
     return p
 
 

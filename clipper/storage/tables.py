@@ -248,6 +248,7 @@ class User(Base):
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    timezone: Mapped[str | None] = mapped_column(String(64), nullable=True)  # None: the default
 
 
 class LoginSession(Base):
@@ -302,3 +303,35 @@ class ChannelSegment(Base):
     bytes: Mapped[int] = mapped_column(BigInteger)
     path: Mapped[str] = mapped_column(Text)
     arrived_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Shift(Base):
+    """A rota shift: a channel watched from `start` to `end` (UTC) by `needs` people.
+    Shifts of one weekly repeat share a `series_id`; a cancelled shift is kept, not deleted."""
+
+    __tablename__ = "shifts"
+    __table_args__ = (Index("ix_shifts_start_end", "start", "end"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"),
+                                            index=True)
+    start: Mapped[datetime] = mapped_column()
+    end: Mapped[datetime] = mapped_column()
+    needs: Mapped[int] = mapped_column(Integer, default=1)
+    note: Mapped[str] = mapped_column(Text, default="")
+    series_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Signup(Base):
+    """One person on one shift: signed | cancelled | checked_in | missed."""
+
+    __tablename__ = "signups"
+    __table_args__ = (UniqueConstraint("shift_id", "user_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    shift_id: Mapped[int] = mapped_column(ForeignKey("shifts.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    state: Mapped[str] = mapped_column(String(16), default="signed")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    checked_in_at: Mapped[datetime | None] = mapped_column(nullable=True)

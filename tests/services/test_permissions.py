@@ -138,7 +138,7 @@ def test_each_service_refuses_exactly_the_roles_without_its_permission(exploding
 
 def test_the_table_admin_everything_but_operator_only_and_no_operator_account():
     assert OPERATOR not in ROLES
-    assert ROLES == ("volunteer", "social", "editor", "admin")
+    assert ROLES == ("volunteer", "coordinator", "social", "editor", "admin")
     assert OPERATOR_ONLY == {"use_server_files"}
     for permission, roles in PERMISSIONS.items():
         assert OPERATOR in roles, permission

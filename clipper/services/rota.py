@@ -1,0 +1,332 @@
+"""The rota: shifts on channels, who signs up for them, coverage, gaps, check-ins, calendars.
+
+Times go in as ISO 8601 (without an offset: CLIPPER_TIMEZONE) and come out as ISO 8601 UTC.
+The decisions (repeats across daylight saving, coverage, overlap, gap merging) are pure, in
+`clipper.rota`; this module loads, checks who may do what, and stores.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from clipper import rota
+from clipper.context import Context
+from clipper.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from clipper.permissions import Actor, require, requires
+from clipper.pipeline.lifecycle import log_event
+from clipper.storage.tables import Channel, Flag, Publication, Shift, Signup, User
+
+#: A volunteer may check in this long before their shift starts.
+CHECK_IN_EARLY = timedelta(minutes=15)
+
+
+def _now(at: datetime | None) -> datetime:
+    return (at or datetime.now(UTC)).astimezone(UTC)
+
+
+def _user(session: Session, name: str) -> User:
+    user = session.scalars(select(User).where(User.name == (name or "").strip())).first()
+    if user is None:
+        raise NotFound(f"No user {name!r}.", "List users with `clipper users list`.")
+    return user
+
+
+def _shift(session: Session, shift_id: int, *, lock: bool = False) -> Shift:
+    q = select(Shift).where(Shift.id == int(shift_id))
+    shift = session.scalars(q.with_for_update() if lock else q).first()
+    if shift is None:
+        raise NotFound(f"No shift {shift_id}.", "See the shifts with `clipper rota list`.")
+    return shift
+
+
+def _for_self_or_manager(actor: Actor, user: str | None, what: str) -> str:
+    """The person acted on: the actor unless `user` names someone else (needs manage_rota)."""
+    name = (user or "").strip() or actor.name
+    if name != actor.name and not actor.can("manage_rota"):
+        raise PermissionDenied(f"{actor.name} ({actor.role}) may not {what} for {name}.",
+                               "Only a coordinator may act for someone else.")
+    return name
+
+
+def _people(session: Session, shift_ids: list[int]) -> dict[int, list[str]]:
+    """Names of the people filling each shift (signed or checked in), by shift id."""
+    out: dict[int, list[str]] = {i: [] for i in shift_ids}
+    if not shift_ids:
+        return out
+    rows = session.execute(
+        select(Signup.shift_id, User.name).join(User, User.id == Signup.user_id)
+        .where(Signup.shift_id.in_(shift_ids), Signup.state.in_(rota.ACTIVE))
+        .order_by(Signup.shift_id, Signup.id))
+    for sid, name in rows:
+        out[sid].append(name)
+    return out
+
+
+def _window(session: Session, start: datetime, end: datetime,
+            channel: str | None = None) -> list[tuple[Shift, str]]:
+    q = (select(Shift, Channel.name).join(Channel, Channel.id == Shift.channel_id)
+         .where(Shift.cancelled.is_(False), Shift.start < end, Shift.end > start)
+         .order_by(Shift.start, Channel.name, Shift.id))
+    if channel:
+        q = q.where(Channel.name == channel)
+    return [(s, n) for s, n in session.execute(q)]
+
+
+@requires("manage_rota")
+def add_shifts(ctx: Context, actor: Actor, channel: str, start: str, end: str, *,
+               needs: int = 1, note: str = "", weekly_until: str | date | None = None
+               ) -> list[int]:
+    """Create a shift, or a weekly repeat up to `weekly_until` (a local day, inclusive) that
+    keeps its local wall time across daylight saving. Returns the new shift ids. Refused with
+    nothing stored: an unknown channel, end <= start, needs < 1, a repeat ending before it
+    starts or longer than rota.MAX_REPEATS."""
+    tz = ctx.settings.timezone
+    s = rota.parse_time(start, tz, field="start")
+    e = rota.parse_time(end, tz, field="end")
+    try:
+        needs = int(needs)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"needs {needs!r} is not a whole number.") from None
+    rota.check_shift(s, e, needs)
+    until = None if weekly_until in (None, "") else rota.parse_day(weekly_until,
+                                                                  field="weekly-until")
+    times = rota.weekly(s, e, tz, until)
+    series = uuid.uuid4().hex if until is not None else None
+    with ctx.db.session() as session:
+        ch = session.scalars(select(Channel).where(Channel.name == (channel or "").strip())
+                             ).first()
+        if ch is None:
+            raise InvalidInput(f"There is no channel named {channel!r}.",
+                               "See the channels with `clipper channels list`.")
+        rows = [Shift(channel_id=ch.id, start=a, end=b, needs=needs, note=note or "",
+                      series_id=series, created_by=actor.name) for a, b in times]
+        session.add_all(rows)
+        session.flush()
+        ids = [r.id for r in rows]
+        log_event(session, actor.name, "rota.added", None,
+                  {"channel": ch.name, "shift_ids": ids, "needs": needs})
+    return ids
+
+
+def _shift_dict(s: Shift, channel: str, people: list[str]) -> dict[str, Any]:
+    return {"id": s.id, "channel": channel, "start": rota.iso(s.start), "end": rota.iso(s.end),
+            "needs": s.needs, "volunteers": people, "status": rota.status(s.needs, len(people)),
+            "note": s.note}
+
+
+@requires("view_rota")
+def list_shifts(ctx: Context, actor: Actor, *, start_day: str | date | None = None,
+                days: int = 7, channel: str | None = None) -> list[dict[str, Any]]:
+    """Shifts (not cancelled) overlapping `days` local days from `start_day` (default today in
+    CLIPPER_TIMEZONE), by start."""
+    if isinstance(days, bool) or int(days) < 1:
+        raise InvalidInput(f"days must be at least 1, not {days!r}.")
+    z = rota.zone(ctx.settings.timezone)
+    day = (datetime.now(z).date() if start_day in (None, "")
+           else rota.parse_day(start_day, field="from"))
+    lo = datetime.combine(day, time(), z).astimezone(UTC)
+    hi = datetime.combine(day + timedelta(days=int(days)), time(), z).astimezone(UTC)
+    with ctx.db.session() as session:
+        rows = _window(session, lo, hi, channel)
+        people = _people(session, [s.id for s, _ in rows])
+        return [_shift_dict(s, n, people[s.id]) for s, n in rows]
+
+
+@requires("signup")
+def signup(ctx: Context, actor: Actor, shift_id: int, user: str | None = None, *,
+           at: datetime | None = None) -> dict[str, Any]:
+    """Put `user` (default: the actor) on a shift. Refused, nothing stored: a cancelled or ended
+    shift, a full one, one already signed up for, one overlapping another of theirs."""
+    name = _for_self_or_manager(actor, user, "sign up")
+    now = _now(at)
+    with ctx.db.session() as session:
+        shift = _shift(session, shift_id, lock=True)
+        person = _user(session, name)
+        if shift.cancelled:
+            raise Conflict(f"Shift {shift.id} was cancelled.")
+        if shift.end <= now:
+            raise Conflict(f"Shift {shift.id} has ended ({rota.iso(shift.end)}).")
+        mine = session.scalars(select(Signup).where(Signup.shift_id == shift.id,
+                                                    Signup.user_id == person.id)).first()
+        if mine is not None and mine.state in rota.ACTIVE:
+            raise Conflict(f"{name} is already on shift {shift.id}.")
+        taken = session.scalar(select(func.count()).select_from(Signup).where(
+            Signup.shift_id == shift.id, Signup.state.in_(rota.ACTIVE))) or 0
+        if taken >= shift.needs:
+            raise Conflict(f"Shift {shift.id} is full ({taken} of {shift.needs}).",
+                           "Pick another shift from `clipper rota list`.")
+        clash = session.execute(
+            select(Shift.id, Shift.start, Shift.end).join(Signup, Signup.shift_id == Shift.id)
+            .where(Signup.user_id == person.id, Signup.state.in_(rota.ACTIVE),
+                   Shift.cancelled.is_(False), Shift.id != shift.id,
+                   Shift.start < shift.end, Shift.end > shift.start)).first()
+        if clash is not None:
+            raise Conflict(f"{name} is already on shift {clash[0]} "
+                           f"({rota.iso(clash[1])} .. {rota.iso(clash[2])}), which overlaps "
+                           f"shift {shift.id}.")
+        if mine is None:
+            session.add(Signup(shift_id=shift.id, user_id=person.id, state="signed"))
+        else:
+            mine.state, mine.checked_in_at = "signed", None
+        log_event(session, actor.name, "rota.signup", None, {"shift_id": shift.id, "user": name})
+    return {"shift_id": int(shift_id), "user": name, "state": "signed"}
+
+
+@requires("signup")
+def cancel_signup(ctx: Context, actor: Actor, shift_id: int, user: str | None = None, *,
+                  at: datetime | None = None) -> dict[str, Any]:
+    """Take `user` (default: the actor) off a shift. Less than CLIPPER_ROTA_LATE_CANCEL_HOURS
+    before the start (or later) needs a coordinator."""
+    name = _for_self_or_manager(actor, user, "cancel a shift")
+    now = _now(at)
+    with ctx.db.session() as session:
+        shift = _shift(session, shift_id)
+        person = _user(session, name)
+        mine = session.scalars(select(Signup).where(Signup.shift_id == shift.id,
+                                                    Signup.user_id == person.id)).first()
+        if mine is None or mine.state not in rota.ACTIVE:
+            raise Conflict(f"{name} is not on shift {shift.id}.")
+        hours = ctx.settings.rota_late_cancel_hours
+        late = shift.start - now < timedelta(hours=hours)
+        if late:
+            try:
+                require(actor, "manage_rota")
+            except PermissionDenied as exc:
+                raise PermissionDenied(
+                    f"Shift {shift.id} starts in less than {hours:g} h: too late to cancel "
+                    "on your own.", "Ask a coordinator to take you off it.") from exc
+        mine.state = "cancelled"
+        log_event(session, actor.name, "rota.cancelled", None,
+                  {"shift_id": shift.id, "user": name, "late": late})
+    return {"shift_id": int(shift_id), "user": name, "state": "cancelled", "late": late}
+
+
+@requires("view_rota")
+def gaps(ctx: Context, actor: Actor, *, days: int = 7,
+         now: datetime | None = None) -> list[dict[str, Any]]:
+    """Stretches of the next `days` days where a channel's shifts are short of people, merged
+    per channel (see `clipper.rota`); a gap already under way starts now."""
+    lo = _now(now)
+    hi = lo + timedelta(days=int(days))
+    with ctx.db.session() as session:
+        rows = _window(session, lo, hi)
+        people = _people(session, [s.id for s, _ in rows])
+    merged = rota.merge_gaps((n, max(s.start, lo), s.end, s.needs, len(people[s.id]))
+                             for s, n in rows)
+    return [{"channel": g.channel, "start": rota.iso(g.start), "end": rota.iso(g.end),
+             "missing": g.missing} for g in merged]
+
+
+@requires("view_rota")
+def now(ctx: Context, actor: Actor, *, at: datetime | None = None) -> list[dict[str, Any]]:
+    """Who is watching what now: the shifts running at `at` (default now)."""
+    t = _now(at)
+    with ctx.db.session() as session:
+        rows = _window(session, t, t + timedelta(microseconds=1))
+        people = _people(session, [s.id for s, _ in rows])
+    return [{"channel": n, "shift_id": s.id, "volunteers": people[s.id],
+             "until": rota.iso(s.end)} for s, n in rows]
+
+
+@requires("signup")
+def check_in(ctx: Context, actor: Actor, shift_id: int, *,
+             at: datetime | None = None) -> dict[str, Any]:
+    """The actor says they are watching their shift (from 15 minutes before it until its end)."""
+    t = _now(at)
+    with ctx.db.session() as session:
+        shift = _shift(session, shift_id)
+        person = _user(session, actor.name)
+        mine = session.scalars(select(Signup).where(Signup.shift_id == shift.id,
+                                                    Signup.user_id == person.id)).first()
+        if mine is None or mine.state not in rota.ACTIVE:
+            raise Conflict(f"{actor.name} is not on shift {shift.id}.")
+        if shift.cancelled:
+            raise Conflict(f"Shift {shift.id} was cancelled.")
+        if not shift.start - CHECK_IN_EARLY <= t < shift.end:
+            raise Conflict(f"Shift {shift.id} runs {rota.iso(shift.start)} .. "
+                           f"{rota.iso(shift.end)}: check in while it is on.")
+        if mine.state == "signed":
+            mine.state, mine.checked_in_at = "checked_in", t
+            log_event(session, actor.name, "rota.checked_in", None, {"shift_id": shift.id})
+    return {"shift_id": int(shift_id), "user": actor.name, "state": "checked_in"}
+
+
+@requires("manage_rota")
+def mark_missed(ctx: Context, actor: Actor, *, now: datetime) -> int:
+    """Every signed-up person who never checked in to a shift that ended by `now` is marked
+    missed; returns how many. Run by `clipper up` or a coordinator; repeating it is harmless."""
+    t = _now(now)
+    with ctx.db.session() as session:
+        rows = session.scalars(
+            select(Signup).join(Shift, Shift.id == Signup.shift_id)
+            .where(Signup.state == "signed", Shift.cancelled.is_(False), Shift.end <= t)).all()
+        for row in rows:
+            row.state = "missed"
+        if rows:
+            log_event(session, actor.name, "rota.missed", None,
+                      {"signups": [r.id for r in rows]})
+        return len(rows)
+
+
+@requires("view_rota")
+def stats(ctx: Context, actor: Actor, user: str | None = None) -> dict[str, int]:
+    """A person's shifts done (checked in), missed, flags filed and flags whose clip was
+    published. Someone else's need manage_rota."""
+    with ctx.db.session() as session:
+        name = _for_self_or_manager(actor, user, "see the stats")
+        person = _user(session, name)
+
+        def count(state: str) -> int:
+            return session.scalar(
+                select(func.count()).select_from(Signup).join(Shift, Shift.id == Signup.shift_id)
+                .where(Signup.user_id == person.id, Signup.state == state,
+                       Shift.cancelled.is_(False))) or 0
+
+        filed = session.scalar(select(func.count()).select_from(Flag)
+                               .where(Flag.by == name)) or 0
+        published = session.scalar(
+            select(func.count(func.distinct(Flag.id))).select_from(Flag)
+            .join(Publication, Publication.clip_id == Flag.clip_id)
+            .where(Flag.by == name)) or 0
+        return {"shifts_done": count("checked_in"), "missed": count("missed"),
+                "flags_filed": int(filed), "flags_published": int(published)}
+
+
+@requires("view_rota")
+def ical(ctx: Context, actor: Actor, user: str) -> str:
+    """`user`'s shifts as an iCalendar (RFC 5545) text; UID `shift-<id>@clipper` per shift, so
+    a calendar that loads it again replaces its events. A cancelled shift they were on comes
+    with STATUS:CANCELLED. Only their own calendar unless the actor has manage_rota."""
+    from icalendar import Calendar, Event
+
+    with ctx.db.session() as session:
+        name = _for_self_or_manager(actor, user, "get the calendar")
+        person = _user(session, name)
+        rows = session.execute(
+            select(Shift, Channel.name).join(Channel, Channel.id == Shift.channel_id)
+            .join(Signup, Signup.shift_id == Shift.id)
+            .where(Signup.user_id == person.id, Signup.state != "cancelled")
+            .order_by(Shift.start, Shift.id)).all()
+    cal = Calendar()
+    cal.add("prodid", "-//Clipper//rota//EN")
+    cal.add("version", "2.0")
+    cal.add("calscale", "GREGORIAN")
+    cal.add("x-wr-calname", f"Clipper rota: {name}")
+    stamp = datetime.now(UTC).replace(microsecond=0)
+    for shift, channel in rows:
+        ev = Event()
+        ev.add("uid", f"shift-{shift.id}@clipper")
+        ev.add("dtstamp", stamp)
+        ev.add("dtstart", shift.start)
+        ev.add("dtend", shift.end)
+        ev.add("summary", f"Watch {channel}")
+        if shift.note:
+            ev.add("description", shift.note)
+        ev.add("status", "CANCELLED" if shift.cancelled else "CONFIRMED")
+        cal.add_component(ev)
+    return cal.to_ical().decode()

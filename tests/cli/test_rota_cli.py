@@ -1,0 +1,46 @@
+"""`clipper rota …`: JSON contracts and exit codes, through a real `python -m clipper.cli`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.services
+
+
+def test_rota_commands(tmp_path, sqlite_url):
+    env = {**os.environ, "CLIPPER_HOME": str(tmp_path / "home"), "DATABASE_URL": sqlite_url,
+           "CLIPPER_TIMEZONE": "Europe/London", "CLIPPER_URL_ALLOWLIST": "127.0.0.1"}
+
+    def clip(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "clipper.cli", *argv], env=env, text=True,
+                              capture_output=True, timeout=60)
+
+    assert clip("channels", "add", "news", "http://127.0.0.1:9/x.m3u8").returncode == 0
+    assert clip("users", "add", "ann", "--role", "coordinator").returncode == 0
+    r = clip("rota", "add", "--channel", "news", "--start", "2027-03-21T19:00",
+             "--end", "2027-03-21T20:00", "--weekly-until", "2027-04-04", "--json")
+    assert r.returncode == 0, r.stderr
+    ids = json.loads(r.stdout)["shift_ids"]
+    assert len(ids) == 3
+    for bad in (["--channel", "nope", "--start", "2027-03-21T19:00", "--end", "2027-03-21T20:00"],
+                ["--channel", "news", "--start", "2027-03-21T19:00", "--end", "2027-03-21T18:00"]):
+        r = clip("rota", "add", *bad)
+        assert r.returncode == 2 and "error:" in r.stderr
+    rows = json.loads(clip("rota", "list", "--from", "2027-03-20", "--days", "21",
+                           "--json").stdout)
+    assert [(x["start"], x["status"]) for x in rows] == [
+        ("2027-03-21T19:00:00Z", "empty"), ("2027-03-28T18:00:00Z", "empty"),
+        ("2027-04-04T18:00:00Z", "empty")]
+    assert clip("rota", "signup", str(ids[0]), "--user", "ann").returncode == 0
+    assert clip("rota", "signup", str(ids[0]), "--user", "nobody").returncode == 2
+    assert clip("rota", "cancel", str(ids[0]), "--user", "ann").returncode == 0
+    assert clip("rota", "signup", str(ids[1]), "--user", "ann").returncode == 0
+    ical = clip("rota", "ical", "--user", "ann").stdout
+    assert "BEGIN:VCALENDAR" in ical and f"UID:shift-{ids[1]}@clipper" in ical
+    assert json.loads(clip("rota", "gaps", "--json").stdout) == []  # 2027 is beyond 7 days
+    assert json.loads(clip("rota", "now", "--json").stdout) == []

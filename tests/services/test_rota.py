@@ -1,0 +1,113 @@
+"""The rota services on both databases: shifts, sign-ups, gaps, check-ins, stats, calendars."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from icalendar import Calendar
+from sqlalchemy import func, select
+
+from clipper.errors import Conflict, InvalidInput, PermissionDenied
+from clipper.permissions import Actor
+from clipper.services import rota
+from clipper.services.channels import add_channel
+from clipper.services.users import add_user
+from clipper.storage.tables import Shift, Signup
+
+pytestmark = pytest.mark.services
+OP = Actor.operator()
+URL = "http://127.0.0.1:9/live/index.m3u8"
+
+
+def iso(t: datetime) -> str:
+    return t.isoformat()
+
+
+@pytest.fixture
+def team(ctx):
+    add_channel(ctx, OP, "news", URL)
+    add_channel(ctx, OP, "sport", URL)
+    for name, role in (("ann", "volunteer"), ("bob", "volunteer"), ("cat", "coordinator")):
+        add_user(ctx, OP, name, role, "password-1234")
+    return ctx
+
+
+def count(ctx, table) -> int:
+    with ctx.db.session() as s:
+        return s.scalar(select(func.count()).select_from(table))
+
+
+def test_signup_rules_coverage_gaps_and_cancel(team):
+    ctx, ann, bob = team, Actor("ann", "volunteer"), Actor("bob", "volunteer")
+    cat = Actor("cat", "coordinator")
+    t0 = (datetime.now(UTC) + timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
+    h = timedelta(hours=1)
+    a, = rota.add_shifts(ctx, cat, "news", iso(t0), iso(t0 + h), needs=1)
+    b, = rota.add_shifts(ctx, cat, "news", iso(t0 + h), iso(t0 + 2 * h), needs=2)
+    c, = rota.add_shifts(ctx, cat, "sport", iso(t0), iso(t0 + 2 * h))
+    for bad in (("nope", iso(t0), iso(t0 + h)), ("news", iso(t0 + h), iso(t0))):
+        with pytest.raises(InvalidInput):
+            rota.add_shifts(ctx, cat, *bad)
+    with pytest.raises(InvalidInput):
+        rota.add_shifts(ctx, cat, "news", iso(t0), iso(t0 + h), needs=0)
+    with pytest.raises(PermissionDenied):
+        rota.add_shifts(ctx, ann, "news", iso(t0), iso(t0 + h))
+    assert count(ctx, Shift) == 3
+
+    rota.signup(ctx, ann, a)
+    with pytest.raises(Conflict, match="full"):
+        rota.signup(ctx, bob, a)
+    with pytest.raises(Conflict, match="overlaps"):
+        rota.signup(ctx, ann, c)
+    with pytest.raises(PermissionDenied):
+        rota.signup(ctx, ann, b, "bob")
+    rota.signup(ctx, cat, b, "bob")
+    assert count(ctx, Signup) == 2
+    with pytest.raises(Conflict, match="ended"):
+        rota.signup(ctx, bob, c, at=t0 + 3 * h)
+
+    listed = {r["id"]: r for r in rota.list_shifts(ctx, ann, start_day=t0.date(), days=2)}
+    assert listed[a]["status"] == "covered" and listed[a]["volunteers"] == ["ann"]
+    assert listed[b]["status"] == "short" and listed[c]["status"] == "empty"
+    assert listed[a]["start"] == t0.strftime("%Y-%m-%dT%H:%M:%SZ")
+    gaps = rota.gaps(ctx, ann, days=3)
+    assert gaps == [{"channel": "news", "start": listed[b]["start"], "end": listed[b]["end"],
+                     "missing": 1},
+                    {"channel": "sport", "start": listed[c]["start"], "end": listed[c]["end"],
+                     "missing": 1}]
+    assert [r["shift_id"] for r in rota.now(ctx, ann, at=t0 + h / 2)] == [a, c]
+
+    with pytest.raises(PermissionDenied, match="too late"):
+        rota.cancel_signup(ctx, ann, a, at=t0 - h)
+    rota.cancel_signup(ctx, ann, a, at=t0 - 4 * h)
+    rota.signup(ctx, ann, a)  # signing up again after cancelling
+    rota.cancel_signup(ctx, cat, a, "ann", at=t0 - h)  # a coordinator may, late
+
+
+def test_weekly_repeat_dst_check_in_missed_stats_and_ical(team):
+    ctx, ann, cat = team, Actor("ann", "volunteer"), Actor("cat", "coordinator")
+    ids = rota.add_shifts(ctx, cat, "news", "2027-03-21T19:00+00:00", "2027-03-21T20:00+00:00",
+                          weekly_until="2027-04-04")
+    assert len(ids) == 3
+    with ctx.db.session() as s:
+        starts = [s.get(Shift, i).start for i in ids]
+    # CLIPPER_TIMEZONE is UTC in tests: a UTC wall time never moves.
+    assert [t.hour for t in starts] == [19, 19, 19]
+    before = datetime(2027, 3, 1, tzinfo=UTC)
+    for i in ids[:2]:
+        rota.signup(ctx, ann, i, at=before)
+    with pytest.raises(Conflict, match="check in while"):
+        rota.check_in(ctx, ann, ids[0], at=before)
+    rota.check_in(ctx, ann, ids[0], at=starts[0] + timedelta(minutes=5))
+    assert rota.mark_missed(ctx, cat, now=datetime(2027, 4, 1, tzinfo=UTC)) == 1
+    assert rota.stats(ctx, ann) == {"shifts_done": 1, "missed": 1, "flags_filed": 0,
+                                    "flags_published": 0}
+    with pytest.raises(PermissionDenied):
+        rota.stats(ctx, ann, "cat")
+    with pytest.raises(PermissionDenied):
+        rota.ical(ctx, ann, "bob")
+    cal = Calendar.from_ical(rota.ical(ctx, ann, "ann"))
+    uids = [str(e["uid"]) for e in cal.walk("VEVENT")]
+    assert uids == [f"shift-{ids[0]}@clipper", f"shift-{ids[1]}@clipper"]
+    assert rota.ical(ctx, cat, "ann").count("BEGIN:VEVENT") == 2
