@@ -105,6 +105,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CLIPPER_ROTA_LATE_CANCEL_HOURS", "rota_late_cancel_hours", "3", "A volunteer may "
             "cancel a rota shift on their own until this many hours before it starts; later "
             "needs a coordinator.", _float),
+    Setting("CLIPPER_SMTP_URL", "smtp_url", "", "Mail server for rota reminders and alerts: "
+            "`smtp://user:pass@host:587` (STARTTLS when the server offers it) or "
+            "`smtps://host:465` (TLS from the start). Unset: no email. Admin configuration: "
+            "the host is not checked like flag URLs."),
+    Setting("CLIPPER_SMTP_FROM", "smtp_from", "clipper@localhost", "Sender address of "
+            "rota emails."),
 )
 
 
@@ -138,6 +144,8 @@ class Settings:
     min_free_gb: float
     stall_seconds: float
     rota_late_cancel_hours: float
+    smtp_url: str
+    smtp_from: str
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod

@@ -30,6 +30,10 @@ PAGES = (
     PageSpec("volunteer/flag.py", "Flag a clip", "flag", "flag", "Volunteer", ":material/flag:"),
     PageSpec("volunteer/live.py", "Live", "view_channels", "live", "Volunteer",
              ":material/live_tv:"),
+    PageSpec("volunteer/shifts.py", "My shifts", "signup", "shifts", "Volunteer",
+             ":material/event:"),
+    PageSpec("coordinator/rota.py", "Rota", "manage_rota", "rota", "Coordinator",
+             ":material/calendar_view_week:"),
     PageSpec("social/review.py", "Review queue", "review", "review", "Social",
              ":material/rate_review:"),
     PageSpec("editor/search.py", "Search", "search", "search", "Editor", ":material/search:"),
@@ -39,7 +43,7 @@ PAGES = (
 )
 CLIP_PAGE = "clip.py"
 #: The page a role lands on after logging in.
-HOME = {"volunteer": "flag", "coordinator": "flag", "social": "review", "editor": "search",
+HOME = {"volunteer": "flag", "coordinator": "rota", "social": "review", "editor": "search",
         "admin": "team"}
 
 

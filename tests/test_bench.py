@@ -25,3 +25,14 @@ def test_search_benchmark_runs_on_both_databases() -> None:
         assert re.search(rf"\[{backend}\] latency .* p50 [\d.]+ ms, p95 [\d.]+ ms wall", out), out
         # every one of the 20 queries printed a line with its hit count
         assert len(re.findall(rf"\[{backend}\] +[\d.]+ ms +\d+\+? hits", out)) == 20, out
+
+
+def test_rota_benchmark_runs_on_both_databases() -> None:
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "rota.py"), "--quick"],
+                         capture_output=True, text=True, timeout=240, check=True).stdout
+    for backend in ("sqlite", "postgresql"):
+        assert re.search(rf"\[{backend}\] 3 channels, 120 shifts, 50 volunteers, [\d,]+ signups",
+                         out), out
+        for label in ("grid", "list_shifts", "gaps"):
+            assert re.search(rf"\[{backend}\] {label} +\d+ rows  median +[\d.]+ ms, "
+                             rf"p95 +[\d.]+ ms over 3 runs", out), out

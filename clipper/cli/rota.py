@@ -65,6 +65,28 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_edit(args: argparse.Namespace) -> int:
+    from clipper.services.rota import edit_shift
+
+    r = edit_shift(_ctx(args), local_operator(), args.shift_id, start=args.start, end=args.end,
+                   needs=args.needs, note=args.note)
+    if args.json:
+        _print_json(r)
+    else:
+        print(f"shift {r['id']} on {r['channel']}: {r['start']} .. {r['end']}, "
+              f"{len(r['volunteers'])}/{r['needs']} {r['status']}")
+    return 0
+
+
+def cmd_cancel_shift(args: argparse.Namespace) -> int:
+    from clipper.services.rota import cancel_shift
+
+    r = cancel_shift(_ctx(args), local_operator(), args.shift_id)
+    print(f"shift {r['shift_id']} on {r['channel']} cancelled"
+          + (f"; told {', '.join(r['volunteers'])}" if r["volunteers"] else ""))
+    return 0
+
+
 def cmd_gaps(args: argparse.Namespace) -> int:
     from clipper.services.rota import gaps
 
@@ -142,6 +164,20 @@ def add_rota_parser(subparsers: Any) -> None:
         p.add_argument("shift_id", type=int)
         p.add_argument("--user", required=True, metavar="NAME")
         p.set_defaults(func=func)
+
+    ed = sub.add_parser("edit", help="change a shift's times, needs or note (those signed up "
+                        "are told)")
+    ed.add_argument("shift_id", type=int)
+    ed.add_argument("--start", metavar="ISO")
+    ed.add_argument("--end", metavar="ISO")
+    ed.add_argument("--needs", type=int, metavar="N")
+    ed.add_argument("--note", metavar="TEXT")
+    ed.add_argument("--json", action="store_true")
+    ed.set_defaults(func=cmd_edit)
+
+    cs = sub.add_parser("cancel-shift", help="cancel a whole shift (those signed up are told)")
+    cs.add_argument("shift_id", type=int)
+    cs.set_defaults(func=cmd_cancel_shift)
 
     g = sub.add_parser("gaps", help="stretches where shifts are short of people")
     g.add_argument("--days", type=_positive, default=7)

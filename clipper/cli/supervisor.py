@@ -23,6 +23,9 @@ from clipper.storage.database import Database
 log = logging.getLogger("clipper.cli.supervisor")
 
 
+REMINDER_SECONDS = 30.0
+"""How often `clipper up` sends due rota reminders and marks missed shifts."""
+
 STABLE_SECONDS = 60.0
 """A child that ran this long before it died is restarted as if it had never failed."""
 
@@ -200,6 +203,7 @@ def supervise(stack: Stack, stop_flag: list[bool]) -> None:
     """Restart dead children (with backoff) and re-queue lost work until asked to stop."""
     logs = stack.settings.home / "logs"
     next_reconcile = 0.0
+    next_reminders = 0.0
     ctx = Context.build(stack.settings)
     try:
         while not stop_flag[0]:
@@ -215,6 +219,9 @@ def supervise(stack: Stack, stop_flag: list[bool]) -> None:
             if now >= next_reconcile:
                 _reconcile(ctx)
                 next_reconcile = now + stack.settings.reconcile_seconds
+            if now >= next_reminders:
+                _reminders(ctx)
+                next_reminders = now + REMINDER_SECONDS
             time.sleep(0.5)
     finally:
         ctx.close()
@@ -229,6 +236,18 @@ def _reconcile(ctx: Context) -> None:
             log.warning("re-queued lost work for clips %s", requeued)
     except Exception as exc:  # noqa: BLE001 - the supervisor must keep running
         log.warning("reconcile failed: %s", exc)
+
+
+def _reminders(ctx: Context) -> None:
+    """Rota reminders and alerts due now, and missed shifts; an error never stops `clipper up`."""
+    from clipper.pipeline.reminders import run_reminders
+
+    try:
+        done = run_reminders(ctx)
+        if done["sent"] or done["missed"]:
+            log.info("rota: %(sent)d reminder(s) sent, %(missed)d signup(s) missed", done)
+    except Exception as exc:  # noqa: BLE001 - the supervisor must keep running
+        log.warning("rota reminders failed: %s", exc)
 
 
 def _banner(stack: Stack, port: int, dashboard: bool) -> None:

@@ -75,6 +75,14 @@ def cmd_set_role(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_set_email(args: argparse.Namespace) -> int:
+    from clipper.services.users import set_email
+
+    set_email(_ctx(args), local_operator(), args.name, args.email)
+    print(f"email of {args.name} " + (f"is now {args.email}" if args.email else "cleared"))
+    return 0
+
+
 def cmd_reset_password(args: argparse.Namespace) -> int:
     from clipper.services.users import set_password
 
@@ -112,6 +120,11 @@ def add_users_parser(subparsers: Any) -> None:
     role.add_argument("name")
     role.add_argument("role", choices=ROLES)
     role.set_defaults(func=cmd_set_role)
+
+    mail = sub.add_parser("set-email", help="set the address rota reminders go to ('' clears)")
+    mail.add_argument("name")
+    mail.add_argument("email")
+    mail.set_defaults(func=cmd_set_email)
 
     pw = sub.add_parser("reset-password",
                         help="set a new password (generated unless --password-stdin)")

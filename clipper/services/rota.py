@@ -18,6 +18,7 @@ from clipper import rota
 from clipper.context import Context
 from clipper.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from clipper.permissions import Actor, require, requires
+from clipper.pipeline import notifications
 from clipper.pipeline.lifecycle import log_event
 from clipper.storage.tables import Channel, Flag, Publication, Shift, Signup, User
 
@@ -206,6 +207,116 @@ def cancel_signup(ctx: Context, actor: Actor, shift_id: int, user: str | None = 
     return {"shift_id": int(shift_id), "user": name, "state": "cancelled", "late": late}
 
 
+def _tell(ctx: Context, event: str, text: str, details: dict[str, Any]) -> None:
+    """Tell the team (and so everyone signed up) about a change to a shift, by the webhook.
+    Never fails the change: the Event row is the record."""
+    try:
+        notifications.notify(ctx, {"text": text, "event": event, **details})
+    except Exception:  # noqa: BLE001 - a webhook problem must not undo a stored change
+        pass
+
+
+def _span(shift: Shift) -> str:
+    return f"{rota.iso(shift.start)} .. {rota.iso(shift.end)}"
+
+
+@requires("manage_rota")
+def edit_shift(ctx: Context, actor: Actor, shift_id: int, *, start: str | datetime | None = None,
+               end: str | datetime | None = None, needs: int | None = None,
+               note: str | None = None, at: datetime | None = None) -> dict[str, Any]:
+    """Change a shift's times, needs or note (None: unchanged); everyone signed up is told.
+    Refused, nothing stored: a cancelled or ended shift, end <= start, needs < 1."""
+    tz = ctx.settings.timezone
+    t = _now(at)
+    with ctx.db.session() as session:
+        shift = _shift(session, shift_id, lock=True)
+        if shift.cancelled:
+            raise Conflict(f"Shift {shift.id} was cancelled.")
+        if shift.end <= t:
+            raise Conflict(f"Shift {shift.id} has ended ({rota.iso(shift.end)}): "
+                           "it can no longer be edited.")
+        s = shift.start if start in (None, "") else rota.parse_time(start, tz, field="start")
+        e = shift.end if end in (None, "") else rota.parse_time(end, tz, field="end")
+        n = shift.needs
+        if needs is not None:
+            try:
+                n = int(needs)
+            except (TypeError, ValueError):
+                raise InvalidInput(f"needs {needs!r} is not a whole number.") from None
+        rota.check_shift(s, e, n)
+        before = {"start": rota.iso(shift.start), "end": rota.iso(shift.end),
+                  "needs": shift.needs, "note": shift.note}
+        shift.start, shift.end, shift.needs = s, e, n
+        if note is not None:
+            shift.note = note
+        after = {"start": rota.iso(s), "end": rota.iso(e), "needs": n, "note": shift.note}
+        changed = {k: after[k] for k in after if after[k] != before[k]}
+        channel = session.get(Channel, shift.channel_id).name
+        people = _people(session, [shift.id])[shift.id]
+        if changed:
+            log_event(session, actor.name, "rota.edited", None,
+                      {"shift_id": shift.id, "channel": channel, "before": before,
+                       "changed": changed, "volunteers": people})
+        result = _shift_dict(shift, channel, people)
+    if changed:
+        what = ", ".join(f"{k} {v}" for k, v in changed.items())
+        _tell(ctx, "rota.shift_changed",
+              f"Shift {result['id']} on {channel} was changed ({what}); now "
+              f"{result['start']} .. {result['end']}."
+              + (f" Signed up: {', '.join(people)}." if people else ""),
+              {"shift_id": result["id"], "channel": channel, "changed": changed,
+               "volunteers": people})
+    return result
+
+
+@requires("manage_rota")
+def cancel_shift(ctx: Context, actor: Actor, shift_id: int, *,
+                 at: datetime | None = None) -> dict[str, Any]:
+    """Cancel a shift (kept, marked cancelled, gone from lists and gaps); everyone signed up is
+    told. Refused: a shift already cancelled or ended."""
+    t = _now(at)
+    with ctx.db.session() as session:
+        shift = _shift(session, shift_id, lock=True)
+        if shift.cancelled:
+            raise Conflict(f"Shift {shift.id} was already cancelled.")
+        if shift.end <= t:
+            raise Conflict(f"Shift {shift.id} has ended ({rota.iso(shift.end)}).")
+        shift.cancelled = True
+        channel = session.get(Channel, shift.channel_id).name
+        people = _people(session, [shift.id])[shift.id]
+        span = _span(shift)
+        log_event(session, actor.name, "rota.shift_cancelled", None,
+                  {"shift_id": shift.id, "channel": channel, "volunteers": people})
+    _tell(ctx, "rota.shift_cancelled",
+          f"Shift {int(shift_id)} on {channel} ({span}) was cancelled."
+          + (f" Signed up: {', '.join(people)}." if people else ""),
+          {"shift_id": int(shift_id), "channel": channel, "volunteers": people})
+    return {"shift_id": int(shift_id), "channel": channel, "cancelled": True,
+            "volunteers": people}
+
+
+@requires("manage_rota")
+def remove_person(ctx: Context, actor: Actor, shift_id: int, user: str) -> dict[str, Any]:
+    """A coordinator takes `user` off a shift, at any time; they are told."""
+    with ctx.db.session() as session:
+        shift = _shift(session, shift_id)
+        person = _user(session, user)
+        mine = session.scalars(select(Signup).where(Signup.shift_id == shift.id,
+                                                    Signup.user_id == person.id)).first()
+        if mine is None or mine.state not in rota.ACTIVE:
+            raise Conflict(f"{person.name} is not on shift {shift.id}.")
+        mine.state = "cancelled"
+        channel = session.get(Channel, shift.channel_id).name
+        span = _span(shift)
+        log_event(session, actor.name, "rota.removed", None,
+                  {"shift_id": shift.id, "user": person.name})
+        name = person.name
+    _tell(ctx, "rota.person_removed",
+          f"{name} was taken off shift {int(shift_id)} on {channel} ({span}) by {actor.name}.",
+          {"shift_id": int(shift_id), "channel": channel, "user": name})
+    return {"shift_id": int(shift_id), "user": name, "state": "cancelled"}
+
+
 @requires("view_rota")
 def gaps(ctx: Context, actor: Actor, *, days: int = 7,
          now: datetime | None = None) -> list[dict[str, Any]]:
@@ -260,17 +371,10 @@ def check_in(ctx: Context, actor: Actor, shift_id: int, *,
 def mark_missed(ctx: Context, actor: Actor, *, now: datetime) -> int:
     """Every signed-up person who never checked in to a shift that ended by `now` is marked
     missed; returns how many. Run by `clipper up` or a coordinator; repeating it is harmless."""
-    t = _now(now)
-    with ctx.db.session() as session:
-        rows = session.scalars(
-            select(Signup).join(Shift, Shift.id == Signup.shift_id)
-            .where(Signup.state == "signed", Shift.cancelled.is_(False), Shift.end <= t)).all()
-        for row in rows:
-            row.state = "missed"
-        if rows:
-            log_event(session, actor.name, "rota.missed", None,
-                      {"signups": [r.id for r in rows]})
-        return len(rows)
+    # One implementation, in the pipeline: `clipper up` runs it with the reminders.
+    from clipper.pipeline.reminders import mark_missed as _mark_missed
+
+    return _mark_missed(ctx, _now(now), by=actor.name)
 
 
 @requires("view_rota")

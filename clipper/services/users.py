@@ -161,6 +161,19 @@ def set_role(ctx: Context, actor: Actor, name: str, role: str) -> None:
 
 
 @requires("admin")
+def set_email(ctx: Context, actor: Actor, name: str, email: str) -> None:
+    """Set (or with "" clear) the address rota reminders and alerts are emailed to."""
+    email = (email or "").strip()
+    if email and (len(email) > 320 or email.count("@") != 1 or any(c.isspace() for c in email)
+                  or not all(email.split("@"))):
+        raise InvalidInput(f"{email!r} is not an email address.", "For example ana@example.org.")
+    with ctx.db.session() as session:
+        user = _get(session, name)
+        user.email = email or None
+        log_event(session, actor.name, "user.email", None, {"user": name})
+
+
+@requires("admin")
 def set_password(ctx: Context, actor: Actor, name: str, password: str | None = None) -> str:
     """Reset a password (generated when None); ends the user's sessions; returns the password."""
     password = _check_password(password) if password is not None else generate_password()

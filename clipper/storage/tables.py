@@ -249,6 +249,7 @@ class User(Base):
     locked_until: Mapped[datetime | None] = mapped_column(nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     timezone: Mapped[str | None] = mapped_column(String(64), nullable=True)  # None: the default
+    email: Mapped[str | None] = mapped_column(String(320), nullable=True)  # rota reminders
 
 
 class LoginSession(Base):
@@ -335,3 +336,14 @@ class Signup(Base):
     state: Mapped[str] = mapped_column(String(16), default="signed")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     checked_in_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class SentReminder(Base):
+    """A rota reminder or alert already delivered on one channel (email or webhook), so a
+    restart never sends it twice; `key` like "shift-12:user-3:24h/email"."""
+
+    __tablename__ = "sent_reminders"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))  # 24h | 1h | short | late-cancel
+    sent_at: Mapped[datetime] = mapped_column(default=utcnow)

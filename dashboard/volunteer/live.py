@@ -18,6 +18,7 @@ from clipper.permissions import Actor
 from clipper.services.channels import channel_status, list_channels, preview_clip
 from clipper.services.flags import URGENCIES, flag_channel
 from clipper.services.review import my_flags
+from clipper.services.rota import now as rota_now
 from dashboard.components import flag_card, show_error, wall_time
 from dashboard.deps import context, guard
 
@@ -31,9 +32,13 @@ ERROR, RESULT, MARK, FILED, PREVIEW = ("live_error", "live_result", "live_mark",
 
 
 def ordered(actor: Actor, channels: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The channels in the order the picker offers them. Rota hook: once a rota exists, the
-    channel of `actor`'s current shift goes first (issue 11); until then, as listed."""
-    return channels
+    """The channels in the order the picker offers them: the channel of `actor`'s current shift
+    first (the rota's "who is watching what now"), the others as listed."""
+    try:
+        mine = {r["channel"] for r in rota_now(ctx, actor) if actor.name in r["volunteers"]}
+    except ClipperError:
+        return channels
+    return sorted(channels, key=lambda c: c["name"] not in mine)
 
 
 def behind(lag: float | None) -> str:

@@ -20,7 +20,8 @@ from dashboard.deps import TOKEN_KEY
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "dashboard" / "app.py"
 PASSWORD = "correct horse battery"
-PEOPLE = {"vera": "volunteer", "sam": "social", "sue": "social", "eddie": "editor", "ada": "admin"}
+PEOPLE = {"vera": "volunteer", "sam": "social", "sue": "social", "eddie": "editor", "ada": "admin",
+          "cora": "coordinator"}
 
 
 @pytest.fixture(scope="session")

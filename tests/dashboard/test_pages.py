@@ -15,11 +15,14 @@ DASH = Path(__file__).resolve().parents[2] / "dashboard"
 PAGE_FILES = {"flag": DASH / "volunteer/flag.py", "live": DASH / "volunteer/live.py",
               "review": DASH / "social/review.py",
               "search": DASH / "editor/search.py", "team": DASH / "admin/team.py",
-              "system": DASH / "admin/system.py", "clip": DASH / "clip.py"}
+              "system": DASH / "admin/system.py", "clip": DASH / "clip.py",
+              "shifts": DASH / "volunteer/shifts.py", "rota": DASH / "coordinator/rota.py"}
 OPERATOR = Actor.operator("test")  # reads the database as the local operator would
 VISIBLE = {  # role -> the pages its menu offers
-    "vera": {"flag", "live", "clip"}, "sam": {"flag", "live", "review", "search", "clip"},
-    "eddie": {"flag", "live", "search", "clip"}, "ada": set(PAGE_FILES),
+    "vera": {"flag", "live", "shifts", "clip"},
+    "sam": {"flag", "live", "shifts", "review", "search", "clip"},
+    "eddie": {"flag", "live", "shifts", "search", "clip"}, "ada": set(PAGE_FILES),
+    "cora": {"flag", "live", "shifts", "rota", "clip"},
 }
 
 

@@ -111,3 +111,89 @@ def test_weekly_repeat_dst_check_in_missed_stats_and_ical(team):
     uids = [str(e["uid"]) for e in cal.walk("VEVENT")]
     assert uids == [f"shift-{ids[0]}@clipper", f"shift-{ids[1]}@clipper"]
     assert rota.ical(ctx, cat, "ann").count("BEGIN:VEVENT") == 2
+
+
+def test_edit_cancel_shift_and_remove_person_tell_everyone(team, monkeypatch):
+    from clipper.pipeline import notifications
+    from clipper.storage.tables import Event
+
+    sent: list[dict] = []
+    monkeypatch.setattr(notifications, "notify", lambda ctx, payload, **kw: sent.append(payload))
+    ctx, ann, bob = team, Actor("ann", "volunteer"), Actor("bob", "volunteer")
+    cat = Actor("cat", "coordinator")
+    t0 = (datetime.now(UTC) + timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
+    h = timedelta(hours=1)
+    a, = rota.add_shifts(ctx, cat, "news", iso(t0), iso(t0 + h), needs=2, note="debate")
+    rota.signup(ctx, ann, a)
+    rota.signup(ctx, bob, a)
+
+    with pytest.raises(PermissionDenied):
+        rota.edit_shift(ctx, ann, a, needs=3)
+    with pytest.raises(InvalidInput):
+        rota.edit_shift(ctx, cat, a, end=iso(t0 - h))
+    with pytest.raises(InvalidInput):
+        rota.edit_shift(ctx, cat, a, needs=0)
+    with pytest.raises(Conflict, match="ended"):
+        rota.edit_shift(ctx, cat, a, needs=3, at=t0 + 2 * h)
+    assert sent == []
+
+    out = rota.edit_shift(ctx, cat, a, end=iso(t0 + 2 * h), needs=3, note="leaders' debate")
+    assert out["end"] == (t0 + 2 * h).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert (out["needs"], out["status"], out["volunteers"]) == (3, "short", ["ann", "bob"])
+    assert sent[-1]["event"] == "rota.shift_changed" and sent[-1]["volunteers"] == ["ann", "bob"]
+    assert "ann, bob" in sent[-1]["text"] and set(sent[-1]["changed"]) == {"end", "needs", "note"}
+    rota.edit_shift(ctx, cat, a, needs=3)  # nothing changed: nobody is told
+    assert len(sent) == 1
+
+    with pytest.raises(PermissionDenied):
+        rota.remove_person(ctx, ann, a, "bob")
+    rota.remove_person(ctx, cat, a, "bob")
+    with pytest.raises(Conflict, match="not on shift"):
+        rota.remove_person(ctx, cat, a, "bob")
+    assert sent[-1]["event"] == "rota.person_removed" and sent[-1]["user"] == "bob"
+    assert rota.list_shifts(ctx, ann, start_day=t0.date(), days=2)[0]["volunteers"] == ["ann"]
+
+    with pytest.raises(PermissionDenied):
+        rota.cancel_shift(ctx, ann, a)
+    rota.cancel_shift(ctx, cat, a)
+    assert sent[-1]["event"] == "rota.shift_cancelled" and sent[-1]["volunteers"] == ["ann"]
+    assert "cancelled" in sent[-1]["text"]
+    with pytest.raises(Conflict, match="already cancelled"):
+        rota.cancel_shift(ctx, cat, a)
+    with pytest.raises(Conflict, match="cancelled"):
+        rota.edit_shift(ctx, cat, a, needs=1)
+    assert rota.list_shifts(ctx, ann, start_day=t0.date(), days=2) == []
+    assert rota.gaps(ctx, ann, days=3) == []
+    with ctx.db.session() as s:
+        actions = s.scalars(select(Event.action).where(Event.action.like("rota.%"))).all()
+    assert {"rota.edited", "rota.removed", "rota.shift_cancelled"} <= set(actions)
+    assert actions.count("rota.edited") == 1
+
+
+def test_cli_edit_and_cancel_shift(tmp_path, sqlite_url):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "CLIPPER_HOME": str(tmp_path / "home"), "DATABASE_URL": sqlite_url,
+           "CLIPPER_TIMEZONE": "UTC", "CLIPPER_URL_ALLOWLIST": "127.0.0.1"}
+
+    def clip(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "clipper.cli", *argv], env=env, text=True,
+                              capture_output=True, timeout=60)
+
+    assert clip("channels", "add", "news", URL).returncode == 0
+    r = clip("rota", "add", "--channel", "news", "--start", "2099-03-21T19:00",
+             "--end", "2099-03-21T20:00", "--json")
+    sid = str(json.loads(r.stdout)["shift_ids"][0])
+    r = clip("rota", "edit", sid, "--end", "2099-03-21T21:00", "--needs", "2", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert (out["end"], out["needs"], out["status"]) == ("2099-03-21T21:00:00Z", 2, "empty")
+    r = clip("rota", "edit", sid, "--end", "2099-03-21T18:00")
+    assert r.returncode == 2 and "error:" in r.stderr
+    assert clip("rota", "cancel-shift", sid).returncode == 0
+    r = clip("rota", "cancel-shift", sid)
+    assert r.returncode != 0 and "already cancelled" in r.stderr
+    assert json.loads(clip("rota", "list", "--from", "2099-03-21", "--json").stdout) == []

@@ -1,0 +1,175 @@
+"""Rota reminders and alerts, sent once each, and missed shifts; run by `clipper up`.
+
+`run_reminders(ctx, now)` marks missed shifts, then sends what `clipper.reminders` says is due
+by email (CLIPPER_SMTP_URL, to users with an email address) and by the team's webhook
+(CLIPPER_WEBHOOK_URL). Each reminder is stored per channel in `sent_reminders` once delivered,
+so a restart never sends it again; one that failed (mail server down) is tried on the next run.
+A crash between delivering and storing may repeat that one message: at least once, not lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from clipper import reminders, rota
+from clipper.context import Context
+from clipper.pipeline.lifecycle import log_event
+from clipper.storage.tables import Channel, Event, SentReminder, Shift, Signup, User
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Notice:
+    key: str
+    kind: str
+    emails: list[str]
+    subject: str
+    text: str
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+def mark_missed(ctx: Context, now: datetime, *, by: str = "clipper") -> int:
+    """Every signed-up person who never checked in to a shift that ended by `now` is marked
+    missed; returns how many. Repeating it is harmless."""
+    t = now.astimezone(UTC)
+    with ctx.db.session() as session:
+        rows = session.scalars(
+            select(Signup).join(Shift, Shift.id == Signup.shift_id)
+            .where(Signup.state == "signed", Shift.cancelled.is_(False), Shift.end <= t)).all()
+        for row in rows:
+            row.state = "missed"
+        if rows:
+            log_event(session, by, "rota.missed", None, {"signups": [r.id for r in rows]})
+        return len(rows)
+
+
+def _when(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%a %d %b %H:%M UTC")
+
+
+def due_notices(ctx: Context, now: datetime) -> list[Notice]:
+    """Everything due at `now`, sent or not (the caller skips what was sent)."""
+    t = now.astimezone(UTC)
+    out: list[Notice] = []
+    with ctx.db.session() as session:
+        coordinators = [e for (e,) in session.execute(
+            select(User.email).where(User.role == "coordinator", User.disabled.is_(False),
+                                     User.email.is_not(None)).order_by(User.id)) if e]
+        upcoming = session.execute(
+            select(Shift, Channel.name).join(Channel, Channel.id == Shift.channel_id)
+            .where(Shift.cancelled.is_(False), Shift.start > t,
+                   Shift.start <= t + reminders.SHORT_WINDOW)).all()
+        ids = [s.id for s, _ in upcoming]
+        people: dict[int, int] = dict(session.execute(
+            select(Signup.shift_id, func.count()).where(Signup.shift_id.in_(ids),
+                                                        Signup.state.in_(rota.ACTIVE))
+            .group_by(Signup.shift_id)).all()) if ids else {}
+        signed = session.execute(
+            select(Signup.shift_id, User.id, User.name, User.email)
+            .join(User, User.id == Signup.user_id)
+            .where(Signup.shift_id.in_(ids), Signup.state.in_(rota.ACTIVE))).all() if ids else []
+        by_id = {s.id: (s, n) for s, n in upcoming}
+        for shift_id, user_id, name, email in signed:
+            shift, channel = by_id[shift_id]
+            kind = reminders.volunteer_due(shift.start, t)
+            if kind is None:
+                continue
+            text = (f"Reminder: {name}, your shift watching {channel} starts {_when(shift.start)}"
+                    f" (in about {kind}), until {_when(shift.end)}."
+                    + (f" Note: {shift.note}" if shift.note else ""))
+            out.append(Notice(reminders.key(shift_id, kind, user_id=user_id), kind,
+                              [email] if email else [], f"Clipper: your shift on {channel}",
+                              text, {"event": "rota.reminder", "kind": kind, "user": name,
+                                     "shift_id": shift_id, "channel": channel,
+                                     "start": rota.iso(shift.start)}))
+        for shift, channel in upcoming:
+            n = people.get(shift.id, 0)
+            if reminders.short_due(shift.start, shift.needs, n, t):
+                text = (f"Shift {shift.id} on {channel} at {_when(shift.start)} is short: "
+                        f"{n} of {shift.needs} people.")
+                out.append(Notice(reminders.key(shift.id, "short"), "short", coordinators,
+                                  f"Clipper: shift on {channel} is short", text,
+                                  {"event": "rota.short", "shift_id": shift.id,
+                                   "channel": channel, "start": rota.iso(shift.start),
+                                   "missing": shift.needs - n}))
+        cancels = session.execute(select(Event.id, Event.details)
+                                  .where(Event.action == "rota.cancelled")).all()
+        late = [(eid, d) for eid, d in cancels if isinstance(d, dict) and d.get("late")]
+        shifts = {s.id: (s, n) for s, n in session.execute(
+            select(Shift, Channel.name).join(Channel, Channel.id == Shift.channel_id)
+            .where(Shift.id.in_(sorted({int(d["shift_id"]) for _, d in late})),
+                   Shift.end > t))} if late else {}
+        for eid, d in late:
+            found = shifts.get(int(d["shift_id"]))
+            if found is None or not reminders.late_cancel_due(found[0].end, t):
+                continue
+            shift, channel = found
+            text = (f"Late cancellation: {d.get('user')} is off shift {shift.id} on {channel} "
+                    f"at {_when(shift.start)}.")
+            out.append(Notice(reminders.key(shift.id, "late-cancel", event_id=eid),
+                              "late-cancel", coordinators,
+                              f"Clipper: late cancellation on {channel}", text,
+                              {"event": "rota.late_cancel", "shift_id": shift.id,
+                               "channel": channel, "user": d.get("user"),
+                               "start": rota.iso(shift.start)}))
+    return out
+
+
+def _store(ctx: Context, key: str, kind: str, now: datetime) -> None:
+    try:
+        with ctx.db.session() as session:
+            session.add(SentReminder(key=key, kind=kind, sent_at=now))
+    except IntegrityError:  # stored by someone else meanwhile
+        pass
+
+
+def _deliver(ctx: Context, notice: Notice, channel: str) -> bool:
+    from clipper.net.mail import MailError, send_mail
+    from clipper.net.webhook import post_webhook
+
+    s = ctx.settings
+    if channel == "email":
+        if not s.smtp_url or not notice.emails:
+            return False
+        try:
+            send_mail(s.smtp_url, s.smtp_from, notice.emails, notice.subject, notice.text)
+        except MailError as exc:
+            log.warning("reminder %s not emailed (retried next run): %s", notice.key, exc)
+            return False
+        return True
+    if not s.webhook_url:
+        return False
+    ok = post_webhook(s.webhook_url, {"text": notice.text, **notice.payload},
+                      tries=2, timeout=5.0)
+    if not ok:
+        log.warning("reminder %s not posted to the webhook (retried next run)", notice.key)
+    return ok
+
+
+def run_reminders(ctx: Context, now: datetime | None = None) -> dict[str, int]:
+    """Mark missed shifts, then send every due reminder not sent yet; returns the counts."""
+    t = (now or datetime.now(UTC)).astimezone(UTC)
+    missed = mark_missed(ctx, t)
+    notices = due_notices(ctx, t)
+    keys = [f"{n.key}/{c}" for n in notices for c in reminders.CHANNELS]
+    with ctx.db.session() as session:
+        done = set(session.scalars(select(SentReminder.key)
+                                   .where(SentReminder.key.in_(keys)))) if keys else set()
+    sent = 0
+    for notice in notices:
+        for channel in reminders.CHANNELS:
+            k = f"{notice.key}/{channel}"
+            if k in done or not _deliver(ctx, notice, channel):
+                continue
+            _store(ctx, k, notice.kind, t)
+            sent += 1
+    return {"missed": missed, "sent": sent}
+
+

@@ -1,0 +1,81 @@
+"""Read-only views of the rota for the dashboard: a person's time zone, the week grid
+(channel x local day, coloured covered / short / empty), a person's own shifts."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from clipper import rota
+from clipper.context import Context
+from clipper.errors import InvalidInput
+from clipper.permissions import Actor, requires
+from clipper.services.rota import list_shifts
+from clipper.storage.tables import Channel, User
+
+#: Grid cell for a channel and day without any shift planned.
+NONE = "none"
+
+
+@requires("view_rota")
+def my_timezone(ctx: Context, actor: Actor) -> str:
+    """The actor's own time zone (users.timezone), else CLIPPER_TIMEZONE."""
+    with ctx.db.session() as session:
+        tz = session.scalar(select(User.timezone).where(User.name == actor.name))
+    if tz:
+        try:
+            rota.zone(tz)
+            return tz
+        except InvalidInput:  # a bad stored zone must not break the pages; fall back
+            pass
+    return ctx.settings.timezone
+
+
+def _cell(statuses: list[str]) -> str:
+    if not statuses:
+        return NONE
+    if all(s == "covered" for s in statuses):
+        return "covered"
+    if all(s == "empty" for s in statuses):
+        return "empty"
+    return "short"
+
+
+@requires("view_rota")
+def week_grid(ctx: Context, actor: Actor, *, start_day: str | date | None = None,
+              days: int = 7, tz: str | None = None) -> dict[str, Any]:
+    """Coverage by channel and local day in `tz` (default CLIPPER_TIMEZONE):
+    `{"days": ["YYYY-MM-DD", ...], "rows": [{"channel", "cells": [status, ...]}]}`, a cell being
+    covered (every shift that day full), empty (nobody on any), short (in between) or none (no
+    shift). Every channel has a row, with or without shifts."""
+    z = rota.zone(tz or ctx.settings.timezone)
+    first = (datetime.now(z).date() if start_day in (None, "")
+             else rota.parse_day(start_day, field="from"))
+    day_list = [first + timedelta(days=i) for i in range(int(days))]
+    # list_shifts counts local days in CLIPPER_TIMEZONE: ask for one more day on each side.
+    shifts = list_shifts(ctx, actor, start_day=first - timedelta(days=1), days=int(days) + 2)
+    with ctx.db.session() as session:
+        channels = list(session.scalars(select(Channel.name).order_by(Channel.name)))
+    bounds = [(datetime.combine(d, time(), z).astimezone(UTC),
+               datetime.combine(d + timedelta(days=1), time(), z).astimezone(UTC))
+              for d in day_list]
+    cells: dict[str, list[list[str]]] = {c: [[] for _ in day_list] for c in channels}
+    for s in shifts:
+        start, end = rota.parse_time(s["start"], "UTC"), rota.parse_time(s["end"], "UTC")
+        row = cells.setdefault(s["channel"], [[] for _ in day_list])
+        for i, (lo, hi) in enumerate(bounds):
+            if start < hi and end > lo:
+                row[i].append(s["status"])
+    return {"days": [d.isoformat() for d in day_list],
+            "rows": [{"channel": c, "cells": [_cell(x) for x in cells[c]]}
+                     for c in sorted(cells)]}
+
+
+@requires("signup")
+def my_shifts(ctx: Context, actor: Actor, *, days: int = 28) -> list[dict[str, Any]]:
+    """The actor's shifts (signed or checked in) not yet ended, from today for `days` days."""
+    now = datetime.now(UTC)
+    return [s for s in list_shifts(ctx, actor, days=days)
+            if actor.name in s["volunteers"] and rota.parse_time(s["end"], "UTC") > now]

@@ -1,0 +1,154 @@
+"""The rota in the dashboard under AppTest, with the real SQLite database and Redis: a
+coordinator's Rota page, a volunteer's My shifts, and the Live picker's current-shift order."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from clipper.permissions import Actor
+from clipper.services import rota
+from clipper.storage.tables import Channel
+
+DASH = Path(__file__).resolve().parents[2] / "dashboard"
+SHIFTS, ROTA = DASH / "volunteer/shifts.py", DASH / "coordinator/rota.py"
+OPERATOR = Actor.operator("test")
+
+
+def channels(ctx, *names: str) -> None:
+    with ctx.db.session() as s:
+        s.add_all(Channel(name=n, url=f"https://tv.example/{n}.m3u8") for n in names)
+
+
+def shift(ctx, channel: str, start: datetime, hours: float = 2, needs: int = 1) -> int:
+    end = start + timedelta(hours=hours)
+    return rota.add_shifts(ctx, OPERATOR, channel, start.isoformat(), end.isoformat(),
+                           needs=needs)[0]
+
+
+def soon(hours: float) -> datetime:
+    return (datetime.now(UTC) + timedelta(hours=hours)).replace(microsecond=0)
+
+
+def test_coordinator_lands_on_rota_and_creates_a_weekly_repeat(desk, open_app, page_text):
+    channels(desk, "bbc1")
+    at = open_app("cora")
+    at.run()
+    assert not at.exception
+    assert "Rota" in [t.value for t in at.title]
+    assert "No gaps" in page_text(at)
+    at.selectbox(key="rota_channel").select("bbc1")
+    at.number_input(key="rota_needs").set_value(2)
+    at.text_input(key="rota_note").input("leaders' debate")
+    day = at.date_input(key="rota_start_day").value
+    at.date_input(key="rota_until").set_value(day + timedelta(days=14))
+    at.button(key="FormSubmitter:rota_create-Create shifts").click().run()
+    assert not at.exception
+    assert "Created 3 shifts on bbc1." in page_text(at)
+    made = rota.list_shifts(desk, OPERATOR, days=21, channel="bbc1")
+    assert len(made) == 3 and all(s["needs"] == 2 and s["note"] == "leaders' debate" for s in made)
+    assert "bbc1" in page_text(at) and "2 missing" in page_text(at)  # the 7-day gaps list
+    grid = at.dataframe[0].value
+    assert list(grid["Channel"]) == ["bbc1"]
+    assert "🔴 empty" in list(grid.iloc[0])
+
+
+def test_coordinator_refused_end_before_start_stores_nothing(desk, open_app, page_text):
+    channels(desk, "bbc1")
+    at = open_app("cora", ROTA)
+    at.run()
+    at.time_input(key="rota_end_time").set_value(datetime(2000, 1, 1, 18, 0).time())
+    at.button(key="FormSubmitter:rota_create-Create shifts").click().run()
+    assert not at.exception
+    assert at.error and not rota.list_shifts(desk, OPERATOR, days=7)
+
+
+def test_coordinator_assigns_a_person_and_sees_who_watches_now(desk, open_app, page_text):
+    channels(desk, "bbc1", "itv")
+    running = shift(desk, "itv", soon(-1))
+    rota.signup(desk, OPERATOR, running, user="eddie")
+    later = shift(desk, "bbc1", soon(30))
+    at = open_app("cora", ROTA)
+    at.run()
+    assert "eddie" in page_text(at) and "itv" in page_text(at)  # watching now
+    label = next(o for o in at.selectbox(key="rota_assign_shift").options if f"#{later} " in o)
+    at.selectbox(key="rota_assign_shift").select(label)
+    at.text_input(key="rota_assign_person").input("vera")
+    at.button(key="FormSubmitter:rota_assign-Assign").click().run()
+    assert not at.exception
+    assert f"vera is on shift {later}." in page_text(at)
+    assert rota.list_shifts(desk, OPERATOR, days=3, channel="bbc1")[0]["volunteers"] == ["vera"]
+    at.text_input(key="rota_assign_person").input("nobody")
+    at.button(key="FormSubmitter:rota_assign-Assign").click().run()
+    assert "No user 'nobody'" in page_text(at)
+
+
+def test_volunteer_signs_up_cancels_and_is_refused_a_late_cancel(desk, open_app, page_text):
+    channels(desk, "bbc1")
+    far = shift(desk, "bbc1", soon(30))
+    near = shift(desk, "bbc1", soon(1))
+    at = open_app("vera", SHIFTS)
+    at.run()
+    assert not at.exception
+    assert "You are not on any shift yet" in page_text(at)
+    at.button(key=f"signup_{far}").click().run()
+    assert "Signed up for bbc1" in page_text(at)
+    assert at.button(key=f"cancel_{far}")
+    at.button(key=f"signup_{near}").click().run()
+    at.button(key=f"cancel_{near}").click().run()
+    assert "too late to cancel" in page_text(at)
+    assert "Ask a coordinator" in page_text(at)
+    at.button(key=f"cancel_{far}").click().run()
+    assert "You are off the bbc1 shift." in page_text(at)
+    on = {s["id"]: s["volunteers"] for s in rota.list_shifts(desk, OPERATOR, days=3)}
+    assert on == {near: ["vera"], far: []}  # the late cancel was refused, the early one done
+
+
+def test_volunteer_checks_in_downloads_calendar_and_sees_stats(desk, open_app, page_text):
+    channels(desk, "bbc1")
+    on = shift(desk, "bbc1", soon(-0.5))
+    rota.signup(desk, OPERATOR, on, user="vera")
+    at = open_app("vera", SHIFTS)
+    at.run()
+    at.button(key=f"checkin_{on}").click().run()
+    assert not at.exception
+    assert "Checked in to bbc1." in page_text(at)
+    assert "Shifts done: **1**" in page_text(at)
+    assert "Flags filed: **0**" in page_text(at)
+    assert len(at.get("download_button")) == 1
+
+
+def test_volunteer_times_are_in_their_own_zone(desk, open_app, page_text):
+    from sqlalchemy import update
+
+    from clipper.storage.tables import User
+
+    channels(desk, "bbc1")
+    start = soon(30).replace(minute=0, second=0)
+    sid = shift(desk, "bbc1", start)
+    rota.signup(desk, OPERATOR, sid, user="vera")
+    with desk.db.session() as s:
+        s.execute(update(User).where(User.name == "vera").values(timezone="Asia/Tokyo"))
+    at = open_app("vera", SHIFTS)
+    at.run()
+    tokyo = (start + timedelta(hours=9)).strftime("%H:%M")
+    assert f"{tokyo}–" in page_text(at) and "(Asia/Tokyo)" in page_text(at)
+
+
+def test_live_picker_puts_the_current_shift_channel_first(desk, open_app):
+    channels(desk, "aaa", "zzz")
+    sid = shift(desk, "zzz", soon(-0.5))
+    at = open_app("vera", DASH / "volunteer/live.py")
+    at.run()
+    assert at.selectbox(key="live_channel").options[0] == "aaa"
+    rota.signup(desk, OPERATOR, sid, user="vera")
+    at = open_app("vera", DASH / "volunteer/live.py")
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="live_channel").options[0] == "zzz"
+
+
+def test_volunteer_may_not_open_rota(open_app, page_text):
+    at = open_app("vera", ROTA)
+    at.run()
+    assert "may not open this page" in page_text(at) and not at.button

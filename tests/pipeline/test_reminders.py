@@ -1,0 +1,172 @@
+"""Rota reminders and alerts against a real SMTP server (aiosmtpd) and a real webhook server on
+loopback, on both databases, with a clock moved by hand: each arrives once, a restart (a second
+run) sends nothing again, late cancellations and short shifts alert coordinators, missed shifts
+are counted."""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+import ssl
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
+
+from clipper import reminders
+from clipper.net.mail import MailError, send_mail
+from clipper.permissions import Actor
+from clipper.pipeline.reminders import run_reminders
+from clipper.services import rota
+from clipper.services.channels import add_channel
+from clipper.services.users import add_user, set_email
+from tests.net.test_webhook import hook_server, url_of
+
+OP = Actor.operator()
+URL = "http://127.0.0.1:9/live/index.m3u8"
+
+
+class _Inbox:
+    def __init__(self) -> None:
+        self.mails: list[tuple[list[str], str, bool]] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's naming)
+        body = envelope.content.decode("utf8", "replace")
+        self.mails.append((list(envelope.rcpt_tos), body, session.ssl is not None))
+        return "250 OK"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def smtp():
+    inbox = _Inbox()
+    ctl = Controller(inbox, hostname="127.0.0.1", port=_free_port())
+    ctl.start()
+    try:
+        yield ctl, inbox
+    finally:
+        ctl.stop()
+
+
+def test_pure_decisions() -> None:
+    start = datetime(2027, 3, 21, 19, tzinfo=UTC)
+    assert reminders.volunteer_due(start, start - timedelta(hours=25)) is None
+    assert reminders.volunteer_due(start, start - timedelta(hours=24)) == "24h"
+    assert reminders.volunteer_due(start, start - timedelta(hours=2)) == "24h"
+    assert reminders.volunteer_due(start, start - timedelta(minutes=30)) == "1h"
+    assert reminders.volunteer_due(start, start) is None  # started: too late
+    assert reminders.short_due(start, 2, 1, start - timedelta(hours=23))
+    assert not reminders.short_due(start, 2, 2, start - timedelta(hours=23))
+    assert not reminders.short_due(start, 2, 1, start - timedelta(hours=25))
+    assert reminders.key(12, "24h", user_id=3) == "shift-12:user-3:24h"
+
+
+def test_reminders_alerts_once_and_missed(ctx, smtp) -> None:
+    ctl, inbox = smtp
+    with hook_server([]) as hook:
+        ctx.settings = dataclasses.replace(
+            ctx.settings, smtp_url=f"smtp://127.0.0.1:{ctl.port}", webhook_url=url_of(hook))
+        add_channel(ctx, OP, "news", URL)
+        for name, role in (("ann", "volunteer"), ("bob", "volunteer"), ("cat", "coordinator")):
+            add_user(ctx, OP, name, role, "password-1234")
+            set_email(ctx, OP, name, f"{name}@example.org")
+        t0 = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
+        start, end = t0, t0 + timedelta(hours=2)
+        sid = rota.add_shifts(ctx, OP, "news", start.isoformat(), end.isoformat(), needs=2)[0]
+        rota.signup(ctx, OP, sid, "ann")
+        rota.signup(ctx, OP, sid, "bob")
+
+        def run(at: datetime) -> None:
+            for _ in range(2):  # a second run, as after a restart, sends nothing again
+                run_reminders(ctx, at)
+
+        def kinds() -> list[str]:
+            return [b.get("kind") or b["event"] for _, b in hook.bodies]
+
+        run(start - timedelta(hours=25))
+        assert inbox.mails == [] and hook.bodies == []
+        run(start - timedelta(hours=23, minutes=59))
+        assert sorted(r[0] for r, _, _ in inbox.mails) == ["ann@example.org", "bob@example.org"]
+        assert kinds() == ["24h", "24h"]
+        assert "news" in inbox.mails[0][1]
+        # bob cancels late (a coordinator takes him off): coordinators hear once, and the
+        # shift is now short, which they hear once too.
+        rota.cancel_signup(ctx, OP, sid, "bob", at=start - timedelta(hours=2))
+        run(start - timedelta(hours=1, minutes=50))
+        assert sorted(kinds()) == sorted(["24h", "24h", "rota.late_cancel", "rota.short"])
+        assert [r for r, _, _ in inbox.mails[2:]] == [["cat@example.org"], ["cat@example.org"]]
+        # Down from 1 h 50 until 30 min before: the 1 h reminder still goes, once, to ann only.
+        run(start - timedelta(minutes=30))
+        assert kinds()[-1] == "1h" and kinds().count("1h") == 1
+        assert inbox.mails[-1][0] == ["ann@example.org"] and len(inbox.mails) == 5
+        run(start + timedelta(minutes=5))  # started: nothing more
+        assert len(inbox.mails) == 5 and len(hook.bodies) == 5
+        # ann never checked in: after the end she has missed it.
+        assert rota.stats(ctx, OP, "ann")["missed"] == 0
+        run(end)
+        assert rota.stats(ctx, OP, "ann")["missed"] == 1
+        assert len(inbox.mails) == 5 and len(hook.bodies) == 5
+
+
+def test_mail_server_down_is_retried_not_lost(ctx, smtp) -> None:
+    ctl, inbox = smtp
+    port = _free_port()  # nothing listens here
+    ctx.settings = dataclasses.replace(ctx.settings, smtp_url=f"smtp://127.0.0.1:{port}",
+                                       webhook_url="")
+    add_channel(ctx, OP, "news", URL)
+    add_user(ctx, OP, "ann", "volunteer", "password-1234")
+    set_email(ctx, OP, "ann", "ann@example.org")
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
+    sid = rota.add_shifts(ctx, OP, "news", start.isoformat(),
+                          (start + timedelta(hours=1)).isoformat())[0]
+    rota.signup(ctx, OP, sid, "ann")
+    assert run_reminders(ctx, start - timedelta(hours=3))["sent"] == 0
+    ctx.settings = dataclasses.replace(ctx.settings, smtp_url=f"smtp://127.0.0.1:{ctl.port}")
+    assert run_reminders(ctx, start - timedelta(hours=2))["sent"] == 1
+    assert run_reminders(ctx, start - timedelta(hours=2))["sent"] == 0
+    assert len(inbox.mails) == 1
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    d = tmp_path_factory.mktemp("smtp-tls")
+    cert, key = d / "cert.pem", d / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    return cert, key
+
+
+def test_starttls_used_when_offered(tls_files) -> None:
+    cert, key = tls_files
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+    inbox = _Inbox()
+    ctl = Controller(inbox, hostname="127.0.0.1", port=_free_port(), tls_context=server_ctx,
+                     auth_require_tls=True, auth_exclude_mechanism=["CRAM-MD5"],
+                     authenticator=lambda *a: AuthResult(success=True))
+    ctl.start()
+    try:
+        client_ctx = ssl.create_default_context(cafile=str(cert))
+        send_mail(f"smtp://u:p%40ss@127.0.0.1:{ctl.port}", "clipper@localhost",
+                  ["ann@example.org"], "hi", "body", context=client_ctx)
+        assert len(inbox.mails) == 1 and inbox.mails[0][2] is True  # over TLS
+        # An untrusted certificate is refused with a clear reason.
+        with pytest.raises(MailError, match="TLS"):
+            send_mail(f"smtp://127.0.0.1:{ctl.port}", "clipper@localhost",
+                      ["ann@example.org"], "hi", "body", context=ssl.create_default_context())
+    finally:
+        ctl.stop()
+
+
+def test_bad_url_and_no_tls_password() -> None:
+    with pytest.raises(MailError, match="smtp://"):
+        send_mail("http://x", "a@b", ["c@d"], "s", "b")
