@@ -145,6 +145,7 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return cert, key
 
 
+@pytest.mark.services  # openssl makes the certificate; aiosmtpd serves on loopback
 def test_starttls_used_when_offered(tls_files) -> None:
     cert, key = tls_files
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

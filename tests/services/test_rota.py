@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from icalendar import Calendar
+from polling import poll
 from sqlalchemy import func, select
 
 from clipper.errors import Conflict, InvalidInput, PermissionDenied
@@ -14,6 +15,7 @@ from clipper.services import rota
 from clipper.services.channels import add_channel
 from clipper.services.users import add_user
 from clipper.storage.tables import Shift, Signup
+from tests.net.test_webhook import hook_server, url_of
 
 pytestmark = pytest.mark.services
 OP = Actor.operator()
@@ -113,13 +115,29 @@ def test_weekly_repeat_dst_check_in_missed_stats_and_ical(team):
     assert rota.ical(ctx, cat, "ann").count("BEGIN:VEVENT") == 2
 
 
-def test_edit_cancel_shift_and_remove_person_tell_everyone(team, monkeypatch):
-    from clipper.pipeline import notifications
+def test_edit_cancel_shift_and_remove_person_tell_everyone(team):
+    """Changes reach the team's webhook (a real server on loopback), one message each."""
+    import dataclasses
+
     from clipper.storage.tables import Event
 
-    sent: list[dict] = []
-    monkeypatch.setattr(notifications, "notify", lambda ctx, payload, **kw: sent.append(payload))
-    ctx, ann, bob = team, Actor("ann", "volunteer"), Actor("bob", "volunteer")
+    with hook_server([]) as hook:
+        team.settings = dataclasses.replace(team.settings, webhook_url=url_of(hook))
+        _edit_cancel_and_remove(team, hook)
+    with team.db.session() as s:
+        actions = s.scalars(select(Event.action).where(Event.action.like("rota.%"))).all()
+    assert {"rota.edited", "rota.removed", "rota.shift_cancelled"} <= set(actions)
+    assert actions.count("rota.edited") == 1
+
+
+def _told(hook, count: int) -> list[dict]:
+    """The webhook's messages once `count` have arrived (they are posted from a thread)."""
+    poll(lambda: len(hook.bodies) >= count, 10, f"{count} webhook messages")
+    return [payload for _type, payload in hook.bodies]
+
+
+def _edit_cancel_and_remove(ctx, hook) -> None:
+    ann, bob = Actor("ann", "volunteer"), Actor("bob", "volunteer")
     cat = Actor("cat", "coordinator")
     t0 = (datetime.now(UTC) + timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
     h = timedelta(hours=1)
@@ -135,39 +153,38 @@ def test_edit_cancel_shift_and_remove_person_tell_everyone(team, monkeypatch):
         rota.edit_shift(ctx, cat, a, needs=0)
     with pytest.raises(Conflict, match="ended"):
         rota.edit_shift(ctx, cat, a, needs=3, at=t0 + 2 * h)
-    assert sent == []
+    assert hook.bodies == []
 
     out = rota.edit_shift(ctx, cat, a, end=iso(t0 + 2 * h), needs=3, note="leaders' debate")
     assert out["end"] == (t0 + 2 * h).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert (out["needs"], out["status"], out["volunteers"]) == (3, "short", ["ann", "bob"])
+    sent = _told(hook, 1)
     assert sent[-1]["event"] == "rota.shift_changed" and sent[-1]["volunteers"] == ["ann", "bob"]
     assert "ann, bob" in sent[-1]["text"] and set(sent[-1]["changed"]) == {"end", "needs", "note"}
-    rota.edit_shift(ctx, cat, a, needs=3)  # nothing changed: nobody is told
-    assert len(sent) == 1
+    rota.edit_shift(ctx, cat, a, needs=3)  # nothing changed: nobody is told (the next is removal)
 
     with pytest.raises(PermissionDenied):
         rota.remove_person(ctx, ann, a, "bob")
     rota.remove_person(ctx, cat, a, "bob")
     with pytest.raises(Conflict, match="not on shift"):
         rota.remove_person(ctx, cat, a, "bob")
-    assert sent[-1]["event"] == "rota.person_removed" and sent[-1]["user"] == "bob"
+    sent = _told(hook, 2)
+    assert sent[1]["event"] == "rota.person_removed" and sent[1]["user"] == "bob"
     assert rota.list_shifts(ctx, ann, start_day=t0.date(), days=2)[0]["volunteers"] == ["ann"]
 
     with pytest.raises(PermissionDenied):
         rota.cancel_shift(ctx, ann, a)
     rota.cancel_shift(ctx, cat, a)
-    assert sent[-1]["event"] == "rota.shift_cancelled" and sent[-1]["volunteers"] == ["ann"]
-    assert "cancelled" in sent[-1]["text"]
+    sent = _told(hook, 3)
+    assert sent[2]["event"] == "rota.shift_cancelled" and sent[2]["volunteers"] == ["ann"]
+    assert "cancelled" in sent[2]["text"]
     with pytest.raises(Conflict, match="already cancelled"):
         rota.cancel_shift(ctx, cat, a)
     with pytest.raises(Conflict, match="cancelled"):
         rota.edit_shift(ctx, cat, a, needs=1)
     assert rota.list_shifts(ctx, ann, start_day=t0.date(), days=2) == []
     assert rota.gaps(ctx, ann, days=3) == []
-    with ctx.db.session() as s:
-        actions = s.scalars(select(Event.action).where(Event.action.like("rota.%"))).all()
-    assert {"rota.edited", "rota.removed", "rota.shift_cancelled"} <= set(actions)
-    assert actions.count("rota.edited") == 1
+    assert len(_told(hook, 3)) == 3
 
 
 def test_cli_edit_and_cancel_shift(tmp_path, sqlite_url):
