@@ -45,6 +45,15 @@ def _shift(session: Session, shift_id: int, *, lock: bool = False) -> Shift:
     return shift
 
 
+def _active_signup(session: Session, shift: Shift, person: User) -> Signup:
+    """`person`'s live signup on `shift` (signed or checked in); Conflict when there is none."""
+    mine = session.scalars(select(Signup).where(Signup.shift_id == shift.id,
+                                                Signup.user_id == person.id)).first()
+    if mine is None or mine.state not in rota.ACTIVE:
+        raise Conflict(f"{person.name} is not on shift {shift.id}.")
+    return mine
+
+
 def _for_self_or_manager(actor: Actor, user: str | None, what: str) -> str:
     """The person acted on: the actor unless `user` names someone else (needs manage_rota)."""
     name = (user or "").strip() or actor.name
@@ -188,10 +197,7 @@ def cancel_signup(ctx: Context, actor: Actor, shift_id: int, user: str | None = 
     with ctx.db.session() as session:
         shift = _shift(session, shift_id)
         person = _user(session, name)
-        mine = session.scalars(select(Signup).where(Signup.shift_id == shift.id,
-                                                    Signup.user_id == person.id)).first()
-        if mine is None or mine.state not in rota.ACTIVE:
-            raise Conflict(f"{name} is not on shift {shift.id}.")
+        mine = _active_signup(session, shift, person)
         hours = ctx.settings.rota_late_cancel_hours
         late = shift.start - now < timedelta(hours=hours)
         if late:
@@ -301,10 +307,7 @@ def remove_person(ctx: Context, actor: Actor, shift_id: int, user: str) -> dict[
     with ctx.db.session() as session:
         shift = _shift(session, shift_id)
         person = _user(session, user)
-        mine = session.scalars(select(Signup).where(Signup.shift_id == shift.id,
-                                                    Signup.user_id == person.id)).first()
-        if mine is None or mine.state not in rota.ACTIVE:
-            raise Conflict(f"{person.name} is not on shift {shift.id}.")
+        mine = _active_signup(session, shift, person)
         mine.state = "cancelled"
         channel = session.get(Channel, shift.channel_id).name
         span = _span(shift)
