@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-import redis
+from typing import TYPE_CHECKING
 
 from clipper.settings import Settings
-from clipper.storage import broker
 from clipper.storage.database import Database
+
+if TYPE_CHECKING:
+    # Importing redis (and the broker's psutil) costs a CLI command that never queues a job
+    # a fifth of its start-up; they load on first use of `Context.redis`.
+    import redis
 
 
 @dataclass
@@ -26,6 +29,8 @@ class Context:
     @property
     def redis(self) -> redis.Redis:
         if self._redis is None:
+            from clipper.storage import broker
+
             self._redis = broker.connect(self.settings)
         return self._redis
 

@@ -13,6 +13,7 @@
 Callers catch ClipperError at a boundary (job, page, CLI) and nowhere else.
 
 StageDeferred is no failure and not in the tree: a stage raises it to be run again later.
+StageInterrupted is not an Exception at all: the worker is stopping and hands its stage back.
 """
 
 from __future__ import annotations
@@ -75,3 +76,10 @@ class StageDeferred(Exception):
         super().__init__(reason or f"deferred until {until:.3f}")
         self.until = until
         self.reason = reason
+
+
+class StageInterrupted(BaseException):
+    """The worker running a stage was asked to stop: the stage is handed back, not failed.
+
+    A BaseException (like KeyboardInterrupt) so that no broad `except Exception` inside a
+    stage's work can swallow it on its way up to the runner."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from clipper.errors import InvalidInput
+from clipper.errors import Conflict, InvalidInput
 
 #: A weekly repeat makes at most this many shifts.
 MAX_REPEATS = 60
@@ -94,6 +94,15 @@ def check_shift(start: datetime, end: datetime, needs: int) -> None:
                            f"Got {iso(start)} .. {iso(end)}.")
     if isinstance(needs, bool) or not isinstance(needs, int) or needs < 1:
         raise InvalidInput(f"A shift needs at least 1 person, not {needs!r}.")
+
+
+def check_needs(shift_id: int, needs: int, people: list[str]) -> None:
+    """A shift may not need fewer people than are already on it (Conflict): the coordinator
+    takes someone off first, so nobody is dropped without being told."""
+    if needs < len(people):
+        raise Conflict(f"Shift {shift_id} already has {len(people)} people "
+                       f"({', '.join(people)}): it cannot need only {needs}.",
+                       f"Take someone off it first, or ask for at least {len(people)}.")
 
 
 def status(needs: int, people: int) -> str:

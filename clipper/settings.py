@@ -62,6 +62,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Unset: `CLIPPER_HOME/exports`."),
     Setting("CLIPPER_MAX_CLIP_SECONDS", "max_clip_seconds", "600", "Longest clip a flag may ask "
             "for, in seconds.", _float),
+    Setting("CLIPPER_MAX_UPLOAD_MB", "max_upload_mb", "500", "Largest recording the dashboard "
+            "accepts as an upload, in MB (the browser's upload is held in memory while it "
+            "arrives).", _float),
     Setting("CLIPPER_PAD_SECONDS", "pad_seconds", "2", "Extra seconds fetched either side of a "
             "flag, so trims and merges need no re-fetch.", _float),
     Setting("CLIPPER_URL_ALLOWLIST", "url_allowlist", "",
@@ -73,6 +76,11 @@ SETTINGS: tuple[Setting, ...] = (
             "killed.", _int),
     Setting("CLIPPER_RECONCILE_SECONDS", "reconcile_seconds", "30", "How often `clipper up` "
             "re-enqueues clips whose job was lost (Redis restart, killed worker).", _float),
+    Setting("CLIPPER_LEASE_SECONDS", "lease_seconds", "30", "A running stage renews its lease "
+            "in the database every third of this; one not renewed for this long is re-run, on "
+            "any host.", _float),
+    Setting("CLIPPER_STAGE_ATTEMPTS", "stage_attempts", "4", "Runs of one stage of one clip "
+            "that may end in a temporary error or a lost worker before the clip is failed.", _int),
     Setting("CLIPPER_WHISPER_ENGINE", "whisper_engine", "faster-whisper", "Speech-to-text engine: "
             "`faster-whisper` or `openai-whisper`."),
     Setting("CLIPPER_WHISPER_MODEL", "whisper_model", "", "Model: a faster-whisper model "
@@ -125,10 +133,13 @@ class Settings:
     exports_dir: Path
     max_clip_seconds: float
     pad_seconds: float
+    max_upload_mb: float
     url_allowlist: tuple[str, ...]
     fetch_tries: int
     job_timeout: int
     reconcile_seconds: float
+    lease_seconds: float
+    stage_attempts: int
     whisper_engine: str
     whisper_model: str
     whisper_device: str

@@ -17,11 +17,15 @@ USER_OPTIONS = ("--client.toolbarMode", "viewer", "--client.showErrorDetails", "
                 "--server.headless", "true", "--browser.gatherUsageStats", "false")
 
 
-def command(options: list[str]) -> list[str]:
+def command(options: list[str], max_upload_mb: float = 500) -> list[str]:
     """The streamlit command line that serves the dashboard; later options win."""
-    return [sys.executable, "-m", "streamlit", "run", str(APP), *USER_OPTIONS, *options]
+    # Streamlit's own limit (default 200 MB) set to Clipper's, so the browser is told at once.
+    limit = ("--server.maxUploadSize", str(max(1, round(max_upload_mb))))
+    return [sys.executable, "-m", "streamlit", "run", str(APP), *USER_OPTIONS, *limit, *options]
 
 
 if __name__ == "__main__":
-    argv = command(sys.argv[1:])
+    from clipper.settings import Settings
+
+    argv = command(sys.argv[1:], Settings.from_env().max_upload_mb)
     os.execv(argv[0], argv)  # streamlit takes over this process: signals reach it directly

@@ -21,11 +21,18 @@ def login_page() -> None:
         submitted = st.form_submit_button("Log in", type="primary")
     if submitted:
         try:
-            st.session_state[TOKEN_KEY] = authenticate(context(), name, password)
+            st.session_state[TOKEN_KEY] = authenticate(context(), name, password,
+                                                       client=client_address())
         except ClipperError as exc:
             st.error(exc.message + (f" {exc.hint}" if exc.hint else ""))
             return
         st.rerun()
+
+
+def client_address() -> str:
+    """The browser's address: failed logins are counted per address too."""
+    ip = st.context.ip_address
+    return ip if isinstance(ip, str) and ip else "unknown"
 
 
 def logout() -> None:

@@ -110,14 +110,19 @@ def match_frame(frame: np.ndarray, source: np.ndarray) -> tuple[int, float, floa
 
 
 class _RangeHandler(http.server.SimpleHTTPRequestHandler):
-    """SimpleHTTPRequestHandler plus single `Range: bytes=a-b` requests (ffmpeg seeks in MP4)."""
+    """SimpleHTTPRequestHandler plus single `Range: bytes=a-b` requests (ffmpeg seeks in MP4).
+
+    With `ranges = False` it is SimpleHTTPRequestHandler as is, which ignores Range and answers
+    200 with the whole file, as `python -m http.server` and some servers in the wild do.
+    """
 
     log_message = staticmethod(lambda *a, **k: None)  # type: ignore[assignment]
+    ranges = True
 
     def send_head(self):  # type: ignore[no-untyped-def]
         rng = re.fullmatch(r"bytes=(\d*)-(\d*)", self.headers.get("Range", ""))
         path = Path(self.translate_path(self.path))
-        if rng is None or not path.is_file():
+        if not self.ranges or rng is None or not path.is_file():
             return super().send_head()
         size = path.stat().st_size
         first = int(rng[1]) if rng[1] else max(0, size - int(rng[2] or 0))
@@ -161,16 +166,22 @@ class _QuietServer(http.server.ThreadingHTTPServer):
 
 @contextlib.contextmanager
 def serve_dir(directory: Path, *, hook: Callable[[http.server.BaseHTTPRequestHandler], bool]
-              | None = None, tls: ssl.SSLContext | None = None) -> Iterator[tuple[str, list[str]]]:
+              | None = None, tls: ssl.SSLContext | None = None,
+              ranges: bool = True) -> Iterator[tuple[str, list[str]]]:
     """Serve `directory` on 127.0.0.1 in a thread (over https with `tls`); yields
     (base_url, requested_paths).
 
     `hook(handler)` runs before each GET; when it returns True it has answered the request itself
     (e.g. with a 503). Every requested path is appended to the list, so tests can count segments.
+    `ranges=False`: ignore Range headers (always 200 and the whole file), like a plain
+    `python -m http.server`.
     """
     requested: list[str] = []
+    honour_ranges = ranges
 
     class Handler(_RangeHandler):
+        ranges = honour_ranges
+
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
             requested.append(self.path)
             if hook is not None and hook(self):

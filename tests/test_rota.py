@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from clipper import rota
-from clipper.errors import InvalidInput
+from clipper.errors import Conflict, InvalidInput
 
 
 def utc(*a: int) -> datetime:
@@ -50,6 +50,14 @@ def test_weekly_refusals():
     assert len(rota.weekly(s, s + timedelta(hours=1), "UTC", date(2027, 1, 4))) == 1
     with pytest.raises(InvalidInput):
         rota.check_shift(s, s + timedelta(hours=1), 0)
+
+
+def test_needs_never_below_the_people_on_the_shift():
+    rota.check_needs(7, 2, ["ann", "bob"])
+    rota.check_needs(7, 3, ["ann", "bob"])
+    with pytest.raises(Conflict, match="already has 2 people \\(ann, bob\\)") as exc:
+        rota.check_needs(7, 1, ["ann", "bob"])
+    assert "at least 2" in exc.value.hint
 
 
 def test_status_and_overlap():

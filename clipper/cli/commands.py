@@ -181,10 +181,12 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def cmd_transcript(args: argparse.Namespace) -> int:
     from clipper.services.clips import clip_status
-    from clipper.services.transcripts import edit_transcript
 
     ctx, actor = _ctx(args), _operator(args)
     if args.set_text_file:
+        # Only a correction needs the aligner (and numpy); showing the transcript does not.
+        from clipper.services.transcripts import edit_transcript
+
         try:
             text = (sys.stdin.read() if args.set_text_file == "-"
                     else open(args.set_text_file).read())
@@ -362,9 +364,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true")
     r.set_defaults(func=cmd_render)
 
-    e = sub.add_parser("export", help="build the distribution package")
+    e = sub.add_parser("export", help="build the distribution package",
+                       description="Build the clip's package folder and a zip of it beside "
+                       "the folder (FOLDER.zip).")
     e.add_argument("clip_id", type=int)
-    e.add_argument("--out", help="package folder (default CLIPPER_HOME/exports/<id>-<slug>)")
+    e.add_argument("--out", metavar="FOLDER",
+                   help="package folder (default CLIPPER_HOME/exports/<id>-<slug>): a new or "
+                   "empty folder, or an earlier package of the same clip, which is replaced; "
+                   "any other folder is refused (exit 2), never deleted")
     e.add_argument("--by", default=_default_user())
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_export)

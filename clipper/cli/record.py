@@ -10,7 +10,9 @@ from clipper.context import Context
 def cmd_record(args: argparse.Namespace) -> int:
     """Record every channel that is not paused (or only those named) until SIGINT/SIGTERM."""
     from clipper.pipeline.recorder import run_recorder
+    from clipper.storage.broker import watch_parent
 
+    watch_parent()  # under `clipper up`: stop if it dies, even where PDEATHSIG did not reach us
     only = [name.strip() for name in (args.channels or "").split(",") if name.strip()]
     ctx = Context.build(args.settings)
     try:

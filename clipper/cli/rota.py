@@ -87,6 +87,35 @@ def cmd_cancel_shift(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_missed(args: argparse.Namespace) -> int:
+    from clipper.services.rota import missed_shifts
+
+    rows = missed_shifts(_ctx(args), local_operator(), days=args.days)
+    if args.json:
+        _print_json(rows)
+    elif not rows:
+        print(f"nobody missed a shift in the last {args.days} days")
+    else:
+        for r in rows:
+            print(f"{r['user']:<16} {r['channel']:<16} shift {r['shift_id']} "
+                  f"{r['start']} .. {r['end']}")
+    return 0
+
+
+def cmd_team(args: argparse.Namespace) -> int:
+    from clipper.services.rota import team_stats
+
+    rows = team_stats(_ctx(args), local_operator())
+    if args.json:
+        _print_json(rows)
+    else:
+        print(f"{'name':<16} {'done':>5} {'missed':>6} {'flags':>6} {'published':>9}")
+        for r in rows:
+            print(f"{r['name']:<16} {r['shifts_done']:>5} {r['missed']:>6} "
+                  f"{r['flags_filed']:>6} {r['flags_published']:>9}")
+    return 0
+
+
 def cmd_gaps(args: argparse.Namespace) -> int:
     from clipper.services.rota import gaps
 
@@ -178,6 +207,17 @@ def add_rota_parser(subparsers: Any) -> None:
     cs = sub.add_parser("cancel-shift", help="cancel a whole shift (those signed up are told)")
     cs.add_argument("shift_id", type=int)
     cs.set_defaults(func=cmd_cancel_shift)
+
+    ms = sub.add_parser("missed", help="who missed which shift (signed up, never checked in)")
+    ms.add_argument("--days", type=_positive, default=14,
+                    help="shifts that ended in the last N days (default 14)")
+    ms.add_argument("--json", action="store_true")
+    ms.set_defaults(func=cmd_missed)
+
+    tm = sub.add_parser("team", help="each person's shifts done and missed, flags filed and "
+                        "published")
+    tm.add_argument("--json", action="store_true")
+    tm.set_defaults(func=cmd_team)
 
     g = sub.add_parser("gaps", help="stretches where shifts are short of people")
     g.add_argument("--days", type=_positive, default=7)

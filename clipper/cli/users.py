@@ -1,4 +1,4 @@
-"""`clipper users ...`: add, list, disable, set-role and reset-password for dashboard accounts."""
+"""`clipper users ...`: add, list, disable, set-role, set-email, set-timezone, reset-password."""
 
 from __future__ import annotations
 
@@ -83,6 +83,15 @@ def cmd_set_email(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_set_timezone(args: argparse.Namespace) -> int:
+    from clipper.services.users import set_timezone
+
+    set_timezone(_ctx(args), local_operator(), args.name, args.tz)
+    print(f"time zone of {args.name} "
+          + (f"is now {args.tz.strip()}" if args.tz.strip() else "cleared (CLIPPER_TIMEZONE)"))
+    return 0
+
+
 def cmd_reset_password(args: argparse.Namespace) -> int:
     from clipper.services.users import set_password
 
@@ -125,6 +134,12 @@ def add_users_parser(subparsers: Any) -> None:
     mail.add_argument("name")
     mail.add_argument("email")
     mail.set_defaults(func=cmd_set_email)
+
+    zone = sub.add_parser("set-timezone",
+                          help="set the time zone the person's times are shown in ('' clears)")
+    zone.add_argument("name")
+    zone.add_argument("tz", metavar="TZ", help="an IANA name such as Europe/London")
+    zone.set_defaults(func=cmd_set_timezone)
 
     pw = sub.add_parser("reset-password",
                         help="set a new password (generated unless --password-stdin)")

@@ -1,27 +1,44 @@
-"""Download just a section of a broadcast with yt-dlp (never the whole programme); errors typed."""
+"""Download just a section of a broadcast with yt-dlp (never the whole programme); errors typed.
+
+A plain file on a server that ignores Range cannot be seeked in: there it is read from its start
+through the guard like everything else, only up to the section's end where the container allows
+(all of it for an MP4 whose index comes last), into the fetch's scratch folder, which goes with
+the fetch; the section is cut from that copy (`_sequential_section`).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
+import logging
 import os
 import re
 import shutil
+import ssl
+import struct
 import subprocess
 import tempfile
 import time
+import urllib.error
+import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import certifi
 import yt_dlp
+from yt_dlp.postprocessor.ffmpeg import EXT_TO_OUT_FORMATS
 from yt_dlp.utils import DownloadError, download_range_func
 
 from clipper.domain import FetchedSection
 from clipper.errors import ClipperError, InvalidInput, PermanentError, TransientError
+from clipper.media import ffrun
 from clipper.media.probe import edit_list_lag, probe_media
+
+log = logging.getLogger(__name__)
 
 # The guard proxy's side of this lives in clipper.net.guard, which media code may not import
 # (sibling layers); tests pin the two together.
@@ -35,6 +52,16 @@ DIRECT_PROTOCOLS = "http,https,tcp,tls,crypto"
 RELAY_PREFIX = "/relay/"
 PROXY_BYPASS_VARS = ("no_proxy", "NO_PROXY")
 BACKOFF = (0.5, 1.0, 2.0)
+SOCKET_TIMEOUT = 20.0
+"""Seconds any fetch waits on a silent server (yt-dlp's socket_timeout, ffmpeg's -rw_timeout)."""
+SEQUENTIAL_MARGIN = 2.0
+"""Seconds a sequential read goes past the section's end: a stream copy stopped by time can
+end a little early (trailing B-frames), and the section must still be whole."""
+_CHUNK = 1 << 20
+_PEEK_LIMIT = 8 << 20
+"""Most bytes held in memory while looking for an MP4's index (moov) at the start of a file."""
+_LEADING_BOXES = frozenset({b"ftyp", b"free", b"skip", b"wide", b"pdin", b"uuid"})
+"""Top-level MP4 boxes that may come before the index (moov) or the media (mdat)."""
 _PERMANENT = (r"HTTP Error (?:4\d\d)", r"Unsupported URL", r"is not a valid URL",
               r"Unable to download webpage: HTTP Error 4", r"Invalid data found",
               r"no (?:video )?formats? found", r"Requested format is not available")
@@ -116,7 +143,8 @@ def ydl_options(section: tuple[float, float], workdir: Path, proxy: str | None,
         "quiet": True, "no_warnings": True, "noprogress": True, "noplaylist": True,
         "outtmpl": str(workdir / "section.%(ext)s"), "paths": {"home": str(workdir)},
         "download_ranges": download_range_func(None, [section]),
-        "retries": 0, "fragment_retries": 0, "extractor_retries": 0, "socket_timeout": 20,
+        "retries": 0, "fragment_retries": 0, "extractor_retries": 0,
+        "socket_timeout": SOCKET_TIMEOUT,
         "external_downloader_args": {"ffmpeg_i": ffmpeg_net_args(url, proxy)},
         "overwrites": True, "cachedir": False, "logger": _QuietLogger(),
     }
@@ -132,15 +160,22 @@ class _QuietLogger:
     def error(self, msg: str) -> None: ...
 
 
+def _ffmpeg_env(proxy: str | None) -> dict[str, str] | None:
+    """The environment of an ffmpeg/ffprobe reading the network: with a guard, its proxy set
+    (the variable too: ffmpeg falls back on it where an option does not reach) and no bypass."""
+    if not proxy:
+        return None
+    env = {k: v for k, v in os.environ.items() if k not in PROXY_BYPASS_VARS}
+    env["http_proxy"] = proxy
+    return env
+
+
 def remote_duration(url: str, proxy: str | None) -> float | None:
     """Duration of a network source by ffprobe (same protocol rules as the download), if known."""
-    env = None
-    if proxy:  # the variable too: ffmpeg falls back on it where an option does not reach
-        env = {k: v for k, v in os.environ.items() if k not in PROXY_BYPASS_VARS}
-        env["http_proxy"] = proxy
     args = ["ffprobe", "-v", "error", *ffmpeg_net_args(url, proxy), "-show_entries",
             "format=duration", "-of", "json", relay_url(proxy, url) if proxy else url]
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False, env=env)
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False,
+                          env=_ffmpeg_env(proxy))
     with contextlib.suppress(ValueError, KeyError, TypeError):
         return float(json.loads(proc.stdout)["format"]["duration"])
     return None
@@ -194,6 +229,11 @@ def _ytdlp_download(url: str, section: tuple[float, float], workdir: Path,
                 raise _beyond_end(section[0], float(info["duration"]))
             if proxy:
                 _through_relay(info, proxy)
+            answer = _whole_file_answer(info, proxy)
+            if answer is not None:
+                log.info("%s ignores Range: reading it sequentially", url)
+                path = _sequential_section(answer, info, section, workdir, proxy)
+                return path, str(info.get("title") or "")
             info = ydl.process_ie_result(info, download=True)
         except DownloadError as exc:
             raise classify_error(str(exc)) from None
@@ -202,6 +242,196 @@ def _ytdlp_download(url: str, section: tuple[float, float], workdir: Path,
     if not files or not files[0].exists():
         raise PermanentError("The download produced no file.", "Check the link.")
     return files[0], str(info.get("title") or "")
+
+
+# --- servers that ignore Range: a sequential read, then a local cut ----------------------------
+
+class _WebRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows redirects to http(s) only, and behind a guard only to its relay (where the guard
+    puts every redirect it passes on); any other answers as the 3xx it is."""
+
+    def __init__(self, relay_prefix: str) -> None:
+        self.relay_prefix = relay_prefix
+
+    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str,
+                         headers: Any, newurl: str) -> urllib.request.Request | None:
+        if (urlsplit(newurl).scheme.lower() not in ("http", "https")
+                or not newurl.startswith(self.relay_prefix)):
+            return None
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _relay_prefix(proxy: str | None) -> str:
+    return f"{proxy.rstrip('/')}{RELAY_PREFIX}" if proxy else ""
+
+
+def _http_get(url: str, headers: Mapping[str, str], proxy: str | None,
+              byte_range: str | None = None) -> http.client.HTTPResponse:
+    """Open a GET of `url` (an http.client.HTTPResponse). Behind a guard `url` is a relay URL on
+    it: the guard makes the real request (address vetted, certificate checked); without one,
+    directly, the certificate checked against certifi's roots as yt-dlp does."""
+    if not url.startswith(_relay_prefix(proxy)):
+        raise PermanentError("The source cannot be fetched: its address is not on the guard.")
+    sent = {k: v for k, v in headers.items()
+            if k.lower() not in ("range", "accept-encoding", "connection", "host")}
+    if byte_range:
+        sent["Range"] = byte_range
+    opener = urllib.request.build_opener(
+        urllib.request.ProxyHandler({}),  # never an environment proxy: the guard, or nothing
+        urllib.request.HTTPSHandler(context=ssl.create_default_context(cafile=certifi.where())),
+        _WebRedirects(_relay_prefix(proxy)))
+    answer: http.client.HTTPResponse = opener.open(urllib.request.Request(url, headers=sent),
+                                                   timeout=SOCKET_TIMEOUT)
+    return answer
+
+
+_NET_ERRORS = (urllib.error.URLError, OSError, http.client.HTTPException, ValueError)
+
+
+@contextlib.contextmanager
+def _net_errors() -> Iterator[None]:
+    """Network failures of our own requests, in the words yt-dlp's would get (classify_error)."""
+    try:
+        yield
+    except ClipperError:
+        raise
+    except _NET_ERRORS as exc:
+        raise classify_error(str(exc) or type(exc).__name__) from None
+
+
+def _whole_file_answer(info: dict[str, Any],
+                       proxy: str | None) -> http.client.HTTPResponse | None:
+    """When yt-dlp chose one plain file (not HLS/DASH, not separate video and audio) on a
+    server that ignores Range: the server's 200 answer to a one-byte request, i.e. the whole
+    file from its first byte. None otherwise: the section download seeks as usual.
+
+    ffmpeg cannot seek in such a file: a section in a faststart MP4's first GOP came out empty,
+    an MP4 with its index at the end never worked (FACTS.md, "yt-dlp over loopback")."""
+    url = info.get("url")
+    if (info.get("protocol") not in ("http", "https") or info.get("requested_formats")
+            or not isinstance(url, str) or not url.startswith(_relay_prefix(proxy))):
+        return None
+    try:
+        answer = _http_get(url, info.get("http_headers") or {}, proxy, "bytes=0-0")
+    except _NET_ERRORS:
+        return None  # the section download meets the same problem and reports it as usual
+    if answer.status == 200:
+        return answer
+    answer.close()  # 206: Range works
+    return None
+
+
+class _Body(Protocol):
+    """What is read of an HTTP answer (http.client.HTTPResponse)."""
+
+    def read(self, amt: int | None = None, /) -> bytes: ...
+
+
+def _read_until(answer: _Body, data: bytes, size: int) -> bytes:
+    while len(data) < size and (chunk := answer.read(size - len(data))):
+        data += chunk
+    return data
+
+
+def _mp4_layout(answer: _Body) -> tuple[bytes, str]:
+    """Read the top-level boxes a body starts with, up to its first moov or mdat: the bytes
+    read and "moov-first" (faststart: readable as a stream), "index-last" (mdat before moov:
+    ffmpeg needs the whole file) or "other" (not MP4, or too odd to tell)."""
+    data, pos = b"", 0
+    while True:
+        data = _read_until(answer, data, pos + 16)
+        if len(data) < pos + 8:
+            return data, "other"
+        size, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        if kind == b"moov":
+            return data, "moov-first"
+        if kind == b"mdat":
+            return data, "index-last"
+        if size == 1 and len(data) >= pos + 16:
+            size = struct.unpack(">Q", data[pos + 8:pos + 16])[0]
+        if kind not in _LEADING_BOXES or size < 8 or pos + size > _PEEK_LIMIT:
+            return data, "other"
+        pos += size
+        data = _read_until(answer, data, pos)
+
+
+def _save(answer: http.client.HTTPResponse, head: bytes, path: Path) -> None:
+    """`head` and then the rest of an HTTP answer into `path`, streamed (never the whole
+    programme in memory); a body shorter than announced is a TransientError."""
+    with path.open("wb") as out, _net_errors():
+        out.write(head)
+        shutil.copyfileobj(answer, out, _CHUNK)
+        size = out.tell()
+    announced = answer.headers.get("Content-Length") or ""
+    if announced.isdigit() and size < int(announced):
+        raise TransientError(f"Could not reach the source: the connection closed after {size} "
+                             f"of {announced} bytes.", "It will be retried.")
+
+
+def _stream_prefix(url: str, headers: Mapping[str, str], proxy: str | None, seconds: float,
+                   out: Path, fmt: str) -> bool:
+    """ffmpeg reads the source forward only from its first byte (never asking to seek) and
+    copies its first `seconds` to `out`, timestamps kept; False when that did not work."""
+    args = ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+            *ffmpeg_net_args(url, proxy), "-seekable", "0",
+            "-rw_timeout", str(int(SOCKET_TIMEOUT * 1_000_000))]
+    if headers:
+        args += ["-headers", "".join(f"{k}: {v}\r\n" for k, v in headers.items())]
+    args += ["-t", f"{seconds:.3f}", "-i", url, "-c", "copy", "-f", fmt, str(out)]
+    proc = subprocess.run(args, capture_output=True, text=True, check=False,
+                          env=_ffmpeg_env(proxy))
+    try:
+        got = probe_media(out).duration if proc.returncode == 0 else 0.0
+    except InvalidInput:
+        got = 0.0
+    # ffmpeg exits 0 with a short file when the connection drops ("Stream ends prematurely"):
+    # short is fine only where the source itself ended, i.e. without a word of error.
+    if got >= seconds - 1.0 or (got > 0 and not proc.stderr.strip()):
+        return True
+    log.info("sequential read of %s failed: %s", url, ffrun.last_error_line(proc.stderr))
+    return False
+
+
+def _cut_local(source: Path, section: tuple[float, float], out: Path, fmt: str) -> Path:
+    """The section from a local copy, the way yt-dlp's ffmpeg takes it from the network
+    (`-ss start -t length -i … -c copy`): the same file, so the same exact offset."""
+    try:
+        total = probe_media(source).duration
+    except InvalidInput:
+        raise PermanentError("The source sent no playable media.", "Check the link.") from None
+    lo, hi = section
+    if lo >= total:
+        raise _beyond_end(lo, total)
+    args = ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+            "-protocol_whitelist", ffrun.LOCAL_PROTOCOLS]
+    args += (["-ss", str(lo)] if lo else []) + ["-t", str(hi - lo), "-i", str(source)]
+    ffrun.run([*args, "-c", "copy", "-f", fmt, str(out)], what="cut the section from the source")
+    return out
+
+
+def _sequential_section(answer: http.client.HTTPResponse, info: dict[str, Any],
+                        section: tuple[float, float], workdir: Path, proxy: str | None) -> Path:
+    """The section, from a server that ignores Range (`answer`: its whole file from byte 0).
+
+    A faststart MP4 (or another container) is read by ffmpeg as a stream up to the section's
+    end only; an MP4 whose index comes last cannot be read before all of it is here, so the
+    whole file is saved (the same answer, read on). Either copy lies in `workdir`, which goes
+    with the fetch, and the section is cut from it as yt-dlp would cut it.
+    """
+    ext = str(info.get("ext") or "mp4")
+    fmt = EXT_TO_OUT_FORMATS.get(ext, ext)
+    url, headers = str(info["url"]), dict(info.get("http_headers") or {})
+    local = workdir / f"source.{ext}"
+    with contextlib.closing(answer), _net_errors():
+        head, layout = _mp4_layout(answer)
+        if layout == "index-last":
+            _save(answer, head, local)
+    if layout != "index-last" and not _stream_prefix(url, headers, proxy,
+                                                     section[1] + SEQUENTIAL_MARGIN, local, fmt):
+        # Not readable as a stream after all (an odd layout): every byte, then.
+        with _net_errors(), contextlib.closing(_http_get(url, headers, proxy)) as again:
+            _save(again, b"", local)
+    return _cut_local(local, section, workdir / f"section.{ext}", fmt)
 
 
 def _fetch_once(url: str, section: tuple[float, float], dest_dir: Path, proxy: str | None,

@@ -7,16 +7,18 @@ import json
 import logging
 import subprocess
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import ffmpeg
 
-from clipper.errors import PermanentError
+from clipper.errors import PermanentError, TransientError
 
 log = logging.getLogger(__name__)
 
 # Local-only by default: a playlist or concat list must never make ffmpeg open other protocols.
 LOCAL_PROTOCOLS = "file,pipe,concat,subfile"
+PROBE_TIMEOUT = 60.0
 _NOISE = ("Last message repeated", "deprecated", "Press [q]")
 
 
@@ -49,15 +51,35 @@ def run(stream_or_args: Any, *, what: str, timeout: float | None = None) -> str:
     except subprocess.TimeoutExpired as exc:
         raise PermanentError(f"ffmpeg took too long to {what} (over {timeout:.0f} s).") from exc
     if proc.returncode != 0:
-        raise PermanentError(f"ffmpeg could not {what}: {last_error_line(proc.stderr)}")
+        raise failure(what, proc.returncode, proc.stderr)
     return proc.stderr
+
+
+def failure(what: str, returncode: int, stderr: str) -> PermanentError | TransientError:
+    """Pure: the error for an ffmpeg run that failed. Killed by a signal (a stop, the OOM
+    killer) or out of disk space is no fault of the media: worth running again."""
+    line = last_error_line(stderr)
+    if returncode < 0:
+        return TransientError(f"ffmpeg was stopped (signal {-returncode}) while trying to "
+                              f"{what}.")
+    if "No space left on device" in stderr:
+        return TransientError(f"The disk is full: ffmpeg could not {what}.",
+                              "Free some space (or lower CLIPPER_RETENTION_HOURS).")
+    return PermanentError(f"ffmpeg could not {what}: {line}")
 
 
 def probe(path: str, *, extra: Sequence[str] = ()) -> dict[str, Any]:
     """ffprobe a local file as JSON (format + streams); PermanentError when it is not media."""
     args = ["ffprobe", "-v", "error", "-protocol_whitelist", LOCAL_PROTOCOLS,
             "-print_format", "json", "-show_format", "-show_streams", *extra, str(path)]
-    proc = subprocess.run(args, capture_output=True, text=True, check=False)
+    try:
+        # A file that makes ffprobe hang (a crafted upload) must not hold a worker forever.
+        proc = subprocess.run(args, capture_output=True, text=True, check=False,
+                              timeout=PROBE_TIMEOUT)
+    except subprocess.TimeoutExpired as exc:
+        raise PermanentError(f"Reading {Path(path).name} as media took over "
+                             f"{PROBE_TIMEOUT:.0f} s.",
+                             "Check the file is a normal video.") from exc
     if proc.returncode != 0:
         raise PermanentError(f"Cannot read {path} as media: {last_error_line(proc.stderr)}")
     return json.loads(proc.stdout or "{}")

@@ -16,13 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from clipper.domain import Word
-from clipper.errors import PermanentError
+from clipper.errors import InvalidInput, PermanentError
 from clipper.media.render import RenderResult
 from clipper.subtitles import build_cues, write_srt, write_vtt
 
 SLUG_MAX = 48
 # Already-compressed media gains nothing from deflate; text does.
 _STORED_SUFFIXES = (".mp4", ".m4a", ".jpg", ".png", ".zip")
+#: Every package holds this file; one naming the same clip marks a folder Clipper may replace.
+METADATA = "metadata.json"
+_NOT_OURS_HINT = ("Choose an empty or new folder for --out (or move those files away); Clipper "
+                  "replaces only an earlier package of the same clip.")
 
 
 @dataclass(frozen=True)
@@ -134,52 +138,110 @@ def _fill(spec: PackageSpec, folder: Path, created_at: datetime) -> dict[str, An
     return metadata
 
 
-def _zip(folder: Path, zip_path: Path) -> None:
-    """Zip `folder` (entries under its name) to a temp file, then rename into place."""
-    tmp = zip_path.with_name(f".{zip_path.name}.{uuid.uuid4().hex[:8]}.tmp")
+def _zip(folder: Path, zip_path: Path, arcname: str) -> None:
+    """Zip `folder`, entries under `arcname/`, to `zip_path`."""
+    with zipfile.ZipFile(zip_path, "w") as zf:
+        for path in sorted(folder.iterdir()):
+            kind = (zipfile.ZIP_STORED if path.suffix in _STORED_SUFFIXES
+                    else zipfile.ZIP_DEFLATED)
+            zf.write(path, f"{arcname}/{path.name}", compress_type=kind)
+
+
+def _names_clip(metadata: Any, clip_id: int | str) -> bool:
+    return (isinstance(metadata, dict) and str(metadata.get("clip_id")) == str(clip_id)
+            and isinstance(metadata.get("files"), dict))
+
+
+def is_package_of(folder: Path, clip_id: int | str) -> bool:
+    """True when `folder` is a package Clipper wrote for `clip_id` (its metadata.json says so)."""
     try:
-        with zipfile.ZipFile(tmp, "w") as zf:
-            for path in sorted(folder.iterdir()):
-                kind = (zipfile.ZIP_STORED if path.suffix in _STORED_SUFFIXES
-                        else zipfile.ZIP_DEFLATED)
-                zf.write(path, f"{folder.name}/{path.name}", compress_type=kind)
-        os.replace(tmp, zip_path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        return _names_clip(json.loads((folder / METADATA).read_text(encoding="utf-8")), clip_id)
+    except (OSError, ValueError):  # no metadata, unreadable, or not JSON: not ours
+        return False
 
 
-def _swap_in(tmp: Path, out_dir: Path) -> None:
-    """Rename the finished temp folder to `out_dir`, replacing an older package there."""
+def _is_package_zip(zip_path: Path, arcname: str, clip_id: int | str) -> bool:
+    try:
+        with zipfile.ZipFile(zip_path) as zf:
+            metadata = json.loads(zf.read(f"{arcname}/{METADATA}").decode("utf-8"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):  # not a zip of this package
+        return False
+    return _names_clip(metadata, clip_id)
+
+
+def check_destination(out_dir: Path, clip_id: int | str) -> None:
+    """Refuse (InvalidInput) to write the package where it would replace what Clipper did not
+    write: a file, a link, a folder holding other files, or a `<out_dir>.zip` of another kind.
+
+    A new or empty folder is fine, and so is an earlier package of the same clip (re-exporting
+    replaces it whole, files added to it since included).
+    """
+    if out_dir.is_symlink() or (out_dir.exists() and not out_dir.is_dir()):
+        raise InvalidInput(f"{out_dir} exists and is not a folder; Clipper will not replace it.",
+                           _NOT_OURS_HINT)
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not is_package_of(out_dir, clip_id):
+        raise InvalidInput(f"{out_dir} is not empty and is not a package of clip {clip_id}; "
+                           "Clipper will not delete what is there.", _NOT_OURS_HINT)
+    zip_path = package_zip_path(out_dir)
+    if zip_path.is_symlink() or (zip_path.exists()
+                                 and not _is_package_zip(zip_path, out_dir.name, clip_id)):
+        raise InvalidInput(f"{zip_path} exists and is not the zip of a package of clip "
+                           f"{clip_id}; Clipper will not replace it.", _NOT_OURS_HINT)
+
+
+def package_zip_path(out_dir: Path) -> Path:
+    """Where the zip of the package at `out_dir` goes: `<out_dir>.zip`, beside it."""
+    return out_dir.with_name(out_dir.name + ".zip")
+
+
+def _swap_in(tmp: Path, out_dir: Path, clip_id: int | str) -> None:
+    """Rename the finished temp folder to `out_dir`: an earlier package of the clip is moved
+    aside and deleted; an empty folder is removed with rmdir, which fails rather than delete
+    files someone put there since the check."""
     old = None
-    if out_dir.exists():
+    if out_dir.is_dir() and is_package_of(out_dir, clip_id):
         old = out_dir.with_name(f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}")
         os.replace(out_dir, old)
+    elif out_dir.is_dir():
+        try:
+            out_dir.rmdir()
+        except OSError as exc:
+            raise InvalidInput(f"{out_dir} is no longer empty; Clipper will not delete what is "
+                               "there.", _NOT_OURS_HINT) from exc
     os.replace(tmp, out_dir)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
 
 def build_package(spec: PackageSpec, out_dir: Path) -> PackageResult:
-    """Write the package folder `out_dir` and `<out_dir>.zip` beside it, each atomically.
+    """Write the package folder `out_dir` and `<out_dir>.zip` beside it.
 
-    The folder is built under a temp name in the same parent and renamed into place, so a
-    crash never leaves half a package at `out_dir`; renders are hard-linked when possible.
+    `out_dir` must be new, empty, or an earlier package of the same clip (else InvalidInput,
+    before anything is written: see `check_destination`). The folder and the zip are both built
+    under temp names in the same parent and renamed into place, so a failed export leaves no
+    half-made package and the old one, if any, intact; renders are hard-linked when possible.
     """
     out_dir = Path(out_dir)
     missing = [str(r.path) for r in spec.renders if not Path(r.path).is_file()]
     if missing:
         raise PermanentError(f"Cannot package clip {spec.clip_id}: render missing ({missing[0]}).",
                              "Render the clip again.")
+    check_destination(out_dir, spec.clip_id)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     created_at = spec.created_at or datetime.now(UTC)
-    tmp = out_dir.with_name(f".{out_dir.name}.{uuid.uuid4().hex[:8]}.tmp")
+    stem = f".{out_dir.name}.{uuid.uuid4().hex[:8]}"
+    tmp, tmp_zip = out_dir.with_name(f"{stem}.tmp"), out_dir.with_name(f"{stem}.zip.tmp")
+    zip_path = package_zip_path(out_dir)
     tmp.mkdir()
     try:
         metadata = _fill(spec, tmp, created_at)
-        _swap_in(tmp, out_dir)
+        _zip(tmp, tmp_zip, out_dir.name)
+        # Again, just before replacing: the folder may have changed while the package was built.
+        check_destination(out_dir, spec.clip_id)
+        _swap_in(tmp, out_dir, spec.clip_id)
+        os.replace(tmp_zip, zip_path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    zip_path = out_dir.with_name(out_dir.name + ".zip")
-    _zip(out_dir, zip_path)
+        tmp_zip.unlink(missing_ok=True)
     files = {p.name: sha256_file(p) for p in sorted(out_dir.iterdir())}
     return PackageResult(path=out_dir, zip_path=zip_path, files=files, metadata=metadata)

@@ -46,25 +46,40 @@ def job_state(conn: redis.Redis, jid: str) -> JobStatus | None:
         return None
 
 
-def enqueue_stage(conn: redis.Redis, job: StageJob, *, timeout: int, urgent: bool = False) -> bool:
-    """Queue one stage; False when an identical job is already waiting or running."""
-    state = job_state(conn, job.id)
-    if state in ACTIVE_JOB_STATES:
-        return False
-    if state is not None:  # finished/failed/stopped leftovers block a re-run under the same id
-        Job.fetch(job.id, connection=conn).delete()
-    stage = STAGES[job.stage]
-    queue = Queue(stage.queue, connection=conn)
-    try:
-        queue.enqueue(
-            run_stage_job, job.stage, job.clip_id, job.version,
-            job_id=job.id, unique=True, at_front=urgent, job_timeout=stage.timeout or timeout,
-            result_ttl=600, failure_ttl=7 * 86400, retry=Retry(max=2),
-            description=f"{job.stage} clip {job.clip_id} v{job.version}",
-        )
-    except DuplicateJobError:
-        return False
+def enqueue_stage(conn: redis.Redis, job: StageJob, *, timeout: int, urgent: bool = False,
+                  replace_started: bool = False) -> bool:
+    """Queue one stage; False when an identical job is already waiting or running.
+
+    Check, delete a leftover and enqueue happen under one short Redis lock per job id, so two
+    processes queueing the same stage (a worker's follower, the reconciler) never delete a job
+    the other has just queued. `replace_started` (the reconciler, once the database shows the
+    run's lease has passed) also replaces a job Redis still calls started.
+    """
+    with conn.lock(f"clipper:enqueue:{job.id}", timeout=10, blocking_timeout=10):
+        state = job_state(conn, job.id)
+        if state in ACTIVE_JOB_STATES and not (replace_started and state == JobStatus.STARTED):
+            return False
+        if state is not None:  # finished/failed/stopped leftovers block a re-run under this id
+            _delete(conn, job.id)
+        stage = STAGES[job.stage]
+        queue = Queue(stage.queue, connection=conn)
+        try:
+            queue.enqueue(
+                run_stage_job, job.stage, job.clip_id, job.version,
+                job_id=job.id, unique=True, at_front=urgent, job_timeout=stage.timeout or timeout,
+                result_ttl=600, failure_ttl=7 * 86400, retry=Retry(max=2),
+                description=f"{job.stage} clip {job.clip_id} v{job.version}",
+            )
+        except DuplicateJobError:
+            return False
     return True
+
+
+def _delete(conn: redis.Redis, jid: str) -> None:
+    try:
+        Job.fetch(jid, connection=conn).delete()
+    except NoSuchJobError:
+        pass
 
 
 def queue_lengths(conn: redis.Redis) -> dict[str, int]:

@@ -33,14 +33,17 @@ def render_words(session: Session, clip: Clip) -> list:
     return t.words() if t else []
 
 
-def store_renders(session: Session, clip: Clip, results: Sequence[Any]) -> None:
-    """Replace the clip's render rows (called in the render stage's finishing transaction)."""
+def store_renders(session: Session, clip: Clip, results: Sequence[Any],
+                  hashes: Sequence[str] | None = None) -> None:
+    """Replace the clip's render rows (called in the render stage's finishing transaction);
+    `hashes` are the files' SHA-256, computed before the transaction began."""
     session.execute(delete(RenderRow).where(RenderRow.clip_id == clip.id))
-    for r in results:
+    for i, r in enumerate(results):
+        digest = hashes[i] if hashes is not None else sha256_file(Path(r.path))
         session.add(RenderRow(clip_id=clip.id, format=r.format, fit=r.fit,
                               captions="burn" if r.captions else "none", path=str(r.path),
                               duration=r.duration, width=r.width, height=r.height,
-                              sha256=sha256_file(Path(r.path)), settings=r.settings))
+                              sha256=digest, settings=r.settings))
 
 
 def _title(clip: Clip) -> str:

@@ -691,13 +691,22 @@ class Recorder:
         self.threads.clear()
 
     def _retention_loop(self) -> None:
+        from clipper.pipeline.housekeeping import tidy
         from clipper.pipeline.retention import sweep
 
+        next_tidy = 0.0
         while not self.stop.wait(self.retention_every):
             try:
                 sweep(self.ctx, now=self.clock())
+                if time.monotonic() >= next_tidy:  # a walk of the media folder: now and then
+                    tidy(self.ctx)
+                    next_tidy = time.monotonic() + TIDY_EVERY
             except Exception as exc:  # noqa: BLE001 - retention must not stop recording
                 log.warning("retention sweep failed: %s", exc)
+
+
+#: Seconds between housekeeping passes (old clip versions, sections, uploads).
+TIDY_EVERY = 600.0
 
 
 def _mark_stalled(ctx: Context, channel_id: int, cutoff: float) -> bool:

@@ -2,8 +2,10 @@
 
 `run_reminders(ctx, now)` marks missed shifts, then sends what `clipper.reminders` says is due
 by email (CLIPPER_SMTP_URL, to users with an email address) and by the team's webhook
-(CLIPPER_WEBHOOK_URL). Each reminder is stored per channel in `sent_reminders` once delivered,
-so a restart never sends it again; one that failed (mail server down) is tried on the next run.
+(CLIPPER_WEBHOOK_URL); shift changes (edited, cancelled, a person taken off), which the services
+already posted to the webhook, by email only. Each is stored per channel in `sent_reminders`
+once delivered, so a restart never sends it again; one that failed (mail server down) is tried
+on the next run.
 A crash between delivering and storing may repeat that one message: at least once, not lost.
 """
 
@@ -16,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from clipper import reminders, rota
 from clipper.context import Context
@@ -33,6 +36,7 @@ class Notice:
     subject: str
     text: str
     payload: dict[str, Any] = field(default_factory=dict)
+    channels: tuple[str, ...] = reminders.CHANNELS
 
 
 def mark_missed(ctx: Context, now: datetime, *, by: str = "clipper") -> int:
@@ -119,6 +123,60 @@ def due_notices(ctx: Context, now: datetime) -> list[Notice]:
                               {"event": "rota.late_cancel", "shift_id": shift.id,
                                "channel": channel, "user": d.get("user"),
                                "start": rota.iso(shift.start)}))
+        out.extend(_change_notices(session, t, ctx.settings.timezone))
+    return out
+
+
+def _change_notices(session: Session, t: datetime, default_tz: str) -> list[Notice]:
+    """One email notice per recent shift-change Event and person it concerns (with an email
+    address), keyed by the Event and the person so each goes once."""
+    events = session.execute(
+        select(Event.id, Event.at, Event.actor, Event.action, Event.details)
+        .where(Event.action.in_(list(reminders.CHANGES)),
+               Event.at >= t - reminders.CHANGE_WINDOW).order_by(Event.id)).all()
+    events = [e for e in events if isinstance(e.details, dict) and "shift_id" in e.details]
+    if not events:
+        return []
+    ids = sorted({int(e.details["shift_id"]) for e in events})
+    shifts = {s.id: (s, n) for s, n in session.execute(
+        select(Shift, Channel.name).join(Channel, Channel.id == Shift.channel_id)
+        .where(Shift.id.in_(ids)))}
+    on: dict[int, set[str]] = {}
+    for sid, name in session.execute(
+            select(Signup.shift_id, User.name).join(User, User.id == Signup.user_id)
+            .where(Signup.shift_id.in_(ids), Signup.state.in_(rota.ACTIVE))):
+        on.setdefault(sid, set()).add(name)
+    wanted = {e.id: reminders.change_recipients(
+        e.action, e.details, on.get(int(e.details["shift_id"]), set())) for e in events}
+    names = sorted({n for people in wanted.values() for n in people})
+    users = {u.name: u for u in session.scalars(
+        select(User).where(User.name.in_(names), User.disabled.is_(False),
+                           User.email.is_not(None)))} if names else {}
+    out: list[Notice] = []
+    for e in events:
+        found = shifts.get(int(e.details["shift_id"]))
+        kind = reminders.CHANGES[e.action]
+        if found is None or not reminders.change_due(e.at, found[0].end, t):
+            continue
+        shift, channel = found
+        if kind == "changed" and shift.cancelled:  # the cancellation notice says it all
+            continue
+        start, end = shift.start, shift.end
+        changed = e.details.get("changed") or {}
+        before = e.details.get("before") or {}
+        if kind == "changed":  # the times this change set, not later ones (each has its own)
+            start = rota.parse_time(changed.get("start") or before.get("start") or start, "UTC")
+            end = rota.parse_time(changed.get("end") or before.get("end") or end, "UTC")
+        for name in wanted[e.id]:
+            user = users.get(name)
+            if user is None or not user.email:
+                continue
+            tz = reminders.person_zone(user.timezone, default_tz)
+            subject, text = reminders.change_message(
+                kind, name=name, channel=channel, tz=tz, start=start, end=end, by=e.actor,
+                before=before, changed=changed)
+            out.append(Notice(reminders.key(shift.id, kind, user_id=user.id, event_id=e.id),
+                              kind, [user.email], subject, text, channels=("email",)))
     return out
 
 
@@ -158,13 +216,13 @@ def run_reminders(ctx: Context, now: datetime | None = None) -> dict[str, int]:
     t = (now or datetime.now(UTC)).astimezone(UTC)
     missed = mark_missed(ctx, t)
     notices = due_notices(ctx, t)
-    keys = [f"{n.key}/{c}" for n in notices for c in reminders.CHANNELS]
+    keys = [f"{n.key}/{c}" for n in notices for c in n.channels]
     with ctx.db.session() as session:
         done = set(session.scalars(select(SentReminder.key)
                                    .where(SentReminder.key.in_(keys)))) if keys else set()
     sent = 0
     for notice in notices:
-        for channel in reminders.CHANNELS:
+        for channel in notice.channels:
             k = f"{notice.key}/{channel}"
             if k in done or not _deliver(ctx, notice, channel):
                 continue

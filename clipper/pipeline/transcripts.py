@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,13 @@ from clipper.subtitles import build_cues, write_srt, write_vtt
 
 
 def _atomic_write(path: Path, writer: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    writer(tmp)
-    os.replace(tmp, path)
+    # A name of its own: a team edit and a transcription writing at once never share a file.
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        writer(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_transcript_files(transcript: Transcript, out_dir: Path) -> dict[str, str]:

@@ -7,15 +7,17 @@ work outside any transaction, and returns a `StageOutput` for the finishing tran
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from clipper.context import Context
-from clipper.errors import PermanentError
+from clipper.errors import PermanentError, TransientError
 from clipper.storage.tables import Clip, TranscriptRow
 
 Progress = Callable[[float], None]
@@ -41,7 +43,16 @@ class StageInput:
     media_path: str | None
     gaps: list[list[float]] | None = None
     """Parts of [start, end] the source lacks (a recorded channel's gaps), from the fetch."""
+    scratch: Path | None = None
+    """This run's own folder for temporary files (removed when the run ends)."""
     progress: Progress = field(default=lambda _fraction: None, repr=False)
+
+    def workdir(self) -> Path:
+        """Where this run writes before `publish` moves a finished file into place."""
+        if self.scratch is None:
+            raise RuntimeError("a stage ran without a scratch folder")
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        return self.scratch
 
 
 @dataclass
@@ -57,6 +68,14 @@ class StageOutput:
 
 def clip_dir(ctx: Context, clip_id: int, version: int) -> Path:
     return ctx.settings.media_dir / "clips" / str(clip_id) / f"v{version}"
+
+
+def publish(made: Path, final: Path) -> Path:
+    """Move a finished file from the run's scratch folder into place, atomically: a second run
+    of the same stage replaces it whole, and readers never see half a file."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(made, final)
+    return final
 
 
 def has_current_transcript(session: Session, clip: Clip) -> bool:
@@ -81,14 +100,18 @@ def fetch(ctx: Context, inp: StageInput) -> StageOutput:
     if _covered(ctx, inp):
         return StageOutput(detail={"skipped": True, "kind": inp.source_kind})
     dest = ctx.settings.media_dir / "sources" / str(inp.source_id)
+    scratch = inp.workdir()
     section = source_kind(inp.source_kind).section(inp.location, inp.start, inp.end,
-                                                   ctx=ctx, dest_dir=dest)
+                                                   ctx=ctx, dest_dir=scratch)
+    path = section.media.path
+    if path.resolve().is_relative_to(scratch.resolve()):  # fetched: keep it; a local file stays
+        path = publish(path, dest / path.name)
     lo, hi = section.covers
     gaps = [[a, b] for a, b in section.gaps] or None
     return StageOutput(
-        updates={"section_path": str(section.media.path), "section_offset": section.media.offset,
+        updates={"section_path": str(path), "section_offset": section.media.offset,
                  "section_start": lo, "section_end": hi, "gaps": gaps},
-        detail={"bytes": section.media.path.stat().st_size, "kind": inp.source_kind,
+        detail={"bytes": path.stat().st_size, "kind": inp.source_kind,
                 **({"gaps": gaps} if gaps else {})})
 
 
@@ -127,15 +150,33 @@ def cut(ctx: Context, inp: StageInput) -> StageOutput:
                              f"({available:.2f} s).",
                              f"Flag an end at or before {available:.2f} s.")
     end = min(end, available)
-    out_dir = clip_dir(ctx, inp.clip_id, inp.version)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    result = cut_clip(section, start - offset, end - offset, out_dir / "clip.mp4")
-    thumb = make_thumbnail(result.path, out_dir / "thumb.jpg")
+    out_dir, scratch = clip_dir(ctx, inp.clip_id, inp.version), inp.workdir()
+    check_free_space(scratch, needed_bytes(section.stat().st_size, end - start, available - offset))
+    result = cut_clip(section, start - offset, end - offset, scratch / "clip.mp4")
+    thumb = make_thumbnail(result.path, scratch / "thumb.jpg")
+    media = publish(result.path, out_dir / "clip.mp4")
+    thumb = publish(thumb, out_dir / "thumb.jpg")
     return StageOutput(
-        updates={"media_path": str(result.path), "thumbnail_path": str(thumb),
+        updates={"media_path": str(media), "thumbnail_path": str(thumb),
                  "duration": result.duration, "cut_method": result.method},
         detail={"method": result.method},
     )
+
+
+def needed_bytes(section_bytes: int, clip_seconds: float, section_seconds: float) -> int:
+    """Pure: disk a cut needs — the clip's share of the section, twice (the parts and the
+    joined file), plus room for the thumbnail and ffmpeg's own files."""
+    share = section_bytes * min(1.0, clip_seconds / max(section_seconds, 0.001))
+    return int(2 * share) + 16 * 2**20
+
+
+def check_free_space(folder: Path, needed: int) -> None:
+    """TransientError (retried later) rather than a cut that fills the disk half-way."""
+    free = shutil.disk_usage(folder).free
+    if free < needed:
+        raise TransientError(f"Not enough free disk space to cut the clip ({free / 2**20:.0f} MB "
+                             f"free, {needed / 2**20:.0f} MB needed).",
+                             "Free some space; the cut is tried again by itself.")
 
 
 def after_cut(session: Session, clip: Clip) -> str | None:
@@ -153,16 +194,14 @@ def transcribe(ctx: Context, inp: StageInput) -> StageOutput:
     from clipper.transcribe import get_engine
 
     engine = get_engine(ctx.settings)
-    out_dir = clip_dir(ctx, inp.clip_id, inp.version)
+    out_dir, scratch = clip_dir(ctx, inp.clip_id, inp.version), inp.workdir()
     offset = inp.section_offset or 0.0
     start, end = recorded_span(inp, offset, inp.section_end or inp.end)
     wav = extract_audio(Path(inp.section_path or ""), start - offset, end - start,
-                        out_dir / "audio.wav")
-    try:
-        transcript = engine.transcribe(wav, progress=inp.progress)
-    finally:
-        wav.unlink(missing_ok=True)
-    files = write_transcript_files(transcript, out_dir)
+                        scratch / "audio.wav")
+    transcript = engine.transcribe(wav, progress=inp.progress)
+    files = {key: str(publish(Path(made), out_dir / Path(made).name))
+             for key, made in write_transcript_files(transcript, scratch).items()}
 
     def apply(session: Session, clip: Clip) -> None:
         store_transcript(session, clip, transcript, by="system")
@@ -180,6 +219,7 @@ def after_transcribe(session: Session, clip: Clip) -> str | None:
 
 def render(ctx: Context, inp: StageInput) -> StageOutput:
     """Social shapes with burned captions and normalised loudness; the package after, if asked."""
+    from clipper.media.package import sha256_file
     from clipper.media.render import RenderRequest, render_package_shapes
     from clipper.pipeline.packaging import export_clip, render_words, store_renders
 
@@ -188,17 +228,21 @@ def render(ctx: Context, inp: StageInput) -> StageOutput:
         plan = dict(clip.render_options or {})
         words = render_words(session, clip) if plan.get("captions", "burn") == "burn" else []
     out_dir = ctx.settings.media_dir / "clips" / str(inp.clip_id) / "renders"
+    scratch = inp.workdir()
     fit = plan.get("fit", "crop")
-    requests = [RenderRequest(out_dir / f"{shape}-{fit}.mp4", shape, fit)
+    requests = [RenderRequest(scratch / f"{shape}-{fit}.mp4", shape, fit)
                 for shape in plan.get("formats", ["16x9", "1x1", "9x16"])]
     results = render_package_shapes(Path(inp.media_path or ""), requests, words=words,
                                     captions=bool(words), trim_in=plan.get("trim_in", 0.0),
                                     trim_out=plan.get("trim_out"),
                                     attribution=plan.get("attribution"),
                                     progress=lambda f, _shape: inp.progress(f))
+    # Hashed here, outside any transaction: a package's files are large.
+    results = [replace(r, path=publish(r.path, out_dir / r.path.name)) for r in results]
+    hashes = [sha256_file(r.path) for r in results]
 
     def apply(session: Session, clip: Clip) -> None:
-        store_renders(session, clip, results)
+        store_renders(session, clip, results, hashes)
 
     def after() -> None:
         if plan.get("export"):

@@ -2,7 +2,8 @@
 
 Workers are non-forking (`SimpleWorker`): the Whisper model and database pool stay loaded
 between jobs, and ctranslate2's threads never meet a fork (see FACTS: that deadlocks).
-A crashed worker is restarted by `clipper up`; its lost job is re-queued by the reconciler.
+A crashed worker is restarted by `clipper up`; its lost job is re-queued by the reconciler once
+its lease passes. A stopped worker hands its running stage back (see pipeline.shutdown).
 """
 
 from __future__ import annotations
@@ -16,9 +17,23 @@ import redis
 from rq import Queue, SimpleWorker
 
 from clipper.context import Context
-from clipper.errors import InvalidInput
-from clipper.pipeline import jobs
+from clipper.errors import InvalidInput, StageInterrupted
+from clipper.pipeline import jobs, shutdown
 from clipper.pipeline.stages import QUEUES, WORKER_ORDER
+from clipper.storage.broker import watch_parent
+
+
+class ClipperWorker(SimpleWorker):
+    """RQ's non-forking worker, except that a stop (SIGTERM, Ctrl-C) hands the running stage
+    back at once instead of waiting for it — or failing it when its ffmpeg dies of the same
+    signal — and the worker then exits."""
+
+    def request_stop(self, signum: int, frame: object) -> None:
+        running = shutdown.request_stop()
+        super().request_stop(signum, frame)  # RQ's warm stop: exit after the current job
+        if running:
+            # Raised in the main thread, inside the stage's work; the runner catches it.
+            raise StageInterrupted("the worker is stopping")
 
 
 def worker_name() -> str:
@@ -41,10 +56,11 @@ def make_worker(ctx: Context, names: Sequence[str],
                 conn: redis.Redis | None = None) -> SimpleWorker:
     conn = conn or ctx.redis
     jobs.use_context(ctx)
-    return SimpleWorker([Queue(n, connection=conn) for n in names], connection=conn,
-                        name=worker_name())
+    return ClipperWorker([Queue(n, connection=conn) for n in names], connection=conn,
+                         name=worker_name())
 
 
 def run_worker(ctx: Context, names: Sequence[str], *, burst: bool = False) -> bool:
+    watch_parent()  # under `clipper up`: stop, then kill our group (scheduler, ffmpeg) if it dies
     worker = make_worker(ctx, names)
     return worker.work(burst=burst, logging_level=ctx.settings.log_level, with_scheduler=not burst)

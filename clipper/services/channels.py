@@ -127,7 +127,7 @@ def add_channel(ctx: Context, actor: Actor, name: str, url: str, *,
 @requires("view_channels")
 def list_channels(ctx: Context, actor: Actor) -> list[dict[str, Any]]:
     """Every channel, by name: status, clock, recorded range, lag, recent gaps, disk use."""
-    with ctx.db.session() as session:
+    with ctx.db.read() as session:
         rows = session.scalars(select(Channel).order_by(Channel.name)).all()
         return [_as_dict(session, ctx, ch) for ch in rows]
 
@@ -135,7 +135,7 @@ def list_channels(ctx: Context, actor: Actor) -> list[dict[str, Any]]:
 @requires("view_channels")
 def channel_status(ctx: Context, actor: Actor, name: str) -> dict[str, Any]:
     """One channel as `list_channels` shows it (NotFound for an unknown name)."""
-    with ctx.db.session() as session:
+    with ctx.db.read() as session:
         return _as_dict(session, ctx, _channel(session, name))
 
 
@@ -196,7 +196,7 @@ def preview_clip(ctx: Context, actor: Actor, name: str, *, ago: float,
         raise InvalidInput(f"ago={ago!r} must be 0 or more seconds.")
     if not (math.isfinite(seconds) and 0 < seconds <= MAX_PREVIEW_SECONDS):
         raise InvalidInput(f"A preview lasts more than 0 and at most {MAX_PREVIEW_SECONDS:g} s.")
-    with ctx.db.session() as session:
+    with ctx.db.read() as session:
         _channel(session, name)
     lo = time.time() - ago
     return preview_file(ctx, name.strip(), lo, lo + seconds)

@@ -10,9 +10,7 @@ from sqlalchemy.orm import Session
 from clipper.context import Context
 from clipper.errors import Conflict, NotFound
 from clipper.permissions import Actor, requires
-from clipper.pipeline.jobqueue import queue_clip
 from clipper.pipeline.lifecycle import move
-from clipper.pipeline.transcripts import load_transcript, transcript_dict
 from clipper.storage.tables import Clip, Event, Flag, Publication, RenderRow, StageRun
 from clipper.timecode import format_wallclock
 
@@ -81,6 +79,10 @@ def status_dict(session: Session, clip: Clip, *, heavy: bool = True) -> dict[str
     if clip.source.kind == "channel":
         d.update(channel_times(clip))
     if heavy:
+        # Imported here: its subtitle library is needed only with the transcript, and `clipper
+        # list` starts faster without it.
+        from clipper.pipeline.transcripts import load_transcript, transcript_dict
+
         t = load_transcript(session, clip.id)
         d["transcript"] = transcript_dict(t) if t else None
     return d
@@ -97,7 +99,7 @@ def channel_times(clip: Clip) -> dict[str, Any]:
 @requires("view_clip")
 def clip_status(ctx: Context, actor: Actor, clip_id: int) -> dict[str, Any]:
     """One clip's status object (volunteers: only clips their flags made)."""
-    with ctx.db.session() as session:
+    with ctx.db.read() as session:
         return status_dict(session, visible_clip(session, actor, clip_id))
 
 
@@ -105,7 +107,7 @@ def clip_status(ctx: Context, actor: Actor, clip_id: int) -> dict[str, Any]:
 def list_clips(ctx: Context, actor: Actor, *, status: str | None = None,
                limit: int = 200) -> list[dict[str, Any]]:
     """Status objects without the transcript, newest first, optionally of one status."""
-    with ctx.db.session() as session:
+    with ctx.db.read() as session:
         stmt = select(Clip).order_by(Clip.id.desc()).limit(limit)
         if status:
             stmt = stmt.where(Clip.status == status)
@@ -115,7 +117,7 @@ def list_clips(ctx: Context, actor: Actor, *, status: str | None = None,
 @requires("view_clip")
 def clip_events(ctx: Context, actor: Actor, clip_id: int) -> list[dict[str, Any]]:
     """One clip's event log, oldest first (volunteers: only clips their flags made)."""
-    with ctx.db.session() as session:
+    with ctx.db.read() as session:
         visible_clip(session, actor, clip_id)
         rows = session.scalars(select(Event).where(Event.clip_id == clip_id).order_by(Event.id))
         return [{"at": e.at.isoformat(), "actor": e.actor, "action": e.action, "details": e.details}
@@ -134,5 +136,8 @@ def retry_clip(ctx: Context, actor: Actor, clip_id: int) -> int:
         clip.progress = 0.0
         move(session, clip, "queued", actor=actor.name, action="clip.retried",
              details={"version": clip.version})
+    # Imported here: rq costs every CLI command that only reads a tenth of its start-up.
+    from clipper.pipeline.jobqueue import queue_clip
+
     queue_clip(ctx, clip_id)
     return clip_id

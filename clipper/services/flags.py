@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from clipper import dedupe
@@ -156,24 +157,47 @@ def _file(ctx: Context, actor: Actor, ref: SourceRef, s: float, e: float, *, not
     by = actor.name.strip() or "anonymous"
     flag = Flag(start=s, end=e, note=(note or "").strip(), tags=clean_tags(tags),
                 urgency=urgency, by=by)
-    for attempt in range(3):
+    for attempt in range(STORE_TRIES):
         try:
             with ctx.db.session() as session:
                 result, requeue = _store(session, ctx, ref, flag)
             break
-        except IntegrityError:  # two first flags of one source at once: retry finds the source
-            if attempt == 2:
+        except (IntegrityError, OperationalError) as exc:
+            # Two first flags of one source at once (the retry finds the source), or PostgreSQL
+            # chose this flag as a deadlock / serialisation victim, or SQLite stayed busy: the
+            # transaction rolled back whole, so storing again stores exactly one flag.
+            if attempt + 1 == STORE_TRIES or not _retryable(exc):
                 raise
+            log.info("storing a flag again after %s", type(exc.orig).__name__)
+            time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))  # noqa: S311 - jitter only
             flag = Flag(start=s, end=e, note=flag.note, tags=flag.tags, urgency=urgency, by=by)
     if requeue:
         result = FlagResult(**{**asdict(result), "queued": queue_clip(ctx, result.clip_id)})
     return result
 
 
+#: Attempts at storing one flag (deadlocks and busy databases are retried, see `_file`).
+STORE_TRIES = 5
+#: PostgreSQL SQLSTATEs that mean "run the transaction again": deadlock, serialisation failure.
+_RETRY_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+def _retryable(exc: IntegrityError | OperationalError) -> bool:
+    if isinstance(exc, IntegrityError):
+        return True
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return code in _RETRY_SQLSTATES or "database is locked" in str(exc.orig)
+
+
 def _store(session: Session, ctx: Context, ref: SourceRef, flag: Flag) -> tuple[FlagResult, bool]:
+    # Locks in the one order used everywhere (see lifecycle.lock_clip): the source, then its
+    # clips. The clips are read locked, so an approve, reject or render that commits while
+    # this flag waits is seen here, not overwritten with a stale status.
     src = _lock_source(session, ref)
-    candidates = [dedupe.Candidate(c.id, c.start, c.end, c.status)
-                  for c in session.scalars(select(Clip).where(Clip.source_id == src.id))]
+    clips = session.scalars(select(Clip).where(Clip.source_id == src.id).order_by(Clip.id)
+                            .with_for_update(of=Clip)
+                            .execution_options(populate_existing=True)).unique()
+    candidates = [dedupe.Candidate(c.id, c.start, c.end, c.status) for c in clips]
     chosen = dedupe.choose_clip((flag.start, flag.end), candidates)
     flag.source_id = src.id
     if chosen is None:

@@ -26,7 +26,7 @@ def clip_from_hit(ctx: Context, actor: Actor, clip_id: int, at: float | str, *,
     if before_s + after_s <= 0:
         raise InvalidInput("--before and --after leave an empty clip.",
                            "For example --before 5 --after 15.")
-    with ctx.db.session() as session:
+    with ctx.db.read() as session:  # only reads; file_flag below takes the write lock
         clip = get_clip(session, clip_id)
         src = clip.source
         ref = SourceRef(src.kind, src.key, src.location, src.title)

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import os
+import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from clipper.context import Context
-from clipper.errors import Conflict, InvalidInput, NotFound
+from clipper.errors import Conflict, InvalidInput, NotFound, ProcessingError
 from clipper.permissions import Actor, requires
-from clipper.pipeline.lifecycle import log_event, move
+from clipper.pipeline.lifecycle import lock_clip, log_event, move
 from clipper.pipeline.sources import SOURCE_KINDS, SourceRef
 from clipper.pipeline.stages import stage_for_status
 from clipper.services.clips import status_dict
@@ -72,7 +74,7 @@ def check_trim(trim_in: float | None, trim_out: float | None, duration: float | 
 # ---- the queue and claims ---------------------------------------------------------------------
 
 def _clip(session: Session, clip_id: int, *, lock: bool = False) -> Clip:
-    clip = session.get(Clip, clip_id, with_for_update=lock)
+    clip = lock_clip(session, clip_id) if lock else session.get(Clip, clip_id)
     if clip is None:
         raise NotFound(f"No clip with id {clip_id}.")
     return clip
@@ -292,34 +294,60 @@ def my_flags(ctx: Context, actor: Actor, *, limit: int = 50) -> list[dict[str, A
 
 
 @requires("flag")
-def save_upload(ctx: Context, actor: Actor, filename: str, data: bytes) -> SourceRef:
+def save_upload(ctx: Context, actor: Actor, filename: str,
+                data: bytes | BinaryIO) -> SourceRef:
     """Store an uploaded recording as media/uploads/<sha256>.<ext>; returns its checked source.
 
-    The dashboard passes the returned SourceRef to `file_flag`, never a path: people on the
+    `data` is the file's bytes or a binary stream (the dashboard's upload), copied to disk in
+    chunks while it is hashed and measured — never a second whole copy in memory. The copy is
+    checked (size, ffprobe) under a temporary name and kept only if it is a recording. The
+    dashboard passes the returned SourceRef to `file_flag`, never a path: people on the
     dashboard cannot name files on the server (see `use_server_files`).
     """
-    from clipper.media.probe import probe_media
-
     name = Path(filename or "").name
     ext = Path(name).suffix.lower().lstrip(".")
     if ext not in UPLOAD_EXTENSIONS:
         raise InvalidInput(f"{name!r} is not a recording Clipper takes.",
                            f"Upload one of: {', '.join(sorted(UPLOAD_EXTENSIONS))}.")
-    if not data:
-        raise InvalidInput(f"{name} is empty.")
     folder = ctx.settings.media_dir / "uploads"
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{hashlib.sha256(data).hexdigest()}.{ext}"
-    if not path.exists():
-        tmp = folder / f".{path.name}.{os.getpid()}.tmp"
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+    tmp = folder / f".upload-{uuid.uuid4().hex}.{ext}"
+    try:
+        digest = _copy_upload(io.BytesIO(data) if isinstance(data, bytes) else data, tmp,
+                              name, int(ctx.settings.max_upload_mb * 2**20))
+        _check_recording(tmp, name)
+        path = folder / f"{digest}.{ext}"
+        os.replace(tmp, path)  # the same recording uploaded twice is stored once
+    finally:
+        tmp.unlink(missing_ok=True)
+    # Titled after the uploaded name (the stored one is a hash).
+    return dataclasses.replace(SOURCE_KINDS["file"].ref(path), title=Path(name).stem)
+
+
+def _copy_upload(stream: BinaryIO, out: Path, name: str, limit: int) -> str:
+    """Copy in 1 MiB chunks, refusing past `limit` bytes; returns the SHA-256."""
+    sha, size = hashlib.sha256(), 0
+    with out.open("wb") as f:
+        while chunk := stream.read(2**20):
+            size += len(chunk)
+            if size > limit:
+                raise InvalidInput(f"{name} is larger than {limit / 2**20:g} MB.",
+                                   "Upload a shorter recording, or flag its URL instead.")
+            sha.update(chunk)
+            f.write(chunk)
+    if size == 0:
+        raise InvalidInput(f"{name} is empty.")
+    return sha.hexdigest()
+
+
+def _check_recording(path: Path, name: str) -> None:
+    from clipper.media.probe import probe_media
+
     try:
         probe_media(path)
-    except InvalidInput:
-        path.unlink(missing_ok=True)  # nothing a flag can use: keep no copy of it
+    except (InvalidInput, ProcessingError):
         # ffprobe's own words would show where uploads live on the server.
         raise InvalidInput(f"{name} is not a recording Clipper can clip.",
                            "Upload an audio or video file.") from None
-    # Titled after the uploaded name (the stored one is a hash).
-    return dataclasses.replace(SOURCE_KINDS["file"].ref(path), title=Path(name).stem)
+
+

@@ -1,4 +1,4 @@
-"""The rota: shifts on channels, who signs up for them, coverage, gaps, check-ins, calendars.
+"""The rota: shifts, sign-ups, coverage, gaps, check-ins, missed shifts, team numbers, calendars.
 
 Times go in as ISO 8601 (without an offset: CLIPPER_TIMEZONE) and come out as ISO 8601 UTC.
 The decisions (repeats across daylight saving, coverage, overlap, gap merging) are pure, in
@@ -226,21 +226,39 @@ def _span(shift: Shift) -> str:
     return f"{rota.iso(shift.start)} .. {rota.iso(shift.end)}"
 
 
+def _edit_clash(session: Session, shift: Shift, start: datetime, end: datetime
+                ) -> tuple[str, int, datetime, datetime] | None:
+    """Someone on `shift` who is also on another live shift overlapping `[start, end)` (the
+    same half-open rule as signing up): (name, other shift id, its start, its end)."""
+    on_it = (select(Signup.user_id)
+             .where(Signup.shift_id == shift.id, Signup.state.in_(rota.ACTIVE)))
+    return session.execute(
+        select(User.name, Shift.id, Shift.start, Shift.end)
+        .join(Signup, Signup.shift_id == Shift.id).join(User, User.id == Signup.user_id)
+        .where(Signup.user_id.in_(on_it), Signup.state.in_(rota.ACTIVE),
+               Shift.cancelled.is_(False), Shift.id != shift.id,
+               Shift.start < end, Shift.end > start)
+        .order_by(User.name, Shift.start)).first()
+
+
 @requires("manage_rota")
 def edit_shift(ctx: Context, actor: Actor, shift_id: int, *, start: str | datetime | None = None,
                end: str | datetime | None = None, needs: int | None = None,
                note: str | None = None, at: datetime | None = None) -> dict[str, Any]:
-    """Change a shift's times, needs or note (None: unchanged); everyone signed up is told.
-    Refused, nothing stored: a cancelled or ended shift, end <= start, needs < 1."""
+    """Change a shift's times, needs or note (None: unchanged); everyone signed up is told (the
+    team's webhook now, each of them by email on the next reminders pass). Refused, nothing
+    stored: a cancelled or ended shift, end <= start, needs < 1 or below the people already
+    on it, new times that overlap another shift of someone on it."""
     tz = ctx.settings.timezone
     t = _now(at)
     with ctx.db.session() as session:
         shift = _shift(session, shift_id, lock=True)
         if shift.cancelled:
-            raise Conflict(f"Shift {shift.id} was cancelled.")
+            raise Conflict(f"Shift {shift.id} was cancelled: it can no longer be edited.",
+                           "Create a new shift instead.")
         if shift.end <= t:
             raise Conflict(f"Shift {shift.id} has ended ({rota.iso(shift.end)}): "
-                           "it can no longer be edited.")
+                           "it can no longer be edited.", "Create a new shift instead.")
         s = shift.start if start in (None, "") else rota.parse_time(start, tz, field="start")
         e = shift.end if end in (None, "") else rota.parse_time(end, tz, field="end")
         n = shift.needs
@@ -250,6 +268,14 @@ def edit_shift(ctx: Context, actor: Actor, shift_id: int, *, start: str | dateti
             except (TypeError, ValueError):
                 raise InvalidInput(f"needs {needs!r} is not a whole number.") from None
         rota.check_shift(s, e, n)
+        people = _people(session, [shift.id])[shift.id]
+        rota.check_needs(shift.id, n, people)
+        if (s, e) != (shift.start, shift.end) and (clash := _edit_clash(session, shift, s, e)):
+            who, other, a, b = clash
+            raise Conflict(f"{who} is also on shift {other} ({rota.iso(a)} .. {rota.iso(b)}), "
+                           f"which the new times {rota.iso(s)} .. {rota.iso(e)} overlap.",
+                           f"Pick times that miss it, or take {who} off one of the shifts "
+                           "first.")
         before = {"start": rota.iso(shift.start), "end": rota.iso(shift.end),
                   "needs": shift.needs, "note": shift.note}
         shift.start, shift.end, shift.needs = s, e, n
@@ -258,7 +284,6 @@ def edit_shift(ctx: Context, actor: Actor, shift_id: int, *, start: str | dateti
         after = {"start": rota.iso(s), "end": rota.iso(e), "needs": n, "note": shift.note}
         changed = {k: after[k] for k in after if after[k] != before[k]}
         channel = session.get(Channel, shift.channel_id).name
-        people = _people(session, [shift.id])[shift.id]
         if changed:
             log_event(session, actor.name, "rota.edited", None,
                       {"shift_id": shift.id, "channel": channel, "before": before,
@@ -279,7 +304,8 @@ def edit_shift(ctx: Context, actor: Actor, shift_id: int, *, start: str | dateti
 def cancel_shift(ctx: Context, actor: Actor, shift_id: int, *,
                  at: datetime | None = None) -> dict[str, Any]:
     """Cancel a shift (kept, marked cancelled, gone from lists and gaps); everyone signed up is
-    told. Refused: a shift already cancelled or ended."""
+    told (the webhook now, each by email on the next reminders pass). Refused: a shift already
+    cancelled or ended."""
     t = _now(at)
     with ctx.db.session() as session:
         shift = _shift(session, shift_id, lock=True)
@@ -303,7 +329,8 @@ def cancel_shift(ctx: Context, actor: Actor, shift_id: int, *,
 
 @requires("manage_rota")
 def remove_person(ctx: Context, actor: Actor, shift_id: int, user: str) -> dict[str, Any]:
-    """A coordinator takes `user` off a shift, at any time; they are told."""
+    """A coordinator takes `user` off a shift, at any time; they are told (the team's webhook
+    now, they by email on the next reminders pass)."""
     with ctx.db.session() as session:
         shift = _shift(session, shift_id)
         person = _user(session, user)
@@ -312,7 +339,7 @@ def remove_person(ctx: Context, actor: Actor, shift_id: int, user: str) -> dict[
         channel = session.get(Channel, shift.channel_id).name
         span = _span(shift)
         log_event(session, actor.name, "rota.removed", None,
-                  {"shift_id": shift.id, "user": person.name})
+                  {"shift_id": shift.id, "channel": channel, "user": person.name})
         name = person.name
     _tell(ctx, "rota.person_removed",
           f"{name} was taken off shift {int(shift_id)} on {channel} ({span}) by {actor.name}.",
@@ -402,6 +429,51 @@ def stats(ctx: Context, actor: Actor, user: str | None = None) -> dict[str, int]
             .where(Flag.by == name)) or 0
         return {"shifts_done": count("checked_in"), "missed": count("missed"),
                 "flags_filed": int(filed), "flags_published": int(published)}
+
+
+@requires("manage_rota")
+def team_stats(ctx: Context, actor: Actor) -> list[dict[str, Any]]:
+    """`stats` for every enabled person but admins, by name: `{"name", "role", "shifts_done",
+    "missed", "flags_filed", "flags_published"}`. Four queries however big the team (one per
+    kind of count, grouped), not one set per person."""
+    with ctx.db.session() as session:
+        people = session.execute(
+            select(User.id, User.name, User.role)
+            .where(User.disabled.is_(False), User.role != "admin").order_by(User.name)).all()
+        shifts: dict[tuple[int, str], int] = {
+            (uid, state): n for uid, state, n in session.execute(
+                select(Signup.user_id, Signup.state, func.count())
+                .join(Shift, Shift.id == Signup.shift_id)
+                .where(Signup.state.in_(("checked_in", "missed")), Shift.cancelled.is_(False))
+                .group_by(Signup.user_id, Signup.state))}
+        filed = dict(session.execute(select(Flag.by, func.count()).group_by(Flag.by)).all())
+        published = dict(session.execute(
+            select(Flag.by, func.count(func.distinct(Flag.id)))
+            .join(Publication, Publication.clip_id == Flag.clip_id).group_by(Flag.by)).all())
+    return [{"name": name, "role": role, "shifts_done": shifts.get((uid, "checked_in"), 0),
+             "missed": shifts.get((uid, "missed"), 0), "flags_filed": int(filed.get(name, 0)),
+             "flags_published": int(published.get(name, 0))} for uid, name, role in people]
+
+
+@requires("manage_rota")
+def missed_shifts(ctx: Context, actor: Actor, *, days: int = 14, limit: int = 100,
+                  now: datetime | None = None) -> list[dict[str, Any]]:
+    """Who missed which shift (signed up, never checked in) among shifts that ended in the last
+    `days` days, latest first: `{"user", "channel", "shift_id", "start", "end"}`. Shifts are
+    marked missed by the reminders pass `clipper up` runs (or `mark_missed`)."""
+    if isinstance(days, bool) or int(days) < 1:
+        raise InvalidInput(f"days must be at least 1, not {days!r}.")
+    t = _now(now)
+    with ctx.db.session() as session:
+        rows = session.execute(
+            select(User.name, Channel.name, Shift.id, Shift.start, Shift.end)
+            .select_from(Signup).join(Shift, Shift.id == Signup.shift_id)
+            .join(Channel, Channel.id == Shift.channel_id).join(User, User.id == Signup.user_id)
+            .where(Signup.state == "missed", Shift.cancelled.is_(False),
+                   Shift.end > t - timedelta(days=int(days)))
+            .order_by(Shift.start.desc(), Shift.id.desc(), User.name).limit(int(limit))).all()
+    return [{"user": who, "channel": ch, "shift_id": sid, "start": rota.iso(a),
+             "end": rota.iso(b)} for who, ch, sid, a, b in rows]
 
 
 @requires("view_rota")

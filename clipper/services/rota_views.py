@@ -1,19 +1,20 @@
 """Read-only views of the rota for the dashboard: a person's time zone, the week grid
-(channel x local day, coloured covered / short / empty), a person's own shifts."""
+(channel x local day, coloured covered / short / empty), a person's own shifts, and the channels
+nobody is watching now."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from clipper import rota
 from clipper.context import Context
 from clipper.errors import InvalidInput
 from clipper.permissions import Actor, requires
 from clipper.services.rota import list_shifts
-from clipper.storage.tables import Channel, User
+from clipper.storage.tables import Channel, Shift, Signup, User
 
 #: Grid cell for a channel and day without any shift planned.
 NONE = "none"
@@ -79,3 +80,25 @@ def my_shifts(ctx: Context, actor: Actor, *, days: int = 28) -> list[dict[str, A
     now = datetime.now(UTC)
     return [s for s in list_shifts(ctx, actor, days=days)
             if actor.name in s["volunteers"] and rota.parse_time(s["end"], "UTC") > now]
+
+
+@requires("view_rota")
+def unwatched(ctx: Context, actor: Actor, *, at: datetime | None = None) -> list[dict[str, Any]]:
+    """The channels being recorded (not paused) with nobody signed up on a shift running at `at`
+    (default now), by name: `{"channel", "next_shift"}`, `next_shift` the ISO UTC start of the
+    channel's next shift after `at`, or None. A shift short of people but not empty counts as
+    watched."""
+    t = (at or datetime.now(UTC)).astimezone(UTC)
+    live = (Shift.channel_id == Channel.id, Shift.cancelled.is_(False))
+    watched = (select(Signup.id).join(Shift, Shift.id == Signup.shift_id)
+               .where(*live, Shift.start <= t, Shift.end > t, Signup.state.in_(rota.ACTIVE))
+               .exists())
+    following = select(func.min(Shift.start)).where(*live, Shift.start > t).scalar_subquery()
+    # One query, however many channels: correlated subqueries rather than a loop.
+    with ctx.db.session() as session:
+        rows = session.execute(select(Channel.name, following)
+                               .where(Channel.paused.is_(False), ~watched)
+                               .order_by(Channel.name)).all()
+    return [{"channel": name, "next_shift": rota.iso(start) if start else None}
+            for name, start in rows]
+

@@ -16,4 +16,6 @@ def search_transcripts(ctx: Context, actor: Actor, query: str, **filters: Any) -
     `filters` are `clipper.search.search`'s keywords: source, since, until, status, tag, by
     (who flagged the clip, not who searches), urgency, limit, offset.
     """
-    return search(ctx.db, query, **filters)
+    # A read transaction: on SQLite a search never waits for (or holds up) a flag's write.
+    with ctx.db.read() as session:
+        return search(session, query, **filters)

@@ -49,7 +49,7 @@ def folder_bytes(folder: Path, *, skip: Path | None = None) -> int:
 def _recorded_bytes(ctx: Context) -> int:
     """Bytes of every stored channel segment, from the index: a day of recordings is tens of
     thousands of files, too many to stat on each view of the System page."""
-    with ctx.db.session() as session:
+    with ctx.db.read() as session:
         return int(session.scalar(select(func.coalesce(func.sum(ChannelSegment.bytes), 0))))
 
 

@@ -8,9 +8,8 @@ from clipper.context import Context
 from clipper.domain import Transcript
 from clipper.errors import Conflict, InvalidInput, NotFound
 from clipper.permissions import Actor, requires
-from clipper.pipeline.lifecycle import log_event
+from clipper.pipeline.lifecycle import lock_clip, log_event
 from clipper.pipeline.transcripts import load_transcript, store_transcript, write_transcript_files
-from clipper.storage.tables import Clip
 from clipper.transcribe.correction import align_edit, regroup_segments
 
 
@@ -20,7 +19,7 @@ def edit_transcript(ctx: Context, actor: Actor, clip_id: int, new_text: str) -> 
     if not new_text.strip():
         raise InvalidInput("The corrected transcript is empty.", "Paste the full corrected text.")
     with ctx.db.session() as session:
-        clip = session.get(Clip, clip_id, with_for_update=True)
+        clip = lock_clip(session, clip_id)
         if clip is None:
             raise NotFound(f"No clip {clip_id}.")
         old = load_transcript(session, clip_id)

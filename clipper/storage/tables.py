@@ -163,6 +163,11 @@ class StageRun(Base):
     seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     detail: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
+    # Renewed by the running worker; an open run whose lease has passed belongs to a dead one.
+    lease_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    worker: Mapped[str | None] = mapped_column(String(128), nullable=True)
+
+    __table_args__ = (Index("ix_stage_runs_open", "clip_id", "clip_version", "stage"),)
 
 
 class Event(Base):
@@ -347,3 +352,39 @@ class SentReminder(Base):
     key: Mapped[str] = mapped_column(String(200), unique=True)
     kind: Mapped[str] = mapped_column(String(32))  # 24h | 1h | short | late-cancel
     sent_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OutboxMessage(Base):
+    """A webhook notification waiting to be (or already) delivered: written in the same database
+    as the change it reports, so none is lost to a restart, and posted by the deliverer
+    (clipper.pipeline.notifications.deliver_due) until the hook says 2xx or it gives up.
+    `state`: pending | delivered | given_up. A deliverer holds a pending row it is posting by
+    `claim_token` until `claimed_until`, so two deliverers never post one message together."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_state_next", "state", "next_attempt_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event: Mapped[str] = mapped_column(String(64))  # clip.ready, rota.shift_changed, ...
+    url: Mapped[str] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column()
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    claimed_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    claim_token: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+class LoginThrottle(Base):
+    """Failed logins counted per key — a name from one client address, a client address, a
+    name from anywhere — so guessing is slowed where it comes from, and a lock never says
+    whether the name exists (unknown names are counted the same way)."""
+
+    __tablename__ = "login_throttle"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

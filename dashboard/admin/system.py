@@ -1,5 +1,5 @@
 """Admin page: queues, workers, failed clips (with Retry), live channels (add, pause, resume,
-remove; status, lag, gaps, disk) and disk usage."""
+remove; status, lag, gaps, disk), webhook notifications and disk usage."""
 
 from __future__ import annotations
 
@@ -187,8 +187,26 @@ def disk() -> None:
     cols[2].metric("Free", human(usage.free))
 
 
+def outbox() -> None:
+    """Webhook messages waiting, failing or given up (delivered by `clipper up`)."""
+    from clipper.services.outbox import outbox_status
+
+    st.subheader("Notifications")
+    box = outbox_status(ctx, actor)
+    cols = st.columns(4)
+    cols[0].metric("Pending", box.pending)
+    cols[1].metric("Failing", box.failing)
+    cols[2].metric("Given up", box.given_up)
+    cols[3].metric("Delivered (1 h)", box.delivered_last_hour)
+    if box.failures:
+        st.dataframe([{"event": f["event"], "state": f["state"], "attempts": f["attempts"],
+                       "last error": f["last_error"], "next attempt": f["next_attempt_at"]}
+                      for f in box.failures], hide_index=True, key="outbox_failures")
+
+
 st.title("System")
 queues_and_workers()
 failed_clips()
 channels()
+outbox()
 disk()

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import streamlit as st
 
 from clipper.errors import ClipperError
 from clipper.services import review
 from clipper.services.clips import clip_status
+from clipper.services.rota_views import my_timezone, unwatched
 from dashboard.components import (
+    as_datetime,
     clip_link,
     existing,
     interval,
@@ -27,6 +30,32 @@ SHAPES = ("16x9", "1x1", "9x16")
 FITS = ("crop", "pad")
 CAPTION_MODES = ("burn", "none")
 NUDGE = 0.1
+
+
+def _at(when: str, tz: str) -> str:
+    """`19:00` today (in `tz`), `Sat 19:00` on another day."""
+    local = as_datetime(when).astimezone(ZoneInfo(tz))
+    today = datetime.now(local.tzinfo).date()
+    return f"{local:%H:%M}" if local.date() == today else f"{local:%a %H:%M}"
+
+
+def unwatched_line() -> None:
+    """One line on the channels nobody on the rota is watching now (whatever comes from them
+    has had no volunteer's eyes), with when each one's next shift starts."""
+    if not actor.can("view_rota"):
+        return
+    try:
+        tz = my_timezone(ctx, actor)
+        rows = unwatched(ctx, actor)
+    except ClipperError:
+        return  # the queue matters more than this line
+    if not rows:
+        st.caption("Every channel is watched right now.")
+        return
+    parts = [f"{r['channel']} (next shift {_at(r['next_shift'], tz)})" if r["next_shift"]
+             else f"{r['channel']} (no shift planned)" for r in rows]
+    zone = f" · times in {tz}" if any(r["next_shift"] for r in rows) else ""
+    st.warning(f"Unwatched now: {', '.join(parts)}{zone}", icon=":material/visibility_off:")
 
 
 def _notice(key: str, exc: ClipperError | None) -> None:
@@ -225,6 +254,7 @@ def approved_panel(cid: int) -> None:
 
 
 st.title("Review queue")
+unwatched_line()
 if (done := st.session_state.get("approved_clip")) is not None:
     approved_panel(done)
 elif (mine := review.my_claim(ctx, actor)) is not None:

@@ -1,6 +1,9 @@
-"""Volunteer page: flag a moment (URL or upload), then follow one's own flags live."""
+"""Volunteer page: one's shift now or next, flag a moment (URL or upload), follow one's flags."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import streamlit as st
 
@@ -8,9 +11,11 @@ from clipper.errors import ClipperError, InvalidInput
 from clipper.pipeline.sources import SourceRef
 from clipper.services.flags import URGENCIES, file_flag
 from clipper.services.review import my_flags, save_upload
+from clipper.services.rota import now as rota_now
+from clipper.services.rota_views import my_shifts, my_timezone
 from clipper.timecode import EXAMPLES, parse_interval
-from dashboard.components import flag_card
-from dashboard.deps import context, guard
+from dashboard.components import as_datetime, flag_card, wall_time
+from dashboard.deps import LIVE_PAGE, context, guard
 
 actor = guard("flag")
 ctx = context()
@@ -28,7 +33,7 @@ def _source(upload: object | None) -> str | SourceRef:
     if upload is not None:
         if url:
             raise InvalidInput("Give a URL or upload a file, not both.", "Clear one of them.")
-        return save_upload(ctx, actor, upload.name, upload.getvalue())  # type: ignore[attr-defined]
+        return save_upload(ctx, actor, upload.name, upload)  # type: ignore[attr-defined]
     return url
 
 
@@ -55,6 +60,40 @@ def submit() -> None:
         s[key] = ""
 
 
+def _when(start: str, tz: str) -> str:
+    """`today at 19:00`, `tomorrow at 08:00` or `Sat 23 Nov at 08:00`, in zone `tz`."""
+    z = ZoneInfo(tz)
+    day = as_datetime(start).astimezone(z).date()
+    today = datetime.now(z).date()
+    words = {today: "today", today + timedelta(days=1): "tomorrow"}
+    return f"{words.get(day) or f'{day:%a %d %b}'} at {wall_time(start, tz)[:5]}"
+
+
+def shift_banner() -> None:
+    """The person's shift running now (channel, until when in their zone, a link to watch it on
+    Live), else their next shift within 24 hours, else nothing."""
+    if not (actor.can("view_rota") and actor.can("signup")):
+        return
+    try:
+        tz = my_timezone(ctx, actor)
+        current = [r for r in rota_now(ctx, actor) if actor.name in r["volunteers"]]
+        upcoming = [] if current else my_shifts(ctx, actor, days=2)
+    except ClipperError:
+        return  # the rota must never stand between a volunteer and flagging
+    for r in current:
+        with st.container(border=True):
+            st.markdown(f"On shift now: **{r['channel']}** until {wall_time(r['until'], tz)[:5]}"
+                        f" ({tz})")
+            st.page_link(LIVE_PAGE, label=f"Watch {r['channel']} live", icon=":material/live_tv:",
+                         query_params={"channel": r["channel"]})
+    now = datetime.now(UTC)
+    soon = [s for s in upcoming if now < as_datetime(s["start"]) <= now + timedelta(hours=24)]
+    if soon:
+        nxt = min(soon, key=lambda x: x["start"])
+        st.info(f"Next shift: **{nxt['channel']}** {_when(nxt['start'], tz)} ({tz})",
+                icon=":material/event:")
+
+
 def field_error(name: str) -> None:
     exc = st.session_state.get(ERRORS, {}).get(name)
     if exc is not None:
@@ -62,6 +101,7 @@ def field_error(name: str) -> None:
 
 
 st.title("Flag a clip")
+shift_banner()
 st.text_input("Source URL", key="flag_source",
               placeholder="https://… (a broadcast page, MP4 or .m3u8)")
 st.file_uploader("…or upload a recording", key="flag_upload",

@@ -3,6 +3,7 @@
 `Mark in` / `Mark out` take the wall-clock time of the click (shown in CLIPPER_TIMEZONE) and file
 a flag on the channel between them; `Clip last 30 s` / `Clip last 2 min` file one at once. The
 flags then show their progress as on *My flags*. One column throughout, so it works on a phone.
+`?channel=NAME` picks the channel; opening the channel of one's shift checks one in to it.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from clipper.permissions import Actor
 from clipper.services.channels import channel_status, list_channels, preview_clip
 from clipper.services.flags import URGENCIES, flag_channel
 from clipper.services.review import my_flags
+from clipper.services.rota import CHECK_IN_EARLY, check_in
 from clipper.services.rota import now as rota_now
-from dashboard.components import flag_card, show_error, wall_time
+from clipper.services.rota_views import my_shifts
+from dashboard.components import as_datetime, flag_card, show_error, wall_time
 from dashboard.deps import context, guard
 
 actor = guard("view_channels")
@@ -29,6 +32,8 @@ PREVIEW_SECONDS = 60
 LAST = (("live_last30", "Clip last 30 s", 30), ("live_last120", "Clip last 2 min", 120))
 ERROR, RESULT, MARK, FILED, PREVIEW = ("live_error", "live_result", "live_mark", "live_filed",
                                        "live_preview")
+#: The `?channel=` last applied to the picker, and the check-ins done, by shift id.
+ASKED, CHECKED_IN = "live_asked_channel", "live_checked_in"
 
 
 def ordered(actor: Actor, channels: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -39,6 +44,47 @@ def ordered(actor: Actor, channels: list[dict[str, Any]]) -> list[dict[str, Any]
     except ClipperError:
         return channels
     return sorted(channels, key=lambda c: c["name"] not in mine)
+
+
+def preselect(names: list[str]) -> None:
+    """`?channel=NAME` (the link on *Flag a clip*) picks that channel, once: a later change in
+    the picker is not undone on the next rerun, and the address follows the picker."""
+    s = st.session_state
+    asked = st.query_params.get("channel")
+    if asked in names and asked != s.get(ASKED):
+        s["live_channel"] = asked
+    s[ASKED] = asked
+
+
+def follow_picker() -> None:
+    """The picker's choice goes into the address, so a reload or a shared link keeps it."""
+    st.query_params["channel"] = st.session_state[ASKED] = st.session_state["live_channel"]
+
+
+def auto_check_in(actor: Actor, name: str) -> None:
+    """Opening Live on the channel of one's shift (running, or starting within the early window
+    the rota allows) checks one in to it, once a session; a caption says so. A refusal (the
+    shift was just cancelled, say) only shows as a caption: the page works as before."""
+    # shift id -> (channel, what happened): reruns and coming back to the page do not repeat it.
+    done: dict[int, tuple[str, str]] = st.session_state.setdefault(CHECKED_IN, {})
+    if actor.can("signup"):
+        now = datetime.now(UTC)
+        try:
+            mine = [x for x in my_shifts(ctx, actor, days=2) if x["channel"] == name
+                    and as_datetime(x["start"]) - CHECK_IN_EARLY <= now < as_datetime(x["end"])]
+        except ClipperError:
+            mine = []
+        for shift in (x for x in mine if x["id"] not in done):
+            try:
+                check_in(ctx, actor, shift["id"])
+            except ClipperError as exc:
+                done[shift["id"]] = (name, f"Not checked in to {name}: {exc.message}")
+            else:
+                done[shift["id"]] = (name, f"Checked in to {name}.")
+                st.toast(f"Checked in to {name}.", icon=":material/how_to_reg:")
+    for channel, text in done.values():
+        if channel == name:
+            st.caption(text)
 
 
 def behind(lag: float | None) -> str:
@@ -154,9 +200,11 @@ if not channels:
     feedback(None)  # e.g. the channel just flagged was removed meanwhile
     st.stop()
 names = [c["name"] for c in channels]
+preselect(names)
 if st.session_state.get("live_channel") not in names:
     st.session_state["live_channel"] = names[0]
-name = st.selectbox("Channel", names, key="live_channel")
+name = st.selectbox("Channel", names, key="live_channel", on_change=follow_picker)
+auto_check_in(actor, name)
 
 
 @st.fragment(run_every=3)

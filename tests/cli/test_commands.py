@@ -121,10 +121,11 @@ def test_transcript_render_export_published_commands(cli_env, sqlite_url, make_s
     assert main(["transcript", str(cid), "--json"]) == 0
     before = json.loads(capsys.readouterr().out)
     fixed = tmp_path / "fixed.txt"
-    fixed.write_text(before["text"].replace("schools", "colleges"))
+    assert "debate" in before["text"]
+    fixed.write_text(before["text"].replace("debate", "hustings"))
     assert main(["transcript", str(cid), "--set-text-file", str(fixed), "--json"]) == 0
     after = json.loads(capsys.readouterr().out)
-    assert "colleges" in after["text"] and "schools" not in after["text"]
+    assert "hustings" in after["text"] and "debate" not in after["text"]
     assert main(["transcript", str(cid), "--set-text-file", str(tmp_path / "missing.txt")]) == 2
     capsys.readouterr()
 
@@ -147,3 +148,75 @@ def test_transcript_render_export_published_commands(cli_env, sqlite_url, make_s
     assert main(["status", str(cid), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["published"][0]["platform"] == "tiktok"
     ctx.db.dispose()
+
+
+def _rendered_clip(db_url: str, tmp_path: Path) -> int:
+    """A clip with one stored render (its file a stand-in: packaging copies, never decodes)."""
+    from clipper.storage.database import Database
+    from clipper.storage.tables import Clip, RenderRow, Source
+
+    render = tmp_path / "renders" / "16x9.mp4"
+    render.parent.mkdir()
+    render.write_bytes(b"not really video")
+    db = Database(db_url)
+    try:
+        with db.session() as session:
+            src = Source(kind="url", key="http://127.0.0.1:9/show.mp4",
+                         location="http://127.0.0.1:9/show.mp4")
+            clip = Clip(source=src, start=8.0, end=14.0, duration=6.0, status="rendered")
+            session.add_all([src, clip])
+            session.flush()
+            session.add(RenderRow(clip_id=clip.id, format="16x9", fit="crop", captions="none",
+                                  path=str(render), duration=6.0, width=1920, height=1080))
+            return clip.id
+    finally:
+        db.dispose()
+
+
+def test_export_never_deletes_a_folder_it_did_not_write(cli_env, sqlite_url, tmp_path, capsys):
+    cid = str(_rendered_clip(sqlite_url, tmp_path))
+    out = tmp_path / "out"
+    mine = out / "Documents"
+    mine.mkdir(parents=True)
+    (mine / "notes.txt").write_text("my own work")
+    (out / "report.zip").write_text("not a package")
+
+    assert main(["export", cid, "--out", str(mine)]) == 2
+    err = capsys.readouterr().err
+    assert "not empty" in err and "empty or new folder" in err
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+    assert (mine / "notes.txt").read_text() == "my own work"
+    assert main(["export", cid, "--out", str(out / "report")]) == 2  # report.zip is not ours
+    assert "report.zip exists" in capsys.readouterr().err
+    assert (out / "report.zip").read_text() == "not a package"
+    assert sorted(p.name for p in out.iterdir()) == ["Documents", "report.zip"]  # no leftovers
+
+    empty = out / "empty"
+    empty.mkdir()
+    for _ in range(2):  # a new or empty folder, then the package written there, re-exported
+        assert main(["export", cid, "--out", str(empty), "--json"]) == 0
+        pkg = json.loads(capsys.readouterr().out)
+        assert pkg["path"] == str(empty) and "metadata.json" in pkg["files"]
+    assert sorted(p.name for p in out.iterdir()) == ["Documents", "empty", "empty.zip",
+                                                     "report.zip"]
+
+
+def test_a_failed_export_leaves_the_earlier_package_whole(cli_env, sqlite_url, tmp_path, capsys,
+                                                          monkeypatch):
+    import clipper.media.package as package
+
+    cid = str(_rendered_clip(sqlite_url, tmp_path))
+    out = tmp_path / "out"
+    assert main(["export", cid, "--out", str(out / "pkg"), "--json"]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    before.update({f"pkg/{p.name}": p.read_bytes() for p in (out / "pkg").iterdir()})
+
+    def disk_full(*_args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(package, "_zip", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        main(["export", cid, "--out", str(out / "pkg")])
+    after = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    after.update({f"pkg/{p.name}": p.read_bytes() for p in (out / "pkg").iterdir()})
+    assert after == before and sorted(p.name for p in out.iterdir()) == ["pkg", "pkg.zip"]

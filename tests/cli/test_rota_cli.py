@@ -44,3 +44,33 @@ def test_rota_commands(tmp_path, sqlite_url):
     assert "BEGIN:VCALENDAR" in ical and f"UID:shift-{ids[1]}@clipper" in ical
     assert json.loads(clip("rota", "gaps", "--json").stdout) == []  # 2027 is beyond 7 days
     assert json.loads(clip("rota", "now", "--json").stdout) == []
+
+
+def test_rota_edit_refusals_missed_and_team(tmp_path, sqlite_url):
+    """`rota edit` refusals exit 2 with the reason; `rota missed` and `rota team` as JSON."""
+    env = {**os.environ, "CLIPPER_HOME": str(tmp_path / "home"), "DATABASE_URL": sqlite_url,
+           "CLIPPER_TIMEZONE": "UTC", "CLIPPER_URL_ALLOWLIST": "127.0.0.1"}
+
+    def clip(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "clipper.cli", *argv], env=env, text=True,
+                              capture_output=True, timeout=60)
+
+    assert clip("channels", "add", "news", "http://127.0.0.1:9/x.m3u8").returncode == 0
+    for name in ("ann", "bob"):
+        assert clip("users", "add", name, "--role", "volunteer").returncode == 0
+    # A shift in 2020 (over: frozen) and one in 2099.
+    past, future = (json.loads(clip("rota", "add", "--channel", "news", "--needs", "2", "--json",
+                                    "--start", f"{y}-03-21T19:00", "--end", f"{y}-03-21T20:00"
+                                    ).stdout)["shift_ids"][0] for y in (2020, 2099))
+    for name in ("ann", "bob"):
+        assert clip("rota", "signup", str(future), "--user", name).returncode == 0
+    r = clip("rota", "edit", str(future), "--needs", "1")
+    assert r.returncode == 2 and "already has 2 people" in r.stderr
+    r = clip("rota", "edit", str(past), "--needs", "3")
+    assert r.returncode == 2 and "has ended" in r.stderr
+    assert json.loads(clip("rota", "missed", "--json").stdout) == []
+    assert json.loads(clip("rota", "team", "--json").stdout) == [
+        {"name": n, "role": "volunteer", "shifts_done": 0, "missed": 0, "flags_filed": 0,
+         "flags_published": 0} for n in ("ann", "bob")]
+    r = clip("rota", "missed", "--days", "0")
+    assert r.returncode == 2 and "not at least 1" in r.stderr

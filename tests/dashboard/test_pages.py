@@ -16,13 +16,14 @@ PAGE_FILES = {"flag": DASH / "volunteer/flag.py", "live": DASH / "volunteer/live
               "review": DASH / "social/review.py",
               "search": DASH / "editor/search.py", "team": DASH / "admin/team.py",
               "system": DASH / "admin/system.py", "clip": DASH / "clip.py",
-              "shifts": DASH / "volunteer/shifts.py", "rota": DASH / "coordinator/rota.py"}
+              "shifts": DASH / "volunteer/shifts.py", "rota": DASH / "coordinator/rota.py",
+              "account": DASH / "account.py"}
 OPERATOR = Actor.operator("test")  # reads the database as the local operator would
 VISIBLE = {  # role -> the pages its menu offers
-    "vera": {"flag", "live", "shifts", "clip"},
-    "sam": {"flag", "live", "shifts", "review", "search", "clip"},
-    "eddie": {"flag", "live", "shifts", "search", "clip"}, "ada": set(PAGE_FILES),
-    "cora": {"flag", "live", "shifts", "rota", "clip"},
+    "vera": {"flag", "live", "shifts", "clip", "account"},
+    "sam": {"flag", "live", "shifts", "review", "search", "clip", "account"},
+    "eddie": {"flag", "live", "shifts", "search", "clip", "account"}, "ada": set(PAGE_FILES),
+    "cora": {"flag", "live", "shifts", "rota", "clip", "account"},
 }
 
 
@@ -58,7 +59,7 @@ def test_menu_offers_only_the_role_pages(open_app, name):
 @pytest.mark.parametrize(("name", "page"), [
     ("vera", "review"), ("vera", "search"), ("vera", "team"), ("vera", "system"),
     ("eddie", "review"), ("sam", "team"), ("sam", "system"), ("eddie", "system"),
-    (None, "flag"), (None, "live"), (None, "clip"), (None, "review"),
+    (None, "flag"), (None, "live"), (None, "clip"), (None, "review"), (None, "account"),
 ])
 def test_pages_refuse_roles_that_may_not_open_them_even_directly(open_app, clip_row, page_text,
                                                                  name, page):

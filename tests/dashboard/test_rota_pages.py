@@ -152,3 +152,81 @@ def test_volunteer_may_not_open_rota(open_app, page_text):
     at = open_app("vera", ROTA)
     at.run()
     assert "may not open this page" in page_text(at) and not at.button
+
+
+def pick(at, key: str, shift_id: int) -> None:
+    """Choose the option of `shift_id` in the selectbox `key`."""
+    box = at.selectbox(key=key)
+    box.select(next(o for o in box.options if f"#{shift_id} " in o))
+
+
+def test_coordinator_edits_then_cancels_a_shift(desk, open_app, page_text):
+    channels(desk, "bbc1")
+    start = soon(30).replace(minute=0, second=0)
+    sid = shift(desk, "bbc1", start, needs=2)
+    for name in ("vera", "eddie"):
+        rota.signup(desk, OPERATOR, sid, user=name)
+    at = open_app("cora", ROTA)
+    at.run()
+    pick(at, "rota_edit_shift", sid)
+    at.run()
+    # Needs below the two people on it: refused with the reason and a hint, nothing stored.
+    at.number_input(key=f"rota_edit_needs_{sid}").set_value(1)
+    at.button(key="FormSubmitter:rota_edit-Save changes").click().run()
+    assert not at.exception
+    assert "already has 2 people" in page_text(at) and "Take someone off" in page_text(at)
+    assert rota.list_shifts(desk, OPERATOR, days=3)[0]["needs"] == 2
+    # A later end, three people, a note: stored, and the message says who will be told.
+    end = start + timedelta(hours=3)
+    at.number_input(key=f"rota_edit_needs_{sid}").set_value(3)
+    at.date_input(key=f"rota_edit_ed_{sid}").set_value(end.date())
+    at.time_input(key=f"rota_edit_et_{sid}").set_value(end.time())
+    at.text_input(key=f"rota_edit_note_{sid}").input("leaders' debate")
+    at.button(key="FormSubmitter:rota_edit-Save changes").click().run()
+    assert not at.exception
+    assert f"Shift {sid} on bbc1 is now" in page_text(at)
+    assert "vera, eddie will be told." in page_text(at)
+    got = rota.list_shifts(desk, OPERATOR, days=3)[0]
+    assert (got["end"], got["needs"], got["note"]) == (
+        end.strftime("%Y-%m-%dT%H:%M:%SZ"), 3, "leaders' debate")
+    assert got["start"] == start.strftime("%Y-%m-%dT%H:%M:%SZ")  # the untouched start stays
+    # End before start: refused.
+    at.date_input(key=f"rota_edit_ed_{sid}").set_value(start.date())
+    at.time_input(key=f"rota_edit_et_{sid}").set_value((start - timedelta(hours=1)).time())
+    at.button(key="FormSubmitter:rota_edit-Save changes").click().run()
+    assert "must end after it starts" in page_text(at)
+    assert rota.list_shifts(desk, OPERATOR, days=3)[0]["end"] == got["end"]
+    # Cancelling needs the box ticked first.
+    assert at.button(key="rota_cancel_shift").disabled
+    at.checkbox(key=f"rota_cancel_sure_{sid}").check().run()
+    at.button(key="rota_cancel_shift").click().run()
+    assert not at.exception
+    assert f"Shift {sid} on bbc1 is cancelled. vera, eddie will be told." in page_text(at)
+    assert rota.list_shifts(desk, OPERATOR, days=3) == []
+    assert "No upcoming shift to edit." in page_text(at)
+
+
+def test_coordinator_removes_a_person_sees_missed_and_the_numbers(desk, open_app, page_text):
+    channels(desk, "bbc1", "itv")
+    later = shift(desk, "bbc1", soon(30), needs=2)
+    for name in ("vera", "eddie"):
+        rota.signup(desk, OPERATOR, later, user=name)
+    past = shift(desk, "itv", soon(-5))
+    rota.signup(desk, OPERATOR, past, user="vera", at=soon(-10))
+    rota.mark_missed(desk, OPERATOR, now=soon(0))
+    at = open_app("cora", ROTA)
+    at.run()
+    assert not at.exception
+    text = page_text(at)
+    assert "❌ **vera** · itv" in text and "Nobody missed" not in text
+    team = next(d.value for d in at.dataframe if "Person" in d.value.columns)
+    vera = team[team["Person"] == "vera"].iloc[0]
+    assert (vera["Done"], vera["Missed"], vera["Flags"]) == (0, 1, 0)
+    assert "ada" not in list(team["Person"])  # admins are not on the rota
+    box = at.selectbox(key="rota_remove_pick")
+    box.select(next(o for o in box.options if o.startswith("vera · ") and f"#{later} " in o))
+    at.button(key="FormSubmitter:rota_remove-Remove from shift").click().run()
+    assert not at.exception
+    assert f"vera is off shift {later}; they will be told." in page_text(at)
+    assert rota.list_shifts(desk, OPERATOR, days=3, channel="bbc1")[0]["volunteers"] == ["eddie"]
+    assert [o.split(" · ")[0] for o in at.selectbox(key="rota_remove_pick").options] == ["eddie"]

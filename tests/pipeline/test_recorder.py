@@ -20,6 +20,7 @@ from sqlalchemy import delete, select, update
 
 from clipper.context import Context
 from clipper.media.live import PTS_WRAP, first_pts, pts_delta
+from clipper.pipeline.notifications import deliver_due
 from clipper.pipeline.recorder import Recorder, segment_path
 from clipper.settings import Settings
 from clipper.storage.tables import Channel, ChannelSegment
@@ -311,11 +312,12 @@ def test_a_silent_channel_is_marked_stalled_and_the_team_told_once(
                  "the recorder to store all that aired")
         moved[0] = 61.0  # a minute passes (for the recorder)
         poll(lambda: channel_row(ctx, "silent").state == "stalled", 5, "state stalled")
-        poll(lambda: posts, 5, "the webhook")
+        poll(lambda: deliver_due(ctx)["delivered"] or posts, 5, "the webhook")  # the outbox
         assert posts[0]["event"] == "channel.stalled" and posts[0]["channel"] == "silent"
         poll(at_least(ctx, "silent", 1, lambda r: r.wall_start >= back), 15,
                  "segments once the source is back")
         assert channel_row(ctx, "silent").state == "recording"
+    assert deliver_due(ctx) == {"delivered": 0, "retrying": 0, "given_up": 0}
     assert len(posts) == 1
     ctx.close()
 

