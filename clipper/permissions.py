@@ -51,6 +51,12 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "view_rota": frozenset({"volunteer", "coordinator", "social", "editor"}) | _DESK,
     "signup": frozenset({"volunteer", "coordinator", "social", "editor"}) | _DESK,
     "manage_rota": frozenset({"coordinator"}) | _DESK,
+    # Watch-lists on the live transcripts: the desk's senior roles set them up (add, remove;
+    # the live transcriber runs the matcher as the operator). Everyone sees alerts; volunteers
+    # only those of the channels they are on shift for now (the object-level rule lives in
+    # services.watches), which `manage_watches` lifts.
+    "manage_watches": frozenset({"social", "editor", "coordinator"}) | _DESK,
+    "view_alerts": frozenset({"volunteer", "coordinator", "social", "editor"}) | _DESK,
     # One's own account (time zone, email, password): every account, and the operator.
     "own_account": frozenset(ROLES) | _DESK,
     # Naming a file on the server (a source path, an export folder): the local operator only,

@@ -39,12 +39,15 @@ PAGES = (
     PageSpec("editor/search.py", "Search", "search", "search", "Editor", ":material/search:"),
     PageSpec("admin/team.py", "Team", "admin", "team", "Admin", ":material/group:"),
     PageSpec("admin/system.py", "System", "admin", "system", "Admin", ":material/monitor_heart:"),
+    PageSpec("alerts.py", "Alerts", "view_alerts", "alerts", "Alerts",
+             ":material/notifications_active:"),
     PageSpec("clip.py", "Clip", "view_clip", "clip", "Clips", ":material/movie:"),
     PageSpec("account.py", "Account", "own_account", "account", "Account",
              ":material/manage_accounts:"),
 )
 LIVE_PAGE = "volunteer/live.py"
 CLIP_PAGE = "clip.py"
+ALERTS_PAGE = "alerts.py"
 #: The page a role lands on after logging in.
 HOME = {"volunteer": "flag", "coordinator": "rota", "social": "review", "editor": "search",
         "admin": "team"}

@@ -60,15 +60,17 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def notify(ctx: Context, payload: dict[str, Any], *, session: Session | None = None) -> int | None:
-    """Store `payload` for the team's webhook and return its outbox id at once (None when no
-    webhook is set, or the payload cannot be stored).
+def notify(ctx: Context, payload: dict[str, Any], *, session: Session | None = None,
+           url: str | None = None) -> int | None:
+    """Store `payload` for the team's webhook (or `url`, a hook of its own checked by the
+    caller) and return its outbox id at once (None when no webhook is set, or the payload
+    cannot be stored).
 
     With `session`, the row is written in that transaction: it is sent only if the change it
     reports commits. Without, it is committed on its own, and a database error is logged, not
     raised: a notification must never fail the work it reports.
     """
-    url = ctx.settings.webhook_url
+    url = url or ctx.settings.webhook_url
     if not url:
         return None
     try:

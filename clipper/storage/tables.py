@@ -289,6 +289,9 @@ class Channel(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     last_segment_at: Mapped[datetime | None] = mapped_column(nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Live transcription asked for (None: off; whisper | captions | auto) and what is used.
+    transcribe: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    transcript_source: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
 
 class ChannelSegment(Base):
@@ -388,3 +391,66 @@ class LoginThrottle(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(nullable=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class LiveSegment(Base):
+    """A piece of a channel's live transcript on its wall clock (Unix seconds): `words` is
+    [[start, end, word], ...]; `source` whisper or captions."""
+
+    __tablename__ = "live_segments"
+    __table_args__ = (Index("ix_live_segments_channel_wall", "channel_id", "wall_start"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))
+    wall_start: Mapped[float] = mapped_column(Float)
+    wall_end: Mapped[float] = mapped_column(Float)
+    text: Mapped[str] = mapped_column(Text)
+    words: Mapped[list[Any]] = mapped_column(default=list)
+    source: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LiveAsrState(Base):
+    """How far a channel's live transcript has got: transcribed up to `done_until` (Unix
+    seconds), `lag_seconds` behind the recording, `load` compute/elapsed of the last windows."""
+
+    __tablename__ = "live_asr_state"
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"),
+                                            primary_key=True)
+    done_until: Mapped[float | None] = mapped_column(Float, nullable=True)
+    lag_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    load: Mapped[float | None] = mapped_column(Float, nullable=True)
+    source: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Watch(Base):
+    """A watch-list entry: a search-language query on the live transcripts of some channels
+    (None: all), alerting the team (or `notify_url`) and optionally filing a flag."""
+
+    __tablename__ = "watches"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    query: Mapped[str] = mapped_column(Text)
+    channels: Mapped[list[Any] | None] = mapped_column(nullable=True)
+    auto_flag: Mapped[bool] = mapped_column(Boolean, default=False)
+    notify_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Alert(Base):
+    """A watch matched on a channel: when (wall clock), the words in context, and the flag
+    and clip it filed (auto-flag). Kept after its watch is removed, so names not ids."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_watch_channel_wall", "watch", "channel", "wall_start"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    watch: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(40))
+    wall_start: Mapped[float] = mapped_column(Float)
+    wall_end: Mapped[float] = mapped_column(Float)
+    text: Mapped[str] = mapped_column(Text)
+    flag_id: Mapped[int | None] = mapped_column(ForeignKey("flags.id"), nullable=True)
+    clip_id: Mapped[int | None] = mapped_column(ForeignKey("clips.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

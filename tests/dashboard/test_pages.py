@@ -17,13 +17,14 @@ PAGE_FILES = {"flag": DASH / "volunteer/flag.py", "live": DASH / "volunteer/live
               "search": DASH / "editor/search.py", "team": DASH / "admin/team.py",
               "system": DASH / "admin/system.py", "clip": DASH / "clip.py",
               "shifts": DASH / "volunteer/shifts.py", "rota": DASH / "coordinator/rota.py",
-              "account": DASH / "account.py"}
+              "account": DASH / "account.py", "alerts": DASH / "alerts.py"}
 OPERATOR = Actor.operator("test")  # reads the database as the local operator would
 VISIBLE = {  # role -> the pages its menu offers
-    "vera": {"flag", "live", "shifts", "clip", "account"},
-    "sam": {"flag", "live", "shifts", "review", "search", "clip", "account"},
-    "eddie": {"flag", "live", "shifts", "search", "clip", "account"}, "ada": set(PAGE_FILES),
-    "cora": {"flag", "live", "shifts", "rota", "clip", "account"},
+    "vera": {"flag", "live", "shifts", "alerts", "clip", "account"},
+    "sam": {"flag", "live", "shifts", "alerts", "review", "search", "clip", "account"},
+    "eddie": {"flag", "live", "shifts", "alerts", "search", "clip", "account"},
+    "ada": set(PAGE_FILES),
+    "cora": {"flag", "live", "shifts", "alerts", "rota", "clip", "account"},
 }
 
 

@@ -17,19 +17,16 @@ from clipper.services import review
 from clipper.services.flags import file_flag
 from clipper.storage.tables import Clip, Flag
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres,
+              pytest.mark.parametrize("backend", ["postgres"], indirect=True)]
 ANN, SAM = Actor.operator("ann"), Actor("sam", "social")
 URL = "http://127.0.0.1:9/debate.mp4"  # never fetched: no worker runs here
 
 
 @pytest.fixture
-def pg(pg_url, make_settings, redis_conn):
-    from conftest import _truncate_pg
-
-    _truncate_pg(pg_url)
-    ctx = Context.build(make_settings(pg_url), redis_conn=redis_conn)
-    yield ctx
-    ctx.db.dispose()
+def pg(ctx):
+    """A Context on a fresh PostgreSQL database (the `ctx` fixture, PostgreSQL only)."""
+    return ctx
 
 
 def ready_clip(ctx: Context) -> int:
