@@ -18,10 +18,12 @@ import logging
 import socket
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
+
+from clipper.net.urls import is_allowed_address
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +112,20 @@ def _resolve(host: str, port: int, deadline: _Deadline) -> list[tuple[Any, ...]]
     return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
 
 
-def _connect(host: str, port: int, deadline: _Deadline) -> socket.socket:
+class RefusedAddress(OSError):
+    """The hook's host resolves to an address Clipper must not post to."""
+
+
+def _connect(host: str, port: int, deadline: _Deadline,
+             allowlist: Sequence[str] | None = None) -> socket.socket:
     error: OSError = OSError(f"{host} has no address")
     for family, kind, proto, _name, address in _resolve(host, port, deadline):
+        # Checked at connect time, on the very address connected to: a name that resolved
+        # to a public address when the hook was saved cannot be pointed inside later.
+        if allowlist is not None and not is_allowed_address(address[0], allowlist):
+            error = RefusedAddress(f"{host} resolves to {address[0]}, which Clipper does not "
+                                   "post to (private or reserved)")
+            continue
         sock = socket.socket(family, kind, proto)
         try:
             sock.settimeout(deadline.left())
@@ -127,14 +140,15 @@ def _connect(host: str, port: int, deadline: _Deadline) -> socket.socket:
 class _Connection(http.client.HTTPConnection):
     """HTTP or HTTPS whose every step counts against one deadline."""
 
-    def __init__(self, host: str, port: int, *, tls: bool, deadline: _Deadline) -> None:
+    def __init__(self, host: str, port: int, *, tls: bool, deadline: _Deadline,
+                 allowlist: Sequence[str] | None = None) -> None:
         super().__init__(host, port)
         self.default_port = 443 if tls else 80  # so the Host header leaves the port out
-        self._tls, self._deadline = tls, deadline
+        self._tls, self._deadline, self._allowlist = tls, deadline, allowlist
         self._raw: socket.socket | None = None
 
     def connect(self) -> None:
-        sock = _connect(self.host, self.port, self._deadline)
+        sock = _connect(self.host, self.port, self._deadline, self._allowlist)
         if self._tls:
             try:
                 # The ssl module bounds a whole handshake by the socket timeout.
@@ -170,7 +184,8 @@ def _body(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, default=str).encode()
 
 
-def _post(url: str, body: bytes, seconds: float) -> PostResult:
+def _post(url: str, body: bytes, seconds: float,
+          allowlist: Sequence[str] | None = None) -> PostResult:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https") or not parts.hostname:
@@ -182,7 +197,7 @@ def _post(url: str, body: bytes, seconds: float) -> PostResult:
         return PostResult(False, error=f"bad URL: {exc}", permanent=True)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     deadline = _Deadline(seconds)
-    conn = _Connection(parts.hostname, port, tls=tls, deadline=deadline)
+    conn = _Connection(parts.hostname, port, tls=tls, deadline=deadline, allowlist=allowlist)
     try:
         conn.request("POST", target, body=body, headers={
             "Content-Type": "application/json", "User-Agent": USER_AGENT,
@@ -200,21 +215,24 @@ def _post(url: str, body: bytes, seconds: float) -> PostResult:
                           retry_after=_retry_after(response.getheader("Retry-After")))
     except TimeoutError as exc:
         return PostResult(False, error=f"timed out: {exc}")
+    except RefusedAddress as exc:
+        return PostResult(False, error=str(exc), permanent=True)
     except (OSError, http.client.HTTPException, ValueError) as exc:
         return PostResult(False, error=f"{type(exc).__name__}: {exc}")
     finally:
         conn.shut()
 
 
-def post_json(url: str, payload: dict[str, Any], *,
-              timeout: float = ATTEMPT_SECONDS) -> PostResult:
+def post_json(url: str, payload: dict[str, Any], *, timeout: float = ATTEMPT_SECONDS,
+              allowlist: Sequence[str] | None = None) -> PostResult:
     """One POST of `payload` as JSON, finished or abandoned within `timeout` seconds of wall
-    clock, whatever the server does. Never raises."""
+    clock, whatever the server does. Never raises. With `allowlist` (a hook a user gave, not
+    the admin's), only public addresses or allowlisted ones are connected to."""
     try:
         body = _body(payload)
     except (TypeError, ValueError) as exc:
         return PostResult(False, error=f"payload is not JSON: {exc}", permanent=True)
-    return _post(url, body, timeout)
+    return _post(url, body, timeout, allowlist)
 
 
 def post_webhook(url: str, payload: dict[str, Any], *, tries: int = 4, backoff: float = 0.5,

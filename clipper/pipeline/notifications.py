@@ -206,7 +206,10 @@ def deliver_due(ctx: Context, *, now: datetime | None = None, limit: int = BATCH
         for msg in claimed:
             if stop is not None and stop.is_set():
                 break
-            result = post_json(msg.url, msg.payload, timeout=timeout)
+            # The admin's team hook is trusted as configured; a watch's own hook, given by a
+            # user, may only reach public (or allowlisted) addresses, checked as it connects.
+            vetted = None if msg.url == ctx.settings.webhook_url else ctx.settings.url_allowlist
+            result = post_json(msg.url, msg.payload, timeout=timeout, allowlist=vetted)
             counts[_record(ctx, token, msg, result, now or _utcnow())] += 1
     finally:
         if sum(counts.values()) < len(claimed):

@@ -184,3 +184,14 @@ def test_links_and_user_text_cannot_break_out_of_slack_markup() -> None:
     assert stalled["text"] == ("Channel &lt;!channel&gt; has recorded nothing since "
                                "2026-01-01 00:00:00 UTC: recording stalled (HTTP &lt;500&gt;)")
     assert stalled["channel"] == "<!channel>"  # the fields keep what was typed
+
+
+def test_a_users_hook_reaches_only_public_or_allowlisted_addresses() -> None:
+    with hook_server([]) as server:
+        url = url_of(server)
+        refused = post_json(url, {"text": "x"}, allowlist=())
+        allowed = post_json(url, {"text": "x"}, allowlist=("127.0.0.1",))
+        trusted = post_json(url, {"text": "x"})  # the admin's team hook: as configured
+    assert refused.permanent and not refused.ok and "127.0.0.1" in refused.error
+    assert allowed.ok and trusted.ok
+    assert len(server.bodies) == 2  # the refused one never connected
