@@ -267,19 +267,29 @@ def cmd_search(args: argparse.Namespace) -> int:
     kwargs = search_cli_args(args)
     query = kwargs.pop("query")
     # Here --by is a filter (who flagged the clip), not who searches: that is the login name.
-    page = search_transcripts(_ctx(args), local_operator(), query, **kwargs)
+    ctx = _ctx(args)
+    page = search_transcripts(ctx, local_operator(), query, **kwargs)
     if args.json:
+        # Clip hits: HIT_KEYS; channel hits: CHANNEL_HIT_KEYS, told apart by "kind": "channel".
         _print_json([hit.as_dict() for hit in page.hits])
     else:
-        print(format_page(page))
+        print(format_page(page, tz=ctx.settings.timezone))
     return 0
 
 
 def cmd_clip_from_hit(args: argparse.Namespace) -> int:
-    from clipper.services.hits import clip_from_hit
+    from clipper.services.hits import clip_from_channel_hit, clip_from_hit
 
-    res = clip_from_hit(_ctx(args), _operator(args), args.clip_id, args.at, before=args.before,
-                        after=args.after)
+    if (args.clip_id is None) == (args.channel is None):
+        raise InvalidInput("Give either a CLIP_ID or --channel NAME (exactly one).",
+                           "e.g. clipper clip-from-hit 12 --at 5.0, or "
+                           "clipper clip-from-hit --channel NAME --at 2026-11-30T19:42:10Z.")
+    if args.channel is not None:
+        res = clip_from_channel_hit(_ctx(args), _operator(args), args.channel, args.at,
+                                    before=args.before, after=args.after)
+    else:
+        res = clip_from_hit(_ctx(args), _operator(args), args.clip_id, args.at,
+                            before=args.before, after=args.after)
     return _print_flag(args, res)
 
 
@@ -390,23 +400,32 @@ def build_parser() -> argparse.ArgumentParser:
     se.set_defaults(func=cmd_search)
 
     h = sub.add_parser("clip-from-hit", help="flag a new clip around a search hit")
-    h.add_argument("clip_id", type=int)
-    h.add_argument("--at", required=True, help="seconds on the clip's timeline (a hit's start)")
+    h.add_argument("clip_id", type=int, nargs="?", help="a clip hit's clip (or use --channel)")
+    h.add_argument("--channel", help="a channel hit's channel, instead of CLIP_ID")
+    h.add_argument("--at", required=True,
+                   help="a clip hit: seconds on the clip's timeline (its start); a channel hit: "
+                        "the wall-clock moment (its at, Unix seconds or ISO 8601)")
     h.add_argument("--before", default="5", help="seconds before the moment (default 5)")
     h.add_argument("--after", default="15", help="seconds after the moment (default 15)")
     h.add_argument("--by", default=_default_user())
     h.add_argument("--json", action="store_true")
     h.set_defaults(func=cmd_clip_from_hit)
 
+    from clipper.cli.api import add_api_parser
     from clipper.cli.channels import add_channels_parser
+    from clipper.cli.live_asr import add_live_asr_parser
     from clipper.cli.record import add_record_parser
     from clipper.cli.rota import add_rota_parser
     from clipper.cli.users import add_users_parser
+    from clipper.cli.watch import add_watch_parser
 
     add_users_parser(sub)
     add_channels_parser(sub)
     add_record_parser(sub)
+    add_live_asr_parser(sub)
     add_rota_parser(sub)
+    add_watch_parser(sub)
+    add_api_parser(sub)
     return p
 
 

@@ -23,6 +23,16 @@ a segment already indexed is never fetched or stored twice (a restarted recorder
 the newest stored sequence). Errors back off (0.5 s doubling to 5 s) and never end a channel's
 thread; a channel with nothing stored for `stall_seconds` becomes "stalled" and the webhook is
 told once. Retention (`clipper.pipeline.retention`) runs in its own thread every 30 s.
+
+Captions (a channel whose `transcribe` is "captions" or "auto"): when the master playlist names a
+WebVTT subtitle rendition, its media playlist is polled with the video's (after each round of
+video segments, so the newest video timestamps place the cues), each new .vtt segment is
+fetched through the guard, and its new cues are stored at once as `LiveSegment` rows (source
+"captions"; `clipper.media.captions_live` parses, places and de-duplicates them); the channel's
+`transcript_source` says "captions", and `on_caption_segments(channel_id, ids)` is called with
+the new rows. Without a subtitle rendition the stored TS segments are read for CEA-608 and
+teletext subtitles; "auto" settles on "whisper" when none showed in the first
+`AUTO_DETECT_SECONDS`. `LiveAsrState` (source "captions") says how far the captions got.
 """
 
 from __future__ import annotations
@@ -36,7 +46,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +56,19 @@ import certifi
 from sqlalchemy import select, update
 
 from clipper.context import Context
+from clipper.media.captions_live import (
+    CaptionDeduper,
+    Cue,
+    PtsAnchor,
+    SubtitleRendition,
+    TsCaptions,
+    VttSegment,
+    cue_text,
+    cue_words,
+    parse_vtt,
+    place_vtt,
+    subtitle_rendition,
+)
 from clipper.media.live import (
     ArrivalClock,
     LivePlaylist,
@@ -58,11 +81,14 @@ from clipper.media.live import (
     pts_delta,
 )
 from clipper.net.guard import GuardProxy
-from clipper.storage.tables import Channel, ChannelSegment
+from clipper.storage.tables import Channel, ChannelSegment, LiveAsrState, utcnow
+from clipper.storage.tables import LiveSegment as LiveSegmentRow
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
+OnCaptions = Callable[[int, list[int]], None]
+"""Called with a channel's id and the ids of the caption rows just stored."""
 
 REFRESH_SECONDS = 3.0
 """How often the channels table is re-read (added, paused, resumed, removed channels)."""
@@ -91,7 +117,18 @@ RESOLVE_RETRY = 60.0
 RESOLVE_EVERY = 30.0
 """Least time between two resolutions of one page (a failing stream is not a yt-dlp loop)."""
 
+AUTO_DETECT_SECONDS = 30.0
+"""Media an "auto" channel without a subtitle rendition is read for in-band captions before it
+settles on Whisper (when it carries caption data or a teletext stream, but no text yet)."""
+
+NO_CARRIAGE_SECONDS = 4.0
+"""Media after which an "auto" channel with no caption data and no teletext stream at all
+settles on Whisper."""
+
+CAPTION_MODES = frozenset({"captions", "auto"})
+
 MAX_PLAYLIST_BYTES = 8 << 20
+MAX_VTT_BYTES = 1 << 20
 MAX_SEGMENT_BYTES = 256 << 20
 _CHUNK = 64 * 1024
 _REDIRECTS = 5
@@ -202,6 +239,8 @@ class ChannelInfo:
     name: str
     url: str
     state: str = "recording"
+    transcribe: str | None = None  # live transcription asked for: whisper | captions | auto
+    transcript_source: str | None = None  # what is used, as the row said when the thread began
 
 
 @dataclass(frozen=True)
@@ -286,6 +325,43 @@ def _set_error(ctx: Context, channel_id: int, message: str, state: str | None = 
         session.execute(update(Channel).where(Channel.id == channel_id).values(**values))
 
 
+def store_captions(ctx: Context, channel_id: int, cues: Sequence[Cue], *,
+                   done_until: float | None, recorded_to: float | None) -> list[int]:
+    """Store placed cues as the channel's live transcript (source "captions") and move its
+    `LiveAsrState` on to `done_until`, in one transaction; the new rows' ids. ChannelGone when
+    the channel was removed."""
+    with ctx.db.session() as session:
+        if session.get(Channel, channel_id) is None:
+            raise ChannelGone(f"channel {channel_id} was removed")
+        rows = []
+        for cue in cues:
+            words = cue_words(cue)
+            if words:
+                rows.append(LiveSegmentRow(
+                    channel_id=channel_id, wall_start=float(words[0][0]),
+                    wall_end=max(cue.end, float(words[-1][1])), text=cue_text(cue),
+                    words=words, source="captions"))
+        session.add_all(rows)
+        if done_until is not None:
+            state = session.get(LiveAsrState, channel_id)
+            if state is None:
+                state = LiveAsrState(channel_id=channel_id)
+                session.add(state)
+            state.done_until = max(done_until, state.done_until or done_until)
+            state.lag_seconds = (max(0.0, recorded_to - state.done_until)
+                                 if recorded_to is not None else None)
+            state.source, state.error, state.updated_at = "captions", None, utcnow()
+        session.flush()
+        return [r.id for r in rows]
+
+
+def set_transcript_source(ctx: Context, channel_id: int, source: str | None) -> None:
+    """Say what the channel's live transcript comes from (captions | whisper | None)."""
+    with ctx.db.session() as session:
+        session.execute(update(Channel).where(Channel.id == channel_id)
+                        .values(transcript_source=source))
+
+
 # ---------------------------------------------------------------- a page yt-dlp resolves
 
 _PROXY_BYPASS_VARS = ("no_proxy", "NO_PROXY")
@@ -342,6 +418,76 @@ def url_expiry(url: str) -> float | None:
     return None
 
 
+# ---------------------------------------------------------------- a subtitle rendition
+
+class SubtitleFollower:
+    """A channel's WebVTT subtitle rendition, read beside its video by the channel's thread.
+
+    `poll()` fetches the subtitle media playlist and each new .vtt segment (by media sequence;
+    at first, or after the sequence went back, only the live edge), `place()` puts their cues
+    on the wall clock through the newest stored video segment and returns those not seen before.
+    A segment that cannot be placed yet (no video stored) waits for the next round.
+    """
+
+    def __init__(self, rendition: SubtitleRendition) -> None:
+        self.rendition = rendition
+        self.seq: int | None = None
+        self.dedupe = CaptionDeduper()
+        self.pending: list[tuple[LiveSegment, float | None, VttSegment]] = []
+        self.done_until: float | None = None
+        self.problem = ""
+
+    def poll(self, fetcher: Fetcher, edge: float | None) -> None:
+        """Fetch what is new. `edge`: wall-clock end of the newest stored video segment (the
+        live edge, for segments that carry no program-date-time)."""
+        text = fetcher.get(self.rendition.uri, MAX_PLAYLIST_BYTES)[0].decode("utf-8", "replace")
+        playlist = parse_playlist(text, self.rendition.uri)
+        segments = list(playlist.segments)
+        if not segments:
+            return
+        if self.seq is None or segments[-1].seq < self.seq:
+            todo = segments[-EDGE_SEGMENTS:]
+        else:
+            todo = [s for s in segments if s.seq > self.seq][-MAX_CATCH_UP:]
+        ends = _end_offsets(playlist)
+        for seg in todo:
+            try:
+                body = fetcher.get(seg.uri, MAX_VTT_BYTES)[0].decode("utf-8-sig", "replace")
+                parsed = parse_vtt(body)
+            except HttpStatus as exc:
+                if exc.status not in _GONE:
+                    raise
+            except ValueError as exc:  # a broken segment is skipped, not a broken channel
+                self.note(f"subtitle segment {seg.seq} skipped: {exc}")
+            else:
+                end = (seg.program_date_time + seg.duration if seg.program_date_time is not None
+                       else (edge - ends[seg.seq] if edge is not None else None))
+                self.pending.append((seg, end, parsed))
+            self.seq = seg.seq
+        del self.pending[:-MAX_CATCH_UP]  # (only if no video timestamps ever come to place them)
+
+    def place(self, anchor: PtsAnchor | None) -> list[Cue]:
+        """The new cues of the fetched segments that can be placed now, in time order."""
+        cues: list[Cue] = []
+        while self.pending:
+            seg, end, parsed = self.pending[0]
+            placed = place_vtt(parsed, anchor=anchor, segment_pdt=seg.program_date_time,
+                               segment_duration=seg.duration)
+            if placed is None:
+                break
+            self.pending.pop(0)
+            cues += self.dedupe.feed(placed)
+            if end is not None:
+                self.done_until = max(end, self.done_until or end)
+        return cues
+
+    def note(self, message: str) -> None:
+        """Log a problem once (not on every poll)."""
+        if message != self.problem:
+            log.warning("subtitles %s: %s", self.rendition.uri[:200], message)
+        self.problem = message
+
+
 # ---------------------------------------------------------------- one channel
 
 class Backoff:
@@ -364,9 +510,11 @@ class ChannelRecorder(threading.Thread):
     """Records one channel until `stop()`: HLS, a TS stream, or a page resolved by yt-dlp."""
 
     def __init__(self, ctx: Context, channel: ChannelInfo, proxy_url: str, *,
-                 clock: Clock = time.time, ts_seconds: float = TS_SEGMENT_SECONDS) -> None:
+                 clock: Clock = time.time, ts_seconds: float = TS_SEGMENT_SECONDS,
+                 on_caption_segments: OnCaptions | None = None) -> None:
         super().__init__(name=f"record-{channel.name}", daemon=True)
         self.ctx, self.channel, self.proxy_url, self.clock = ctx, channel, proxy_url, clock
+        self.on_caption_segments = on_caption_segments
         self.ts_seconds = ts_seconds
         self.halt = threading.Event()
         self.fetcher = Fetcher(proxy_url)
@@ -380,6 +528,13 @@ class ChannelRecorder(threading.Thread):
         self._hls_seq: int | None = self._last.seq if self._last else None
         self._ts_seq = self._last.seq + 1 if self._last else 0
         self._arrival = ArrivalClock()
+        # Captions: the subtitle rendition followed, the in-band reader, what the row says.
+        self.subtitles: SubtitleFollower | None = None
+        self.inband: TsCaptions | None = None
+        self._inband_media = 0.0  # seconds of media read for in-band captions so far
+        self._source = channel.transcript_source
+        self._anchor: PtsAnchor | None = None  # the newest video stored by this thread
+        self._captions_until: float | None = None  # LiveAsrState.done_until as last stored
 
     def stop(self) -> None:
         """Ask the thread to end; a request in progress is cut."""
@@ -437,17 +592,24 @@ class ChannelRecorder(threading.Thread):
 
     def _record_hls(self, url: str, text: str) -> None:
         """Poll the playlist and store new segments until an error (raised) or stop."""
+        master = False
         while not self.halt.is_set():
             polled = self.clock()
             playlist = parse_playlist(text, url)
             if playlist.is_master:
+                master = True
+                self._use_subtitles(subtitle_rendition(text, url))
                 url = playlist.pick_variant() or url
                 text = self._get_text(url)
                 continue
             if not playlist.segments and not text.lstrip("\ufeff \t\r\n").startswith("#EXTM3U"):
                 raise RecorderError(f"{url[:200]} is not an HLS playlist")
+            if not master:
+                self._use_subtitles(None)
+                master = True  # decided for this playlist
             self.backoff.reset()
             self._take(playlist, polled)
+            self._follow_subtitles()
             if self._expired():
                 return
             self.halt.wait(_poll_interval(playlist))
@@ -517,15 +679,94 @@ class ChannelRecorder(threading.Thread):
         if store_segment(self.ctx, self.channel, rec) is None:
             return  # stored already (by this recorder before a restart)
         self._last = LastStored(rec.seq, rec.wall_start, rec.duration, rec.first_pts)
+        if rec.first_pts is not None:
+            self._anchor = PtsAnchor(rec.first_pts, rec.wall_start)
         self.last_progress = self.clock()
         self.stalled = False
         self.last_error = ""
         self.backoff.reset()
+        self._read_inband(rec)
+
+    # ------------------------------------------------------------ captions
+
+    def _set_source(self, source: str | None) -> None:
+        if source != self._source:
+            set_transcript_source(self.ctx, self.channel.id, source)
+            self._source = source
+            log.info("channel %s: live transcript from %s", self.channel.name, source)
+
+    def _use_subtitles(self, rendition: SubtitleRendition | None) -> None:
+        """Decide where the live transcript comes from, once the channel's URL has said whether
+        it names a subtitle rendition."""
+        mode = self.channel.transcribe
+        if mode not in CAPTION_MODES:
+            self.subtitles = self.inband = None
+            self._set_source("whisper" if mode == "whisper" else None)
+            return
+        if rendition is not None:
+            self.inband = None
+            if self.subtitles is None or self.subtitles.rendition.uri != rendition.uri:
+                self.subtitles = SubtitleFollower(rendition)
+            self._set_source("captions")
+            return
+        self.subtitles = None
+        if self.inband is None:
+            self.inband, self._inband_media = TsCaptions(), 0.0
+
+    def _follow_subtitles(self) -> None:
+        """Fetch and store new subtitle cues (after the video: its newest timestamps place
+        them). A subtitle failure is logged (once) and never stops the video."""
+        follower = self.subtitles
+        if follower is None or self.halt.is_set():
+            return
+        edge = self._last.wall_start + self._last.duration if self._last else None
+        try:
+            follower.poll(self.fetcher, edge)
+        except (RecorderError, OSError, http.client.HTTPException, ValueError) as exc:
+            if self.halt.is_set():
+                return
+            follower.note(str(exc) or type(exc).__name__)
+        self._store_cues(follower.place(self._anchor), follower.done_until)
+
+    def _read_inband(self, rec: Recorded) -> None:
+        """Read a stored TS segment for CEA-608 / teletext captions (no subtitle rendition)."""
+        reader = self.inband
+        if reader is None:
+            return
+        try:
+            cues = reader.feed(rec.data, rec.first_pts, rec.wall_start)
+        except Exception as exc:  # noqa: BLE001 - odd caption data must not stop the recording
+            log.warning("channel %s: captions of segment %d unreadable: %s", self.channel.name,
+                        rec.seq, exc)
+            cues = []
+        self._inband_media += rec.duration
+        waited = AUTO_DETECT_SECONDS if reader.carriage else NO_CARRIAGE_SECONDS
+        if reader.found:
+            self._set_source("captions")
+        elif self._inband_media >= waited and self.channel.transcribe == "auto":
+            self.inband = None  # none in the first seconds: Whisper transcribes this channel
+            self._set_source("whisper")
+            return
+        self._store_cues(cues, rec.wall_start + rec.duration if reader.found else None)
+
+    def _store_cues(self, cues: list[Cue], done_until: float | None) -> None:
+        if not cues and (done_until is None or done_until == self._captions_until):
+            return  # nothing new: no write
+        recorded_to = self._last.wall_start + self._last.duration if self._last else None
+        ids = store_captions(self.ctx, self.channel.id, cues, done_until=done_until,
+                             recorded_to=recorded_to)
+        self._captions_until = done_until
+        if ids and self.on_caption_segments is not None:
+            try:
+                self.on_caption_segments(self.channel.id, ids)
+            except Exception as exc:  # noqa: BLE001 - a watcher's failure must not stop recording
+                log.warning("channel %s: caption callback failed: %s", self.channel.name, exc)
 
     # ------------------------------------------------------------ TS stream
 
     def _record_ts(self, resp: http.client.HTTPResponse, head: bytes) -> None:
         """Read a continuous TS body, storing a segment every few seconds, until it ends."""
+        self._use_subtitles(None)
         chopper = TsChopper(target=self.ts_seconds)
         self.backoff.reset()
         chunk = head
@@ -602,8 +843,10 @@ class Recorder:
     def __init__(self, ctx: Context, *, only: Collection[str] = (), clock: Clock = time.time,
                  stop: threading.Event | None = None, refresh: float = REFRESH_SECONDS,
                  retention_every: float = RETENTION_SECONDS, tick: float = 0.5,
-                 ts_seconds: float = TS_SEGMENT_SECONDS) -> None:
+                 ts_seconds: float = TS_SEGMENT_SECONDS,
+                 on_caption_segments: OnCaptions | None = None) -> None:
         self.ctx, self.only, self.clock = ctx, frozenset(only), clock
+        self.on_caption_segments = on_caption_segments
         self.stop = stop or threading.Event()
         self.refresh, self.retention_every, self.tick = refresh, retention_every, tick
         self.ts_seconds = ts_seconds
@@ -638,17 +881,21 @@ class Recorder:
     def _wanted(self) -> dict[str, ChannelInfo]:
         with self.ctx.db.session() as session:
             rows = session.execute(select(Channel.id, Channel.name, Channel.url, Channel.paused,
-                                          Channel.state)).all()
-        return {r.name: ChannelInfo(r.id, r.name, r.url, r.state) for r in rows
-                if not r.paused and (not self.only or r.name in self.only)}
+                                          Channel.state, Channel.transcribe,
+                                          Channel.transcript_source)).all()
+        return {r.name: ChannelInfo(r.id, r.name, r.url, r.state, r.transcribe,
+                                    r.transcript_source)
+                for r in rows if not r.paused and (not self.only or r.name in self.only)}
 
     def _refresh(self, proxy_url: str) -> None:
-        """Start threads for new or resumed channels; stop those paused, removed or changed."""
+        """Start threads for new or resumed channels; stop those paused, removed or changed
+        (a new URL, or live transcription asked for differently)."""
         wanted = self._wanted()
         for name, thread in list(self.threads.items()):
             info = wanted.get(name)
-            if info is None or (info.id, info.url) != (thread.channel.id, thread.channel.url) \
-                    or not thread.is_alive():
+            old = thread.channel
+            if info is None or (info.id, info.url, info.transcribe) != (
+                    old.id, old.url, old.transcribe) or not thread.is_alive():
                 log.info("channel %s: recording stops", name)
                 thread.stop()
                 self._stopping.append(self.threads.pop(name))
@@ -656,7 +903,8 @@ class Recorder:
             if name not in self.threads:
                 log.info("channel %s: recording %s", name, info.url)
                 thread = ChannelRecorder(self.ctx, info, proxy_url, clock=self.clock,
-                                         ts_seconds=self.ts_seconds)
+                                         ts_seconds=self.ts_seconds,
+                                         on_caption_segments=self.on_caption_segments)
                 self.threads[name] = thread
                 thread.start()
         self._stopping = [t for t in self._stopping if t.is_alive()]

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from clipper.context import Context
-from clipper.errors import PermanentError, TransientError
-from clipper.storage.tables import Clip, TranscriptRow
+from clipper.domain import Segment, Transcript, Word
+from clipper.errors import PermanentError, StageDeferred, TransientError
+from clipper.storage.tables import Channel, Clip, LiveAsrState, LiveSegment, TranscriptRow
 
 Progress = Callable[[float], None]
 
@@ -186,20 +189,27 @@ def after_cut(session: Session, clip: Clip) -> str | None:
 
 # --- asr -------------------------------------------------------------------------------------
 
+CAPTION_WAIT = 20.0
+"""Seconds after a clip's end during which its channel's captions may still be on their way
+(the asr stage waits for them rather than run Whisper)."""
+
+CAPTION_ENGINE, CAPTION_MODEL = "captions", "broadcast"
+"""What a transcript taken from a channel's captions names as its engine and model."""
+
+
 def transcribe(ctx: Context, inp: StageInput) -> StageOutput:
     """Word-timed transcript, subtitle files, and the search index — from the fetched section's
-    audio, so it runs while the video is being cut."""
-    from clipper.media.extract_audio import extract_audio
+    audio, so it runs while the video is being cut; for a clip of a channel whose live
+    transcript comes from its captions, from those captions at once (no Whisper)."""
     from clipper.pipeline.transcripts import store_transcript, write_transcript_files
-    from clipper.transcribe import get_engine
 
-    engine = get_engine(ctx.settings)
     out_dir, scratch = clip_dir(ctx, inp.clip_id, inp.version), inp.workdir()
     offset = inp.section_offset or 0.0
     start, end = recorded_span(inp, offset, inp.section_end or inp.end)
-    wav = extract_audio(Path(inp.section_path or ""), start - offset, end - start,
-                        scratch / "audio.wav")
-    transcript = engine.transcribe(wav, progress=inp.progress)
+    transcript = (caption_transcript(ctx, inp.location, start, end)
+                  if inp.source_kind == "channel" else None)
+    if transcript is None:
+        transcript = _whisper(ctx, inp, scratch, start - offset, end - start)
     files = {key: str(publish(Path(made), out_dir / Path(made).name))
              for key, made in write_transcript_files(transcript, scratch).items()}
 
@@ -208,6 +218,67 @@ def transcribe(ctx: Context, inp: StageInput) -> StageOutput:
 
     return StageOutput(updates=files, apply=apply,
                        detail={"engine": transcript.engine, "words": len(transcript.words())})
+
+
+def _whisper(ctx: Context, inp: StageInput, scratch: Path, at: float,
+             seconds: float) -> Transcript:
+    """Whisper on `seconds` of the section's audio from `at` (section time)."""
+    from clipper.media.extract_audio import extract_audio
+    from clipper.transcribe import get_engine
+
+    engine = get_engine(ctx.settings)
+    wav = extract_audio(Path(inp.section_path or ""), at, seconds, scratch / "audio.wav")
+    return engine.transcribe(wav, progress=inp.progress)
+
+
+def caption_transcript(ctx: Context, channel_name: str, start: float,
+                       end: float) -> Transcript | None:
+    """The transcript of [start, end] (wall clock) of a channel from its stored captions, on
+    the clip's timeline; None when the channel's transcript does not come from captions, or its
+    captions do not cover the clip (they began after its start, or stopped before its end): then
+    Whisper transcribes it. StageDeferred while captions still flowing have not reached the end.
+    """
+    with ctx.db.read() as session:
+        channel = session.scalars(select(Channel).where(Channel.name == channel_name)).first()
+        if channel is None or channel.transcript_source != "captions":
+            return None
+        state = session.get(LiveAsrState, channel.id)
+        captions = (LiveSegment.channel_id == channel.id, LiveSegment.source == "captions")
+        began = session.scalar(select(func.min(LiveSegment.wall_start)).where(*captions))
+        if state is None or state.source != "captions" or state.done_until is None \
+                or began is None or began > start:
+            return None
+        if state.done_until < end:
+            now = time.time()
+            flowing = state.updated_at is not None and \
+                now - state.updated_at.timestamp() < CAPTION_WAIT
+            if flowing and now - end < CAPTION_WAIT:
+                raise StageDeferred(now + 1.0, f"waiting for {channel_name}'s captions")
+            return None
+        rows = session.execute(
+            select(LiveSegment.words).where(*captions, LiveSegment.wall_start < end,
+                                            LiveSegment.wall_end > start)
+            .order_by(LiveSegment.wall_start, LiveSegment.id)).scalars().all()
+    return transcript_from_captions(rows, start, end)
+
+
+def transcript_from_captions(rows: Sequence[Sequence[Sequence[Any]]], start: float,
+                             end: float) -> Transcript:
+    """Pure: caption rows' words ([[wall start, wall end, word], ...] each) as a transcript of
+    [start, end] on the clip's timeline: a segment per caption, each word whose middle lies in
+    the clip, its times clamped to the clip."""
+    length = end - start
+    segments = []
+    for words in rows:
+        kept = tuple(
+            Word(round(min(max(float(a) - start, 0.0), length), 3),
+                 round(min(max(float(b) - start, 0.0), length), 3), str(w))
+            for a, b, w in words if start <= (float(a) + float(b)) / 2 < end)
+        if kept:
+            segments.append(Segment(kept[0].start, kept[-1].end,
+                                    " ".join(w.word for w in kept), kept))
+    return Transcript(" ".join(s.text for s in segments), "", CAPTION_ENGINE, CAPTION_MODEL,
+                      tuple(segments))
 
 
 def after_transcribe(session: Session, clip: Clip) -> str | None:

@@ -1,8 +1,12 @@
 """Search filters: validate what the editor asked for and turn it into SQL with bound parameters.
 
-Clause text is fixed; every user value travels as a bound parameter. Clauses refer to the
-clip as `c` (a `clips` row). Dates are on the clip's `created_at` (when it was first
-flagged), as UTC calendar days, both ends inclusive.
+Clause text is fixed; every user value travels as a bound parameter. Clip clauses refer to the
+clip as `c` (a `clips` row), live-transcript clauses to the live segment as `ls`. Dates are UTC
+calendar days, both ends inclusive: on a clip's `created_at` (when it was first flagged), on a
+live segment's `wall_start` (when it was said).
+
+Source, status, tag, flagged-by and urgency describe clips: set, they leave channels out.
+`channel` keeps what was said on that channel: its live transcript and clips of it.
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ from clipper.storage.tables import UTCDateTime
 
 _LIKE_ESCAPE = "!"
 
+SCOPES = ("all", "clips", "channels")
+"""What a search looks through: clip transcripts, channels' live transcripts, or both."""
+
 
 @dataclass(frozen=True)
 class Filters:
@@ -32,9 +39,27 @@ class Filters:
     tag: str | None = None
     by: str | None = None
     urgency: str | None = None
+    channel: str | None = None
+    scope: str = "all"
 
     def empty(self) -> bool:
         return self == Filters()
+
+    def clip_only(self) -> list[str]:
+        """The filters set that only clips have (their CLI names): any leaves channels out."""
+        named = (("source", self.source), ("status", self.status), ("tag", self.tag),
+                 ("by", self.by), ("urgency", self.urgency))
+        return [name for name, value in named if value]
+
+    @property
+    def clips(self) -> bool:
+        """Search clip transcripts?"""
+        return self.scope != "channels"
+
+    @property
+    def channels(self) -> bool:
+        """Search channels' live transcripts?"""
+        return self.scope != "clips" and not self.clip_only()
 
 
 @dataclass
@@ -98,21 +123,38 @@ def _statuses(status: str | Sequence[str] | None) -> tuple[str, ...]:
     return cleaned
 
 
+def _scope(scope: str | None) -> str:
+    value = (scope or "all").strip().lower()
+    if value not in SCOPES:
+        raise InvalidInput(f"Search in {scope!r}? It is one of {', '.join(SCOPES)}.",
+                           "For example --in channels.")
+    return value
+
+
 def make_filters(*, source: str | int | None = None, since: date | str | None = None,
                  until: date | str | None = None, status: str | Sequence[str] | None = None,
                  tag: str | None = None, by: str | None = None,
-                 urgency: str | None = None) -> Filters:
-    """Validated filters; raises InvalidInput for empty values, bad dates or since > until."""
+                 urgency: str | None = None, channel: str | None = None,
+                 scope: str | None = "all") -> Filters:
+    """Validated filters; raises InvalidInput for empty values, bad dates or since > until,
+    an unknown scope, or a channels-only search narrowed by what only clips have."""
     first, last = parse_day(since, "since"), parse_day(until, "until")
     start = _day_start(first) if first is not None else None
     end = _day_end(last) if last is not None else None
     if start is not None and end is not None and start >= end:
         raise InvalidInput("The date range is empty: since is after until.", "Swap the two dates.")
     tag_text = _text(tag, "tag")
-    return Filters(source=_text(None if source is None else str(source), "source"),
-                   since=start, until=end, status=_statuses(status),
-                   tag=tag_text,
-                   by=_text(by, "by"), urgency=_text(urgency, "urgency"))
+    filters = Filters(source=_text(None if source is None else str(source), "source"),
+                      since=start, until=end, status=_statuses(status),
+                      tag=tag_text,
+                      by=_text(by, "by"), urgency=_text(urgency, "urgency"),
+                      channel=_text(channel, "channel"), scope=_scope(scope))
+    if filters.scope == "channels" and filters.clip_only():
+        # It could only ever find nothing: say why instead.
+        named = ", ".join(f"--{name}" for name in filters.clip_only())
+        raise InvalidInput(f"{named} only narrows clips, and this search is in channels only.",
+                           f"Leave out {named}, or search --in all.")
+    return filters
 
 
 def _like(value: str) -> str:
@@ -159,4 +201,26 @@ def filter_clauses(filters: Filters, dialect: str) -> Clauses:
         else:
             out.sql.append("c.id IN (SELECT ct.clip_id FROM clip_tags ct WHERE ct.tag = :tag)")
         out.params["tag"] = filters.tag.strip().lower()
+    if filters.channel is not None:
+        # A channel clip's source key is "channel:<name>" (clipper.pipeline.sources), unique.
+        out.sql.append("c.source_id IN (SELECT id FROM sources WHERE key = :channel_key)")
+        out.params["channel_key"] = f"channel:{filters.channel}"
+    return out
+
+
+def live_clauses(filters: Filters) -> Clauses:
+    """SQL conditions on the live segment `ls` for `filters` (only channel and dates apply)."""
+    out = Clauses()
+    if filters.channel is not None:
+        out.sql.append("ls.channel_id = (SELECT ch.id FROM channels ch WHERE ch.name = :channel)")
+        out.params["channel"] = filters.channel
+    elif filters.since is not None or filters.until is not None:
+        # Lets the (channel_id, wall_start) index answer a date range, one channel at a time.
+        out.sql.append("ls.channel_id IN (SELECT ch.id FROM channels ch)")
+    if filters.since is not None:
+        out.sql.append("ls.wall_start >= :wall_since")
+        out.params["wall_since"] = filters.since.timestamp()
+    if filters.until is not None:
+        out.sql.append("ls.wall_start < :wall_until")
+        out.params["wall_until"] = filters.until.timestamp()
     return out

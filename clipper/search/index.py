@@ -5,6 +5,11 @@ PostgreSQL: `segments.tsv` is a generated column, `segments.tags` a trigger-kept
 clip's tags, both in one GIN index. Either way, writing,
 editing or deleting `SegmentRow`s updates the index in the same transaction, so callers
 need no extra step; `reindex_clip` and `remove_clip` exist as the stable API around that.
+
+Channels' live transcripts are indexed the same way (migration 0014): `live_segments_fts` and
+its triggers, or `live_segments.tsv` in `ix_live_segments_tsv`. The live transcriber and the
+caption ingester write `LiveSegment` rows and need do nothing more; deleting a channel (or
+its old transcript) takes its rows out of the index too.
 """
 
 from __future__ import annotations
@@ -16,6 +21,11 @@ from sqlalchemy.orm import Session
 from clipper.storage.tables import SegmentRow
 
 SQLITE_TRIGGERS = ("segments_fts_ai", "segments_fts_ad", "segments_fts_au")
+SQLITE_LIVE_TRIGGERS = ("live_segments_fts_ai", "live_segments_fts_ad", "live_segments_fts_au")
+#: (table, its FTS5 table, its triggers) on SQLite; (table, its GIN index) on PostgreSQL.
+_SQLITE_INDEXES = (("segments", "segments_fts", SQLITE_TRIGGERS),
+                   ("live_segments", "live_segments_fts", SQLITE_LIVE_TRIGGERS))
+_POSTGRES_INDEXES = (("segments", "ix_segments_tsv"), ("live_segments", "ix_live_segments_tsv"))
 
 
 def _dialect(session: Session) -> str:
@@ -39,44 +49,55 @@ def remove_clip(session: Session, clip_id: int) -> None:
 
 
 def rebuild_index(session: Session) -> None:
-    """Rebuild the whole index from `segments` (repair after bulk loads that bypassed triggers)."""
+    """Rebuild the whole index from `segments` and `live_segments` (repair after bulk loads
+    that bypassed triggers)."""
     if _dialect(session) == "sqlite":
-        session.execute(text("INSERT INTO segments_fts(segments_fts) VALUES ('rebuild')"))
+        for _, fts, _ in _SQLITE_INDEXES:
+            session.execute(text(f"INSERT INTO {fts}({fts}) VALUES ('rebuild')"))
     else:
-        session.execute(text("REINDEX INDEX ix_segments_tsv"))
+        for _, index in _POSTGRES_INDEXES:
+            session.execute(text(f"REINDEX INDEX {index}"))
 
 
 def index_ok(session: Session) -> bool:
-    """True when the index and what keeps it current are in place (and, on SQLite, consistent)."""
+    """True when the indexes and what keeps them current are in place (and, on SQLite,
+    consistent), for clip transcripts and live transcripts alike."""
     if _dialect(session) == "sqlite":
-        names = session.execute(text(
-            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'segments'"
-        )).scalars().all()
-        if not set(SQLITE_TRIGGERS) <= set(names):
-            return False
-        try:
-            with session.begin_nested():
-                session.execute(text(
-                    "INSERT INTO segments_fts(segments_fts, rank) VALUES ('integrity-check', 1)"))
-        except DBAPIError:  # SQLITE_CORRUPT_VTAB: the index disagrees with `segments`
-            return False
-        return True
+        return all(_sqlite_index_ok(session, *index) for index in _SQLITE_INDEXES)
     found = session.execute(text(
-        "SELECT count(*) FROM pg_indexes"
-        " WHERE tablename = 'segments' AND indexname = 'ix_segments_tsv'"
+        "SELECT count(*) FROM pg_indexes WHERE (tablename, indexname) IN"
+        " (('segments', 'ix_segments_tsv'), ('live_segments', 'ix_live_segments_tsv'))"
     )).scalar_one()
-    return found == 1
+    return found == len(_POSTGRES_INDEXES)
 
 
-def index_size_bytes(session: Session) -> int:
-    """Bytes the full-text index takes (SQLite: FTS5 shadow tables; PG: GIN index + tsv and tags
-    columns)."""
+def _sqlite_index_ok(session: Session, table: str, fts: str, triggers: tuple[str, ...]) -> bool:
+    names = session.execute(text(
+        "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = :t"
+    ), {"t": table}).scalars().all()
+    if not set(triggers) <= set(names):
+        return False
+    try:
+        with session.begin_nested():
+            session.execute(text(
+                f"INSERT INTO {fts}({fts}, rank) VALUES ('integrity-check', 1)"))
+    except DBAPIError:  # SQLITE_CORRUPT_VTAB: the index disagrees with its table
+        return False
+    return True
+
+
+def index_size_bytes(session: Session, table: str = "segments") -> int:
+    """Bytes the full-text index of `table` ("segments" or "live_segments") takes (SQLite: FTS5
+    shadow tables; PG: GIN index + tsv column, and the tags column of `segments`)."""
+    if table not in ("segments", "live_segments"):
+        raise ValueError(f"no full-text index on {table!r}")
     if _dialect(session) == "sqlite":
         return int(session.execute(text(
             "SELECT coalesce(sum(length(block)), 0) + (SELECT coalesce(sum(length(sz)), 0)"
-            " FROM segments_fts_docsize) FROM segments_fts_data")).scalar_one())
-    gin = session.execute(text("SELECT pg_relation_size('ix_segments_tsv')")).scalar_one()
+            f" FROM {table}_fts_docsize) FROM {table}_fts_data")).scalar_one())
+    gin = session.execute(text(f"SELECT pg_relation_size('ix_{table}_tsv')")).scalar_one()
+    tags = " + sum(pg_column_size(tags))" if table == "segments" else ""
     column = session.execute(text(
-        "SELECT coalesce(sum(pg_column_size(tsv)) + sum(pg_column_size(tags)), 0) FROM segments"
+        f"SELECT coalesce(sum(pg_column_size(tsv)){tags}, 0) FROM {table}"
     )).scalar_one()
     return int(gin) + int(column)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from clipper.search.engine import SearchPage
+from clipper.search.filters import SCOPES
 
 
 def add_search_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,6 +22,10 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tag", help="any flag of the clip has this tag")
     parser.add_argument("--by", help="any flag of the clip was raised by this person")
     parser.add_argument("--urgency", help="clip urgency")
+    parser.add_argument("--channel", help="only what this recorded channel said (live, and its "
+                                          "clips)")
+    parser.add_argument("--in", dest="scope", choices=SCOPES, default="all",
+                        help="clip transcripts, channels' live transcripts, or both (default)")
     parser.add_argument("--limit", type=int, default=20, help="hits per page (1-100)")
     parser.add_argument("--offset", type=int, default=0, help="hits to skip")
     parser.add_argument("--json", action="store_true", help="print JSON")
@@ -26,8 +33,8 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
 
 def search_cli_args(args: argparse.Namespace) -> dict[str, Any]:
     """Keyword arguments for `search(db, **kwargs)` from parsed CLI arguments."""
-    keys = ("query", "source", "since", "until", "status", "tag", "by", "urgency", "limit",
-            "offset")
+    keys = ("query", "source", "since", "until", "status", "tag", "by", "urgency", "channel",
+            "scope", "limit", "offset")
     return {key: getattr(args, key, None) for key in keys if getattr(args, key, None) is not None}
 
 
@@ -37,8 +44,13 @@ def _clock(seconds: float) -> str:
     return f"{hours:d}:{minutes:02d}:{secs:04.1f}"
 
 
-def format_page(page: SearchPage) -> str:
-    """Human-readable lines: one header, then two lines per hit."""
+def _wall(unix: float, tz: str) -> str:
+    return datetime.fromtimestamp(unix, ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def format_page(page: SearchPage, tz: str = "UTC") -> str:
+    """Human-readable lines: one header, then two lines per hit; a channel hit's wall-clock
+    time in `tz` (an IANA zone), with the UTC instant `clip-from-hit --at` takes."""
     more = "" if page.total_exact else "+"
     if not page.hits:
         return (f"No matches for {page.query}"
@@ -46,8 +58,12 @@ def format_page(page: SearchPage) -> str:
     first, last = page.offset + 1, page.offset + len(page.hits)
     lines = [f"{first}-{last} of {page.total}{more} matches for {page.query}"]
     for hit in page.hits:
-        lines.append(f"clip {hit.clip_id}  {_clock(hit.start)}-{_clock(hit.end)}"
-                     f"  (source {_clock(hit.source_start)})  [{hit.status}]  {hit.source}")
+        if hit.kind == "channel":
+            lines.append(f"channel {hit.channel}  {_wall(hit.at, tz)} {tz}  (at {hit.at_utc})"
+                         f"  [live, {hit.transcript}]")
+        else:
+            lines.append(f"clip {hit.clip_id}  {_clock(hit.start)}-{_clock(hit.end)}"
+                         f"  (source {_clock(hit.source_start)})  [{hit.status}]  {hit.source}")
         lines.append(f"    {hit.snippet}")
     return "\n".join(lines)
 

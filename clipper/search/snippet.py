@@ -116,3 +116,16 @@ def mark(text: str, spans: list[tuple[int, int]]) -> str:
         last = end
     out.append(text[last:])
     return "".join(out)
+
+
+def first_match_word(words: list[str], query: Query) -> int | None:
+    """Index in `words` (a transcript's words as said, punctuation and all) of the first word
+    where one of the query's positive terms starts; None when none does. A word may hold
+    several tokens ("well-known"), and a phrase may run across words."""
+    tokens = [(token, i, i) for i, word in enumerate(words)
+              for token in _WORD.findall(unicodedata.normalize("NFC", str(word)).lower())]
+    terms = query.positive_terms()
+    for k, (_token, index, _) in enumerate(tokens):
+        if any(_matches_at(tokens, k, term) for term in terms):
+            return index
+    return None

@@ -454,3 +454,77 @@ class Alert(Base):
     flag_id: Mapped[int | None] = mapped_column(ForeignKey("flags.id"), nullable=True)
     clip_id: Mapped[int | None] = mapped_column(ForeignKey("clips.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class ApiToken(Base):
+    """A personal token a user made for themselves: `kind` api (Bearer, carries their role) or
+    calendar (a private iCalendar feed URL). Stored hashed; revoked, never deleted."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class SlackLink(Base):
+    """A Slack user linked to a Clipper user (by a one-time code from the dashboard)."""
+
+    __tablename__ = "slack_links"
+    slack_team: Mapped[str] = mapped_column(String(64), primary_key=True)
+    slack_user: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    linked_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SlackLinkCode(Base):
+    """A one-time code a user shows in Slack to link their Slack account (stored hashed)."""
+
+    __tablename__ = "slack_link_codes"
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    expires_at: Mapped[datetime] = mapped_column()
+
+
+class SlackSeen(Base):
+    """Signatures of Slack requests already handled, so a replay inside the 5-minute window is
+    refused."""
+
+    __tablename__ = "slack_seen"
+    signature: Mapped[str] = mapped_column(String(128), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class SlackReply(Base):
+    """A flag filed from Slack whose clip is to be posted back to the command's `response_url`
+    when ready (or failed). `state`: waiting | sent | failed."""
+
+    __tablename__ = "slack_replies"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    flag_id: Mapped[int] = mapped_column(ForeignKey("flags.id"))
+    clip_id: Mapped[int] = mapped_column(ForeignKey("clips.id"), index=True)
+    response_url: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), default="waiting")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class Delivery(Base):
+    """A package copied to the team's shared drive (rclone): where from, where to, how it went.
+    `state`: pending | delivered | failed."""
+
+    __tablename__ = "deliveries"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clip_id: Mapped[int] = mapped_column(ForeignKey("clips.id"), index=True)
+    source_path: Mapped[str] = mapped_column(Text)
+    remote_path: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(nullable=True)

@@ -1,5 +1,5 @@
-"""Search fixtures: a migrated SQLite file and a throwaway PostgreSQL database, plus a clip
-factory."""
+"""Search fixtures: a migrated SQLite file and a throwaway PostgreSQL database, plus a factory of
+clips and of channels' live transcripts."""
 
 from __future__ import annotations
 
@@ -11,9 +11,19 @@ import pytest
 from pgdb import scratch_postgres
 
 from clipper.storage.database import Database
-from clipper.storage.tables import Base, Clip, Flag, SegmentRow, Source, TranscriptRow
+from clipper.storage.tables import (
+    Base,
+    Channel,
+    Clip,
+    Flag,
+    LiveSegment,
+    SegmentRow,
+    Source,
+    TranscriptRow,
+)
 
 BASE_TIME = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+BASE_WALL = BASE_TIME.timestamp()
 
 
 @pytest.fixture(scope="session")
@@ -94,6 +104,31 @@ class Corpus:
                      for k, w in enumerate(line.split())]
             session.add(SegmentRow(clip_id=clip_id, idx=i, start=5.0 * i, end=5.0 * i + 5,
                                    text=line, words=words))
+
+
+    def channel(self, name: str) -> int:
+        """A recorded channel (no recording: search reads only its live transcript)."""
+        with self.db.session() as session:
+            row = Channel(name=name, url=f"https://{name}.example/live.m3u8")
+            session.add(row)
+            session.flush()
+            return row.id
+
+    def live(self, channel_id: int, text: str, *, at: float | None = None,
+             seconds: float = 5.0, source: str = "whisper") -> int:
+        """A live-transcript segment said at `at` (Unix; default: 5 s after the previous one
+        written, from BASE_WALL), its words spread evenly over it."""
+        self.count += 1
+        wall = BASE_WALL + 5.0 * self.count if at is None else at
+        words = text.split()
+        step = seconds / max(len(words), 1)
+        timed = [[wall + k * step, wall + (k + 1) * step, w] for k, w in enumerate(words)]
+        with self.db.session() as session:
+            row = LiveSegment(channel_id=channel_id, wall_start=wall, wall_end=wall + seconds,
+                              text=text, words=timed, source=source)
+            session.add(row)
+            session.flush()
+            return row.id
 
 
 @pytest.fixture
