@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,13 @@ def _int(text: str) -> int:
     return int(text)
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError("must be at least 1")
+    return value
+
+
 def _csv(text: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in text.split(",") if p.strip())
 
@@ -46,6 +54,26 @@ def _zone(text: str) -> str:
 
 def _bool(text: str) -> bool:
     return text.strip().lower() in {"1", "true", "yes", "on"}
+
+
+# An rclone remote name: letters, digits, `_`, `-`, `.` and spaces, not starting with `-` or a
+# space. `:backend,opt=...:path` (a remote given on the spot) starts with the colon.
+_RCLONE_REMOTE = re.compile(r"(?:[\w.][\w. -]*|:[^:]*):", re.ASCII)
+
+
+def _share_remote(text: str) -> str:
+    """`REMOTE:PATH` for rclone, `{date}` and `{clip}` the only placeholders; "" for none."""
+    text = text.strip()
+    if not text:
+        return ""
+    if not _RCLONE_REMOTE.match(text):
+        raise ValueError("expected an rclone remote and path such as `teamdrive:Clips/{date}` "
+                         "(a bare path would copy to this machine's own disk)")
+    try:
+        text.format(date="2026-01-01", clip=1)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ValueError(f"only {{date}} and {{clip}} may be filled in ({exc!r})") from exc
+    return text
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -95,6 +123,10 @@ SETTINGS: tuple[Setting, ...] = (
             "clip is ready and when a package is exported."),
     Setting("CLIPPER_BASE_URL", "base_url", "", "Public address of the dashboard, "
             "used for links in notifications."),
+    Setting("CLIPPER_SLACK_SIGNING_SECRET", "slack_signing_secret", "", "Signing secret of the "
+            "team's Slack app (its Basic Information page): `/clip` and the review channel's "
+            "Approve / Reject buttons are checked with it. Unset: the Slack endpoints refuse "
+            "every request."),
     Setting("CLIPPER_SESSION_MINUTES", "session_minutes", "720", "Dashboard login sessions expire "
             "after this many minutes.", _float),
     Setting("CLIPPER_CLAIM_MINUTES", "claim_minutes", "15", "A review claim lapses after this many "
@@ -119,6 +151,18 @@ SETTINGS: tuple[Setting, ...] = (
             "the host is not checked like flag URLs."),
     Setting("CLIPPER_SMTP_FROM", "smtp_from", "clipper@localhost", "Sender address of "
             "rota emails."),
+    Setting("CLIPPER_API_PORT", "api_port", "8502", "Port of the HTTP API (`clipper up` serves "
+            "it beside the dashboard; `clipper api` alone).", _positive_int),
+    Setting("CLIPPER_API_RATE", "api_rate", "120", "Requests a minute each API token (and each "
+            "address without one) may make, in bursts of up to that many; more get `429` with "
+            "`Retry-After`. Counted per API process.", _positive_int),
+    Setting("CLIPPER_SHARE_REMOTE", "share_remote", "", "Where `clipper up` copies every "
+            "exported package with rclone: `REMOTE:PATH`, e.g. `teamdrive:Clips/{date}` (`{date}` "
+            "is the export's date in `CLIPPER_TIMEZONE`, `{clip}` the clip id); the package "
+            "folder goes inside it under its own name. Unset: no delivery.", _share_remote),
+    Setting("CLIPPER_RCLONE_CONFIG", "rclone_config", "", "rclone config file holding that "
+            "remote. Unset: rclone's own default (`~/.config/rclone/rclone.conf`, or "
+            "`RCLONE_CONFIG`), plus remotes given as `RCLONE_CONFIG_<NAME>_*` variables."),
 )
 
 
@@ -147,6 +191,7 @@ class Settings:
     whisper_threads: int
     webhook_url: str
     base_url: str
+    slack_signing_secret: str = field(repr=False)  # a secret: kept out of logs
     session_minutes: float
     claim_minutes: float
     log_level: str
@@ -157,6 +202,10 @@ class Settings:
     rota_late_cancel_hours: float
     smtp_url: str
     smtp_from: str
+    api_port: int
+    api_rate: int
+    share_remote: str
+    rclone_config: str
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod

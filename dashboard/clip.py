@@ -1,5 +1,5 @@
-"""One clip, everything about it: status, media, flaggers, transcript, renders, package,
-event log."""
+"""One clip, everything about it: status, media, flaggers, transcript, renders, package, its
+delivery to the shared drive, event log."""
 
 from __future__ import annotations
 
@@ -73,6 +73,27 @@ def transcript(clip: dict[str, Any]) -> None:
         st.dataframe(clip["renders"], hide_index=True)
 
 
+DELIVERY_WORDS = {"pending": "being copied", "delivered": "delivered", "failed": "failed"}
+
+
+def delivery(clip: dict[str, Any]) -> None:
+    """Where the package went on the team's shared drive, and how that copy is going."""
+    d = clip.get("delivered")
+    if not d:
+        return
+    st.subheader("Shared drive")
+    line = (f"**Delivery:** {DELIVERY_WORDS.get(d['state'], d['state'])} · "
+            f"**Remote path:** `{d['remote_path']}` · **Attempts:** {d['attempts']}")
+    if d.get("at"):
+        line += f" · **At:** {d['at']}"
+    st.markdown(line)
+    if d.get("error"):
+        # Pending: the last try failed and another follows; failed: no more tries.
+        show = st.error if d["state"] == "failed" else st.warning
+        show(("Not delivered: " if d["state"] == "failed" else "Last try failed, retrying: ")
+             + d["error"])
+
+
 st.title("Clip")
 clip_id = chosen_id()
 if clip_id is None:
@@ -89,5 +110,6 @@ details(clip)
 media(clip)
 transcript(clip)
 package_panel(ctx, actor, clip)
+delivery(clip)
 st.subheader("Event log")
 st.dataframe([{**e, "details": str(e["details"])} for e in events], hide_index=True)

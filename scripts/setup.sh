@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything Clipper needs on a fresh Debian/Ubuntu machine: system packages when
-# missing (ffmpeg, espeak-ng; with --test also chromium, redis-server, postgresql), a virtual
-# environment in .venv and the Python packages. Safe to run again: it skips what is done.
+# missing (ffmpeg, espeak-ng, rclone; with --test also chromium, redis-server, postgresql), a
+# virtual environment in .venv and the Python packages. Safe to run again: it skips what is done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TEST=0
@@ -10,6 +10,7 @@ TEST=0
 need=()
 command -v ffmpeg >/dev/null || need+=(ffmpeg)
 command -v espeak-ng >/dev/null || need+=(espeak-ng)
+command -v rclone >/dev/null || need+=(rclone)
 python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 if [ "$TEST" = 1 ]; then
   command -v chromium >/dev/null || need+=(chromium)

@@ -20,6 +20,7 @@ import redis
 from clipper.context import Context
 from clipper.errors import Conflict
 from clipper.permissions import Actor
+from clipper.pipeline.delivery import PackageDeliveryLoop
 from clipper.pipeline.notifications import DeliveryLoop
 from clipper.settings import Settings
 from clipper.storage import broker
@@ -243,6 +244,8 @@ def _children(env: dict[str, str], workers: int, dashboard: bool, port: int,
             for i in range(workers)]
     # Always: it idles without channels; a dead one is back within 5 s (the delay cap + tick).
     kids.append(Child("recorder", [py, "-m", "clipper.cli", "record"], env, max_delay=4.0))
+    # Always too: it idles (no model loaded) while no channel is transcribed with Whisper.
+    kids.append(Child("live-asr", [py, "-m", "clipper.cli", "live-asr"], env, max_delay=10.0))
     if dashboard:
         kids.append(Child("dashboard", [py, "-m", app_module("dashboard"),
                                         "--server.port", str(port), "--server.address", address],
@@ -368,6 +371,8 @@ def supervise(stack: Stack, stop_flag: list[bool]) -> None:
     ctx = Context.build(stack.settings)
     deliverer = DeliveryLoop(ctx)  # the webhook outbox, checked every second
     deliverer.start()
+    packages = PackageDeliveryLoop(ctx)  # exported packages to the shared drive (rclone)
+    packages.start()
     try:
         while not stop_flag[0]:
             now = time.monotonic()
@@ -391,6 +396,7 @@ def supervise(stack: Stack, stop_flag: list[bool]) -> None:
                 next_reminders = now + REMINDER_SECONDS
             time.sleep(0.5)
     finally:
+        packages.stop()
         deliverer.stop()
         ctx.close()
 

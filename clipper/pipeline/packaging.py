@@ -14,6 +14,7 @@ from clipper.errors import Conflict, NotFound
 from clipper.media.captions_ass import shift_words
 from clipper.media.package import PackageSpec, build_package, default_folder_name, sha256_file
 from clipper.media.render import RenderResult
+from clipper.pipeline.delivery import queue_delivery
 from clipper.pipeline.lifecycle import can_move, log_event, move
 from clipper.pipeline.notifications import notify_exported
 from clipper.pipeline.transcripts import load_transcript
@@ -90,6 +91,7 @@ def export_clip(ctx: Context, clip_id: int, *, by: str,
             move(session, clip, "exported", actor=by, action="package.exported", details=details)
         else:
             log_event(session, by, "package.exported", clip_id, details)
+        queue_delivery(ctx, clip_id, result.path, session=session)  # to the drive, if one is set
     notify_exported(ctx, clip_id, str(result.path))
     return {"path": str(result.path), "zip": str(result.zip_path), "files": sorted(result.files),
             "checksums": result.files}
