@@ -59,6 +59,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "view_alerts": frozenset({"volunteer", "coordinator", "social", "editor"}) | _DESK,
     # One's own account (time zone, email, password): every account, and the operator.
     "own_account": frozenset(ROLES) | _DESK,
+    # One's own personal API and calendar tokens (create, list, revoke); admins anyone's.
+    "own_tokens": frozenset(ROLES) | _DESK,
     # Naming a file on the server (a source path, an export folder): the local operator only,
     # or anyone could clip another team's uploads or any recording the server can read.
     "use_server_files": frozenset({OPERATOR}),

@@ -307,6 +307,19 @@ def _link(ctx: Context, clip_id: int) -> str:
     return f"{base}/clip?id={clip_id}" if base else f"clipper status {clip_id}"
 
 
+def _review_blocks(text: str, clip_id: int) -> list[dict[str, Any]]:
+    """Slack blocks of a ready clip for the team's review channel: its text, then `Approve` /
+    `Reject` buttons whose presses come to the Slack app's interactivity endpoint."""
+    def button(action: str, label: str, style: str) -> dict[str, Any]:
+        return {"type": "button", "action_id": action, "value": str(clip_id), "style": style,
+                "text": {"type": "plain_text", "text": label}}
+
+    return [{"type": "section", "text": {"type": "mrkdwn", "text": text}},
+            {"type": "actions", "block_id": f"review-{clip_id}",
+             "elements": [button("approve", "Approve", "primary"),
+                          button("reject", "Reject", "danger")]}]
+
+
 def notify_ready(ctx: Context, clip_id: int) -> int | None:
     with ctx.db.session() as session:
         clip = session.get(Clip, clip_id)
@@ -314,6 +327,10 @@ def notify_ready(ctx: Context, clip_id: int) -> int | None:
         payload = clip_ready_message(clip_id, clip.source.location, notes[0] if notes else "",
                                      _link(ctx, clip_id), start=clip.start, end=clip.end,
                                      urgency=clip.urgency)
+    if ctx.settings.slack_signing_secret:
+        # Buttons only when the Slack app is set up to receive their presses; `text` stays
+        # as it was (Slack shows it in notifications, other hooks read it).
+        payload["blocks"] = _review_blocks(payload["text"], clip_id)
     return notify(ctx, payload)
 
 

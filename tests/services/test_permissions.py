@@ -36,7 +36,12 @@ from clipper.settings import Settings
 ALL_ROLES = (*ROLES, OPERATOR)
 #: The login functions that establish who the actor is: they cannot take one.
 EXEMPT = {"clipper.services.users.authenticate", "clipper.services.users.user_for_token",
-          "clipper.services.users.logout"}
+          "clipper.services.users.logout", "clipper.services.tokens.actor_for_token",
+          # Slack: who the Slack user is (like a login), the replay guard, a thumbnail
+          # authorised by a token in its URL, and background replies (like reminders).
+          "clipper.services.slack.actor_for_slack", "clipper.services.slack.link_slack",
+          "clipper.services.slack.remember_slack_request",
+          "clipper.services.slack.slack_thumbnail", "clipper.services.slack.send_slack_replies"}
 
 
 class Touched(Exception):

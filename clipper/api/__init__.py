@@ -1,0 +1,1 @@
+"""The HTTP API (FastAPI): the same services as the CLI and dashboard, with their role checks."""
