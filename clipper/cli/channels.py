@@ -1,4 +1,4 @@
-"""`clipper channels ...`: add, list, pause, resume and remove the live channels Clipper records."""
+"""`clipper channels ...`: add, list, pause, resume, remove and transcribe the live channels."""
 
 from __future__ import annotations
 
@@ -22,11 +22,27 @@ def cmd_add(args: argparse.Namespace) -> int:
     from clipper.services.channels import add_channel
 
     res = add_channel(_ctx(args), local_operator(), args.name, args.url,
-                      retention_hours=args.retention)
+                      retention_hours=args.retention, transcribe=args.transcribe)
     if args.json:
         _print_json(res)
     else:
-        print(f"channel {res['name']} added ({res['url']}, keeps {res['retention_hours']:g} h)")
+        live = f", transcribed live ({res['transcribe']})" if res["transcribe"] else ""
+        print(f"channel {res['name']} added ({res['url']}, keeps {res['retention_hours']:g} h"
+              f"{live})")
+    return 0
+
+
+def cmd_transcribe(args: argparse.Namespace) -> int:
+    from clipper.services.channels import set_transcribe
+
+    mode = None if args.mode == "off" else args.mode
+    res = set_transcribe(_ctx(args), local_operator(), args.name, mode)
+    if args.json:
+        _print_json(res)
+    elif res["transcribe"]:
+        print(f"channel {res['name']} is transcribed live ({res['transcribe']})")
+    else:
+        print(f"channel {res['name']} is not transcribed")
     return 0
 
 
@@ -36,7 +52,17 @@ def describe(ch: dict[str, Any]) -> str:
     gaps = f", {len(ch['gaps'])} gap(s) in 24 h" if ch["gaps"] else ""
     return (f"{ch['name']:<20} {ch['status']:<10} {ch['clock']:<18} {lag:<16} "
             f"{ch['disk_bytes'] / 1e6:>9.1f} MB  {ch['recorded_from'] or '-'} .. "
-            f"{ch['recorded_to'] or '-'}{gaps}")
+            f"{ch['recorded_to'] or '-'}{gaps}{transcript_words(ch)}")
+
+
+def transcript_words(ch: dict[str, Any]) -> str:
+    """`, transcript (whisper) 12 s behind` for a channel transcribed live, else nothing."""
+    if not ch.get("transcribe"):
+        return ""
+    source = ch.get("transcript_source") or ch["transcribe"]
+    behind = ch.get("asr_lag_seconds")
+    return f", transcript ({source}) " + ("not started" if behind is None
+                                          else f"{behind:.0f} s behind")
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -88,8 +114,20 @@ def add_channels_parser(subparsers: Any) -> None:
     add.add_argument("url")
     add.add_argument("--retention", metavar="HOURS",
                      help="hours of recording kept (default CLIPPER_RETENTION_HOURS)")
+    add.add_argument("--transcribe", nargs="?", const="auto", default=None,
+                     metavar="whisper|captions|auto",
+                     help="transcribe it live: with Whisper, from the broadcast's captions, or "
+                          "auto (captions when present, else Whisper; the default when the "
+                          "flag has no value)")
     add.add_argument("--json", action="store_true")
     add.set_defaults(func=cmd_add)
+
+    tr = sub.add_parser("transcribe", help="switch a channel's live transcript on or off")
+    tr.add_argument("name")
+    tr.add_argument("mode", nargs="?", default="auto", metavar="whisper|captions|auto|off",
+                    help="default auto; off stops it (the transcript so far is kept)")
+    tr.add_argument("--json", action="store_true")
+    tr.set_defaults(func=cmd_transcribe)
 
     ls = sub.add_parser("list", help="every channel: status, lag, gaps, disk use")
     ls.add_argument("--json", action="store_true")

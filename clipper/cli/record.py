@@ -16,7 +16,10 @@ def cmd_record(args: argparse.Namespace) -> int:
     only = [name.strip() for name in (args.channels or "").split(",") if name.strip()]
     ctx = Context.build(args.settings)
     try:
-        return run_recorder(ctx, only=only)
+        from clipper.cli.live_asr import watch_matcher
+
+        # Captions arrive in the recorder: watch-lists see them as soon as they are stored.
+        return run_recorder(ctx, only=only, on_caption_segments=watch_matcher(ctx, "recorder"))
     finally:
         ctx.close()
 

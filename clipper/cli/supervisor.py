@@ -32,6 +32,9 @@ log = logging.getLogger("clipper.cli.supervisor")
 REMINDER_SECONDS = 30.0
 """How often `clipper up` sends due rota reminders and marks missed shifts."""
 
+SLACK_SECONDS = 2.0
+"""How often `clipper up` posts Slack replies for clips that became ready."""
+
 STABLE_SECONDS = 60.0
 """A child that ran this long before it died is restarted as if it had never failed."""
 
@@ -246,6 +249,9 @@ def _children(env: dict[str, str], workers: int, dashboard: bool, port: int,
     kids.append(Child("recorder", [py, "-m", "clipper.cli", "record"], env, max_delay=4.0))
     # Always too: it idles (no model loaded) while no channel is transcribed with Whisper.
     kids.append(Child("live-asr", [py, "-m", "clipper.cli", "live-asr"], env, max_delay=10.0))
+    # The HTTP API on CLIPPER_API_PORT, bound like the dashboard.
+    kids.append(Child("api", [py, "-m", "clipper.cli", "api", "--host", address], env,
+                      max_delay=10.0))
     if dashboard:
         kids.append(Child("dashboard", [py, "-m", app_module("dashboard"),
                                         "--server.port", str(port), "--server.address", address],
@@ -368,6 +374,7 @@ def supervise(stack: Stack, stop_flag: list[bool]) -> None:
     logs = stack.settings.home / "logs"
     next_reconcile = 0.0
     next_reminders = 0.0
+    next_slack = 0.0
     ctx = Context.build(stack.settings)
     deliverer = DeliveryLoop(ctx)  # the webhook outbox, checked every second
     deliverer.start()
@@ -394,6 +401,9 @@ def supervise(stack: Stack, stop_flag: list[bool]) -> None:
             if now >= next_reminders:
                 _reminders(ctx)
                 next_reminders = now + REMINDER_SECONDS
+            if now >= next_slack:
+                _slack_replies(ctx)
+                next_slack = now + SLACK_SECONDS
             time.sleep(0.5)
     finally:
         packages.stop()
@@ -410,6 +420,16 @@ def _reconcile(ctx: Context) -> None:
             log.warning("re-queued lost work for clips %s", requeued)
     except Exception as exc:  # noqa: BLE001 - the supervisor must keep running
         log.warning("reconcile failed: %s", exc)
+
+
+def _slack_replies(ctx: Context) -> None:
+    """Clips filed from Slack that are ready (or failed): their replies go to the outbox."""
+    from clipper.services.slack import send_slack_replies
+
+    try:
+        send_slack_replies(ctx)
+    except Exception as exc:  # noqa: BLE001 - the supervisor must keep running
+        log.warning("slack replies failed: %s", exc)
 
 
 def _reminders(ctx: Context) -> None:
@@ -429,6 +449,7 @@ def _banner(stack: Stack, port: int, dashboard: bool) -> None:
     print(f"Clipper is up. Data: {s.home}", flush=True)
     if dashboard:
         print(f"  Dashboard: http://127.0.0.1:{port}")
+    print(f"  API: http://127.0.0.1:{s.api_port}/api/docs")
     print(f"  Workers: {sum(c.name.startswith('worker') for c in stack.children)}  "
           f"Redis: {s.redis_url or s.redis_socket}  Logs: {s.home / 'logs'}")
     if stack.demo_server is not None:

@@ -970,11 +970,12 @@ def _mark_stalled(ctx: Context, channel_id: int, cutoff: float) -> bool:
         return bool(result.rowcount)
 
 
-def run_recorder(ctx: Context, *, only: Collection[str] = ()) -> int:
+def run_recorder(ctx: Context, *, only: Collection[str] = (),
+                 on_caption_segments: OnCaptions | None = None) -> int:
     """The `clipper record` process: record until SIGTERM or SIGINT (Ctrl-C), then stop."""
     logging.getLogger().setLevel(ctx.settings.log_level)
     _name_process("clipper-recorder")
-    recorder = Recorder(ctx, only=only)
+    recorder = Recorder(ctx, only=only, on_caption_segments=on_caption_segments)
 
     def on_signal(signum: int, _frame: object) -> None:
         recorder.stop.set()

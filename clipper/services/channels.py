@@ -1,4 +1,4 @@
-"""Live channels: add, list, pause, resume and remove them, and preview what they recorded."""
+"""Live channels: add, list, pause, resume, remove, transcribe live and preview recordings."""
 
 from __future__ import annotations
 
@@ -19,13 +19,16 @@ from clipper.permissions import Actor, requires
 from clipper.pipeline.channel_media import GAP_TOLERANCE, find_channel, preview_file
 from clipper.pipeline.lifecycle import log_event
 from clipper.pipeline.sources import check_channel_name
-from clipper.storage.tables import Channel, ChannelSegment
+from clipper.storage.tables import Channel, ChannelSegment, LiveAsrState, LiveSegment
 from clipper.timecode import format_wallclock
 
 #: `gaps` in the channel list cover this much recent recording.
 GAPS_WINDOW = 24 * 3600.0
 #: The longest preview the Live page may ask for.
 MAX_PREVIEW_SECONDS = 600.0
+#: Live transcript modes: Whisper, the broadcast's captions, or captions when present else
+#: Whisper.
+TRANSCRIBE_MODES = ("whisper", "captions", "auto")
 
 
 def _missing(name: str) -> NotFound:
@@ -51,6 +54,18 @@ def check_retention(hours: float | str | None) -> float | None:
     if not math.isfinite(value) or value <= 0:
         raise InvalidInput(f"Retention {hours!r} is not a number of hours above 0.",
                            "For example --retention 48.")
+    return value
+
+
+def check_transcribe(mode: str | None) -> str | None:
+    """Pure: a live transcript mode (None or "": off)."""
+    if mode is None or mode == "":
+        return None
+    value = str(mode).strip().lower()
+    if value not in TRANSCRIBE_MODES:
+        raise InvalidInput(f"Transcribe mode {mode!r} is not one of "
+                           f"{', '.join(TRANSCRIBE_MODES)}.",
+                           "auto uses the broadcast's captions when it has them, else Whisper.")
     return value
 
 
@@ -81,6 +96,7 @@ def channel_dict(session: Session, ch: Channel, *, default_retention: float,
         select(func.min(seg.wall_start), func.max(seg.wall_start + seg.duration),
                func.sum(seg.bytes), func.count(seg.id)).where(seg.channel_id == ch.id)).one()
     gaps = recent_gaps(session, ch.id, now - GAPS_WINDOW) if count else []
+    asr = session.get(LiveAsrState, ch.id) if ch.transcribe else None
     return {
         "name": ch.name, "url": ch.url, "status": "paused" if ch.paused else ch.state,
         "clock": ch.clock, "recorded_from": _iso(first), "recorded_to": _iso(last),
@@ -89,7 +105,26 @@ def channel_dict(session: Session, ch: Channel, *, default_retention: float,
         "paused": bool(ch.paused), "error": ch.error, "segments": int(count),
         "retention_hours": ch.retention_hours or default_retention,
         "last_segment_at": ch.last_segment_at.isoformat() if ch.last_segment_at else None,
+        "transcribe": ch.transcribe, "transcript_source": ch.transcript_source,
+        **asr_dict(asr, first, last),
     }
+
+
+def asr_dict(state: LiveAsrState | None, first: float | None,
+             last: float | None) -> dict[str, Any]:
+    """How far a channel's live transcript has got: `asr_lag_seconds` (recording not yet
+    transcribed: from the recording's newest end, so it keeps growing when the transcriber
+    stops), `asr_load` (seconds of compute per second of audio over its recent windows: the
+    share of one core it needs), `asr_done_until` (ISO) and `asr_error`. None when off."""
+    if state is None:
+        return {"asr_lag_seconds": None, "asr_load": None, "asr_done_until": None,
+                "asr_error": None}
+    done = state.done_until
+    lag = None
+    if last is not None:
+        lag = round(max(0.0, float(last) - (done if done is not None else float(first))), 3)
+    return {"asr_lag_seconds": lag, "asr_load": state.load, "asr_done_until": _iso(done),
+            "asr_error": state.error}
 
 
 def _as_dict(session: Session, ctx: Context, ch: Channel) -> dict[str, Any]:
@@ -99,12 +134,16 @@ def _as_dict(session: Session, ctx: Context, ch: Channel) -> dict[str, Any]:
 
 @requires("manage_channels")
 def add_channel(ctx: Context, actor: Actor, name: str, url: str, *,
-                retention_hours: float | str | None = None) -> dict[str, Any]:
-    """Add a channel to record. Refused, nothing stored: a name that is not 1-40 letters,
-    digits, '-' or '_' (InvalidInput), one already taken (Conflict), an unsafe URL (UnsafeURL).
+                retention_hours: float | str | None = None,
+                transcribe: str | None = None) -> dict[str, Any]:
+    """Add a channel to record (and transcribe live: `transcribe` whisper, captions or auto,
+    from its first recorded second). Refused, nothing stored: a name that is not 1-40 letters,
+    digits, '-' or '_' (InvalidInput), one already taken (Conflict), an unsafe URL (UnsafeURL),
+    an unknown transcribe mode (InvalidInput).
     """
     name = check_channel_name(name)
     hours = check_retention(retention_hours)
+    mode = check_transcribe(transcribe)
     url = (url or "").strip()
     check_url(url, ctx.settings.url_allowlist)
     taken = Conflict(f"A channel named {name!r} already exists.",
@@ -115,13 +154,45 @@ def add_channel(ctx: Context, actor: Actor, name: str, url: str, *,
             same = select(Channel.id).where(func.lower(Channel.name) == name.lower())
             if session.scalars(same).first() is not None:
                 raise taken
-            session.add(Channel(name=name, url=url, retention_hours=hours))
+            # No transcript state yet: the transcriber starts at the recording's beginning.
+            session.add(Channel(name=name, url=url, retention_hours=hours, transcribe=mode))
             log_event(session, actor.name, "channel.added", None,
-                      {"name": name, "url": url, "retention_hours": hours})
+                      {"name": name, "url": url, "retention_hours": hours, "transcribe": mode})
     except IntegrityError:  # added by someone else at the same moment
         raise taken from None
     return {"name": name, "url": url,
-            "retention_hours": hours if hours is not None else ctx.settings.retention_hours}
+            "retention_hours": hours if hours is not None else ctx.settings.retention_hours,
+            "transcribe": mode}
+
+
+@requires("manage_channels")
+def set_transcribe(ctx: Context, actor: Actor, name: str, mode: str | None) -> dict[str, Any]:
+    """Switch a channel's live transcript: whisper, captions, auto, or None (off); returns its
+    status. Switched on (or from captions to Whisper), the transcript starts now: recording
+    from before is not transcribed after the fact. InvalidInput for an unknown mode, NotFound
+    for an unknown channel; nothing is stored then."""
+    new = check_transcribe(mode)
+    with ctx.db.session() as session:
+        ch = _channel(session, name)
+        old = ch.transcribe
+        if old != new:
+            ch.transcribe = new
+            if new is not None and new != "captions" and old in (None, "captions"):
+                _start_now(session, ch.id)
+            log_event(session, actor.name, "channel.transcribe", None,
+                      {"name": ch.name, "from": old, "to": new})
+        session.flush()
+        return _as_dict(session, ctx, ch)
+
+
+def _start_now(session: Session, channel_id: int) -> None:
+    """Whisper starts on this channel from now (a fresh state: no lag, load or error)."""
+    state = session.get(LiveAsrState, channel_id)
+    if state is None:
+        state = LiveAsrState(channel_id=channel_id)
+        session.add(state)
+    state.done_until, state.lag_seconds, state.load = time.time(), None, None
+    state.source, state.error = None, None
 
 
 @requires("view_channels")
@@ -172,6 +243,8 @@ def remove_channel(ctx: Context, actor: Actor, name: str) -> dict[str, Any]:
             select(func.count(ChannelSegment.id), func.sum(ChannelSegment.bytes))
             .where(ChannelSegment.channel_id == ch.id)).one()
         session.execute(delete(ChannelSegment).where(ChannelSegment.channel_id == ch.id))
+        session.execute(delete(LiveSegment).where(LiveSegment.channel_id == ch.id))
+        session.execute(delete(LiveAsrState).where(LiveAsrState.channel_id == ch.id))
         session.delete(ch)
         log_event(session, actor.name, "channel.removed", None,
                   {"name": ch.name, "segments": int(count), "bytes": int(size or 0)})

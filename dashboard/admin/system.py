@@ -1,5 +1,6 @@
 """Admin page: queues, workers, failed clips (with Retry), live channels (add, pause, resume,
-remove; status, lag, gaps, disk), webhook notifications and disk usage."""
+remove, transcribe live; status, lag, gaps, disk, how far behind their transcript is), webhook
+notifications and disk usage."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from clipper.services.channels import (
     pause_channel,
     remove_channel,
     resume_channel,
+    set_transcribe,
 )
 from clipper.services.clips import list_clips, retry_clip
 from dashboard.components import as_datetime, clip_link, show_error, wall_time
@@ -102,6 +104,57 @@ def do_channel(action: str, name: str) -> None:
         s["chan_msg"] = (None, exc)
 
 
+#: A transcript further behind than this is shown as a warning (it is normally within one
+#: window and a segment of the recording: under a minute).
+ASR_LAG_WARN = 120.0
+
+
+def do_transcribe(name: str) -> None:
+    """The "Transcribe live" box: on is auto (captions when present, else Whisper)."""
+    s = st.session_state
+    on = bool(s.get(f"asr_{name}"))
+    try:
+        set_transcribe(ctx, actor, name, "auto" if on else None)
+        s["chan_msg"] = (f"{name} is transcribed live." if on
+                         else f"{name} is no longer transcribed (its transcript is kept).", None)
+    except ClipperError as exc:
+        s["chan_msg"] = (None, exc)
+
+
+def asr_words(c: dict) -> str:
+    """`Transcript (whisper) 12 s behind · 4% of a core`, or why there is none yet."""
+    source = c.get("transcript_source") or c["transcribe"]
+    lag = c.get("asr_lag_seconds")
+    words = f"Transcript ({source}) " + ("not started yet" if lag is None
+                                         else f"{lag_words(lag)} behind")
+    if c.get("asr_load") is not None:
+        words += f" · {c['asr_load'] * 100:.0f}% of a core"
+    return words
+
+
+def asr_warning(c: dict) -> str | None:
+    """Why a channel's transcript is in trouble: it needs more than a core, or lags."""
+    load, lag = c.get("asr_load"), c.get("asr_lag_seconds")
+    if load is not None and load > 1:
+        return (f"Transcribing {c['name']} takes longer than the audio lasts "
+                f"({load:.1f}× real time): its transcript falls further behind.")
+    if lag is not None and lag > ASR_LAG_WARN:
+        return (f"The transcript of {c['name']} is {lag_words(lag)} behind the recording "
+                "(catching up after an outage, or the transcriber cannot keep up).")
+    return None
+
+
+def asr_total_warning(listed: list[dict]) -> str | None:
+    """When all Whisper channels together need more than the one core `clipper live-asr` uses."""
+    total = sum(c.get("asr_load") or 0.0 for c in listed if c.get("transcribe")
+                and (c.get("transcript_source") or c["transcribe"]) != "captions")
+    if total <= 1:
+        return None
+    return (f"Live transcription needs {total:.1f}× what one core gives: transcripts fall "
+            "further behind. Transcribe fewer channels with Whisper, or move the transcriber "
+            "to a faster machine.")
+
+
 def do_add_channel() -> None:
     s = st.session_state
     try:
@@ -112,13 +165,15 @@ def do_add_channel() -> None:
             raise InvalidInput(f"Retention hours {raw!r} is not a number.",
                                "Give hours, e.g. 24, or leave it empty for the default.") from None
         added = add_channel(ctx, actor, (s.get("chan_name") or "").strip(),
-                            (s.get("chan_url") or "").strip(), retention_hours=hours)
+                            (s.get("chan_url") or "").strip(), retention_hours=hours,
+                            transcribe="auto" if s.get("chan_transcribe") else None)
     except ClipperError as exc:
         s["chan_add_msg"] = (None, exc)
         return
     s["chan_add_msg"] = (f"Added {added['name']}: it is recorded while `clipper up` (or `clipper "
                          f"record`) runs.", None)
     s["chan_name"] = s["chan_url"] = s["chan_retention"] = ""
+    s["chan_transcribe"] = False
 
 
 def message(key: str) -> None:
@@ -145,6 +200,16 @@ def channel_card(c: dict) -> None:
                         f"{wall_time(c['recorded_to'], tz, date=True)} ({tz})")
         if c.get("error"):
             (st.error if status == "error" else st.warning)(c["error"])
+        if c.get("transcribe"):
+            st.markdown(asr_words(c))
+            if warning := asr_warning(c):
+                st.warning(warning, icon=":material/subtitles:")
+            if c.get("asr_error"):
+                st.caption(f"Last transcription problem: {c['asr_error']}")
+        st.checkbox("Transcribe live", key=f"asr_{name}", value=bool(c.get("transcribe")),
+                    on_change=do_transcribe, args=(name,),
+                    help="A transcript on the channel's clock, searchable and watched: from the "
+                         "broadcast's captions when it has them, else Whisper.")
         cols = st.columns([1, 1, 3])
         if c.get("paused", status == "paused"):
             cols[0].button("Resume", key=f"resume_{name}", on_click=do_channel,
@@ -163,6 +228,8 @@ def channels() -> None:
         st.warning(note.get("message") or "Recordings were deleted early: the disk was short.",
                    icon=":material/hard_drive:")
     listed = list_channels(ctx, actor)
+    if note := asr_total_warning(listed):
+        st.warning(note, icon=":material/subtitles:")
     if not listed:
         st.caption("No channels yet: add one below.")
     for c in listed:
@@ -174,6 +241,8 @@ def channels() -> None:
                       placeholder="https://… (HLS .m3u8, MPEG-TS stream, or a live page)")
         st.text_input("Retention hours", key="chan_retention",
                       placeholder=f"{ctx.settings.retention_hours:g} (the default)")
+        st.checkbox("Transcribe live", key="chan_transcribe",
+                    help="Captions when the broadcast has them, else Whisper.")
         st.form_submit_button("Add channel", on_click=do_add_channel)
     message("chan_add_msg")
 

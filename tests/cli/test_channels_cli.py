@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -11,11 +12,12 @@ from pathlib import Path
 
 import pytest
 from channel_segments import Part, make_broadcast, store_pieces, store_spans
+from polling import poll
 from sqlalchemy import func, select
 
 from clipper.cli import main
 from clipper.context import Context
-from clipper.storage.tables import Channel, Clip, Flag
+from clipper.storage.tables import Channel, Clip, Flag, LiveAsrState
 from clipper.timecode import format_wallclock
 from testmedia.mediagen import decode_gray, match_frame
 
@@ -23,7 +25,8 @@ pytestmark = pytest.mark.services
 
 URL = "http://127.0.0.1:9/live/index.m3u8"
 CHANNEL_KEYS = {"name", "url", "status", "clock", "recorded_from", "recorded_to", "lag_seconds",
-                "gaps", "disk_bytes"}
+                "gaps", "disk_bytes", "transcribe", "transcript_source", "asr_lag_seconds",
+                "asr_load"}
 
 
 @pytest.fixture
@@ -55,7 +58,8 @@ def stored(ctx) -> tuple[int, ...]:
 def test_channels_commands_json_contract_and_exit_codes(cli_ctx, capsys):
     ctx, _ = cli_ctx
     code, out, _ = run(capsys, "channels", "add", "news", URL, "--retention", "36", "--json")
-    assert code == 0 and json.loads(out) == {"name": "news", "url": URL, "retention_hours": 36.0}
+    assert code == 0 and json.loads(out) == {"name": "news", "url": URL, "retention_hours": 36.0,
+                                             "transcribe": None}
     for argv, words in ((("bad name", URL), "channel name"), (("news", URL), "already exists"),
                         (("lan", "http://10.1.2.3/x.m3u8"), "private"),
                         (("x", URL, "--retention", "-1"), "Retention")):
@@ -78,6 +82,65 @@ def test_channels_commands_json_contract_and_exit_codes(cli_ctx, capsys):
     code, _, err = run(capsys, "channels", "pause", "news")
     assert code == 2 and "no channel named" in err
     assert run(capsys, "channels", "list", "--json")[1].strip() == "[]"
+
+
+def test_channels_add_transcribe_flag_and_switch(cli_ctx, capsys):
+    ctx, _ = cli_ctx
+    for name, flag, mode in (("a", ["--transcribe"], "auto"),
+                             ("b", ["--transcribe", "whisper"], "whisper"),
+                             ("c", ["--transcribe", "captions"], "captions"),
+                             ("d", ["--transcribe", "auto"], "auto"), ("e", [], None)):
+        code, out, err = run(capsys, "channels", "add", name, URL, *flag, "--json")
+        assert code == 0 and json.loads(out)["transcribe"] == mode, err
+    # The flag without a value, then other options: still auto.
+    code, out, _ = run(capsys, "channels", "add", "f", URL, "--transcribe", "--retention", "2")
+    assert code == 0 and "transcribed live (auto)" in out
+    for bad in ("bogus", "yes"):
+        code, _, err = run(capsys, "channels", "add", "g", URL, "--transcribe", bad)
+        assert code == 2 and "Transcribe mode" in err
+    assert stored(ctx) == (6, 0, 0)
+    code, out, _ = run(capsys, "channels", "list", "--json")
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert [rows[n]["transcribe"] for n in "abcdef"] == ["auto", "whisper", "captions", "auto",
+                                                          None, "auto"]
+    assert all(CHANNEL_KEYS <= set(r) and r["transcript_source"] is None for r in rows.values())
+    code, out, _ = run(capsys, "channels", "list")
+    assert code == 0 and "transcript (whisper) not started" in out
+    assert run(capsys, "channels", "transcribe", "e")[1].strip() == \
+        "channel e is transcribed live (auto)"
+    code, out, _ = run(capsys, "channels", "transcribe", "e", "off", "--json")
+    assert code == 0 and json.loads(out)["transcribe"] is None
+    code, _, err = run(capsys, "channels", "transcribe", "e", "sometimes")
+    assert code == 2 and "Transcribe mode" in err
+    code, _, err = run(capsys, "live-asr", "--window", "10", "--hop", "12")
+    assert code == 2 and "hop" in err
+
+
+def test_live_asr_command_transcribes_and_stops_on_ctrl_c(cli_ctx, capsys, cli_broadcast):
+    """`clipper live-asr` as a process: it works through a recorded channel (a tone: no words,
+    but its transcript moves on), and SIGINT stops it cleanly."""
+    ctx, env = cli_ctx
+    _, pieces = cli_broadcast
+    run(capsys, "channels", "add", "news", URL, "--transcribe", "whisper")
+    base = time.time() - 8.0
+    store_pieces(ctx, "news", pieces, base)
+    proc = subprocess.Popen([sys.executable, "-m", "clipper.cli", "live-asr", "--window", "4",
+                             "--hop", "3"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        def progress() -> float | None:
+            with ctx.db.session() as session:
+                st = session.scalar(select(LiveAsrState))
+                return st and st.done_until and st.done_until > base + 3 and st.done_until
+        poll(progress, 60, "the transcript to move on")
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=20)
+        assert proc.returncode == 0, out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert not list((ctx.settings.media_dir / "tmp").glob("live-asr-*"))
 
 
 def test_flag_channel_refusals_exit_2_and_store_nothing(cli_ctx, capsys, broadcast):

@@ -21,10 +21,20 @@ from clipper.services.channels import (
     preview_clip,
     remove_channel,
     resume_channel,
+    set_transcribe,
 )
 from clipper.services.clips import clip_status
 from clipper.services.flags import flag_channel
-from clipper.storage.tables import ChannelSegment, Clip, Event, Flag, Source
+from clipper.storage.tables import (
+    Channel,
+    ChannelSegment,
+    Clip,
+    Event,
+    Flag,
+    LiveAsrState,
+    LiveSegment,
+    Source,
+)
 from clipper.timecode import format_wallclock as z
 
 OP = Actor.operator("ops")
@@ -45,7 +55,7 @@ def counts(ctx) -> tuple[int, int, int]:
 
 def test_add_checks_name_duplicate_and_url_and_stores_nothing_when_refused(ctx):
     assert add_channel(ctx, OP, "bbc-news_1", URL) == {
-        "name": "bbc-news_1", "url": URL, "retention_hours": 24.0}
+        "name": "bbc-news_1", "url": URL, "retention_hours": 24.0, "transcribe": None}
     assert add_channel(ctx, OP, "itv", URL, retention_hours="48")["retention_hours"] == 48.0
     for name in ("", "a b", "x" * 41, "../etc", "news!"):
         with pytest.raises(InvalidInput, match="channel name"):
@@ -111,6 +121,70 @@ def test_remove_deletes_rows_and_folder_but_not_clips(ctx):
         assert session.scalars(select(Event.action).where(Event.clip_id.is_(None))).all()[-1] \
             == "channel.removed"
     assert list_channels(ctx, OP) == []
+
+
+def test_live_transcript_switch_on_add_and_later_and_its_lag(ctx):
+    assert add_channel(ctx, OP, "news", URL, transcribe="auto")["transcribe"] == "auto"
+    assert add_channel(ctx, OP, "sport", URL, transcribe="Whisper")["transcribe"] == "whisper"
+    assert add_channel(ctx, OP, "plain", URL)["transcribe"] is None
+    for bad in ("yes", "on", "subtitles"):
+        with pytest.raises(InvalidInput, match="Transcribe mode"):
+            add_channel(ctx, OP, f"bad-{bad}", URL, transcribe=bad)
+        with pytest.raises(InvalidInput, match="Transcribe mode"):
+            set_transcribe(ctx, OP, "plain", bad)
+    with ctx.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Channel)) == 3
+        assert session.scalar(select(func.count()).select_from(LiveAsrState)) == 0
+    with pytest.raises(NotFound):
+        set_transcribe(ctx, OP, "nope", "auto")
+    with pytest.raises(PermissionDenied):
+        set_transcribe(ctx, VOL, "plain", "auto")
+
+    now = time.time()
+    store_spans(ctx, "plain", [(now - 100 + 2 * i, 2.0) for i in range(40)])  # up to now - 20
+    plain = channel_status(ctx, VOL, "plain")
+    assert (plain["transcribe"], plain["transcript_source"], plain["asr_lag_seconds"],
+            plain["asr_load"]) == (None, None, None, None)
+    # Switched on, it starts now: nothing recorded before is behind.
+    on = set_transcribe(ctx, OP, "plain", "whisper")
+    assert on["transcribe"] == "whisper" and on["asr_lag_seconds"] == 0
+    with ctx.db.session() as session:
+        st = session.get(LiveAsrState, session.scalar(select(Channel.id).where(
+            Channel.name == "plain")))
+        assert st.done_until == pytest.approx(now, abs=5)
+        st.done_until, st.load, st.error = now - 50, 0.05, "ffmpeg said no"
+    listed = {c["name"]: c for c in list_channels(ctx, VOL)}
+    assert listed["plain"]["asr_lag_seconds"] == pytest.approx(30, abs=0.01)
+    assert listed["plain"]["asr_load"] == 0.05 and listed["plain"]["asr_error"] == "ffmpeg said no"
+    assert listed["plain"]["asr_done_until"] == z(now - 50)
+    # Nothing transcribed yet: all that was recorded is behind; before any recording, nothing.
+    assert listed["news"]["asr_lag_seconds"] is None
+    with ctx.db.session() as session:
+        session.add(LiveAsrState(channel_id=session.scalar(select(Channel.id).where(
+            Channel.name == "news"))))
+    store_spans(ctx, "news", [(now - 10, 2.0)])
+    assert channel_status(ctx, VOL, "news")["asr_lag_seconds"] == pytest.approx(2)
+    # Another mode keeps the progress; off keeps the transcript but shows no lag.
+    assert set_transcribe(ctx, OP, "plain", "auto")["asr_done_until"] == z(now - 50)
+    off = set_transcribe(ctx, OP, "plain", None)
+    assert off["transcribe"] is None and off["asr_lag_seconds"] is None
+    with ctx.db.session() as session:
+        actions = session.scalars(select(Event.action).where(
+            Event.action == "channel.transcribe")).all()
+    assert len(actions) == 3
+
+
+def test_remove_takes_the_live_transcript_with_it(ctx):
+    add_channel(ctx, OP, "news", URL, transcribe="whisper")
+    with ctx.db.session() as session:
+        cid = session.scalar(select(Channel.id))
+        session.add(LiveAsrState(channel_id=cid, done_until=1.0))
+        session.add(LiveSegment(channel_id=cid, wall_start=0.5, wall_end=1.0, text="hello",
+                                words=[[0.5, 1.0, "hello"]], source="whisper"))
+    remove_channel(ctx, OP, "news")
+    with ctx.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(LiveSegment)) == 0
+        assert session.scalar(select(func.count()).select_from(LiveAsrState)) == 0
 
 
 def recorded(ctx, now: float) -> float:

@@ -1,0 +1,68 @@
+"""`clipper live-asr`: transcribe recorded channels as they air (a child of `clipper up`)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+from clipper.context import Context
+from clipper.permissions import Actor
+
+log = logging.getLogger(__name__)
+
+
+def watch_matcher(ctx: Context, who: str = "live-asr") -> Any:
+    """`on_segments` for the transcriber and the recorder's captions: the watch-list matcher.
+    A failure is logged, never raised: a watch-list problem must not stop a transcript."""
+    from clipper.services.watches import match_segments
+
+    actor = Actor.operator(who)
+
+    def on_segments(channel_id: int, segment_ids: list[int]) -> None:
+        try:
+            match_segments(ctx, actor, channel_id, segment_ids)
+        except Exception:  # noqa: BLE001 - logged with its traceback; the transcript goes on
+            log.exception("watch-lists on channel %s failed", channel_id)
+
+    return on_segments
+
+
+def cmd_live_asr(args: argparse.Namespace) -> int:
+    """Transcribe every channel that asks for Whisper (or only those named) until SIGINT or
+    SIGTERM; idle while none does."""
+    from clipper.errors import InvalidInput
+    from clipper.pipeline.live_asr import run_live_asr
+    from clipper.storage.broker import watch_parent
+    from clipper.transcribe.windows import DEFAULT_HOP, DEFAULT_WINDOW, check_geometry
+
+    window = DEFAULT_WINDOW if args.window is None else args.window
+    hop = DEFAULT_HOP if args.hop is None else args.hop
+    try:
+        check_geometry(window, hop)
+    except ValueError as exc:
+        raise InvalidInput(f"--window {window:g} --hop {hop:g}: {exc}.",
+                           "The hop is above 0 and at most the window.") from exc
+    watch_parent()  # under `clipper up`: stop if it dies, even where PDEATHSIG did not reach us
+    only = [name.strip() for name in (args.channels or "").split(",") if name.strip()]
+    ctx = Context.build(args.settings)
+    try:
+        return run_live_asr(ctx, on_segments=watch_matcher(ctx), only=only, window=window,
+                            hop=hop)
+    finally:
+        ctx.close()
+
+
+def add_live_asr_parser(subparsers: Any) -> None:
+    """Register `clipper live-asr` on the top-level parser's subcommands."""
+    # Defaults resolved when it runs: the parser must not import the speech package (numpy).
+    p = subparsers.add_parser("live-asr", help="transcribe recorded channels live (Whisper)")
+    p.add_argument("--channels", default="",
+                   help="comma-separated channel names (default: every channel whose "
+                        "transcript Whisper makes)")
+    p.add_argument("--window", type=float, default=None, metavar="SECONDS",
+                   help="seconds of audio per window (default 30)")
+    p.add_argument("--hop", type=float, default=None, metavar="SECONDS",
+                   help="seconds between window starts (default 25); shorter windows cut the "
+                        "wait for words but make more errors")
+    p.set_defaults(func=cmd_live_asr)
