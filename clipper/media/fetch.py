@@ -93,6 +93,19 @@ def classify_error(text: str) -> ClipperError:
     return PermanentError(f"The source cannot be fetched: {clean}", "Check the link.")
 
 
+#: Less free space than this where a fetch writes counts as a full disk.
+DISK_FULL_BYTES = 8 * 2**20
+
+
+def disk_full_error(folder: Path, *, free: int | None = None) -> TransientError | None:
+    """A TransientError when `folder`'s disk is (nearly) full, else None."""
+    free = shutil.disk_usage(folder).free if free is None else free
+    if free >= DISK_FULL_BYTES:
+        return None
+    return TransientError(f"The disk is full ({free / 2**20:.1f} MB free): the section could not "
+                          "be saved.", "Free some space; the fetch is tried again by itself.")
+
+
 @contextlib.contextmanager
 def _no_proxy_bypass(active: bool) -> Iterator[None]:
     """Hide no_proxy/NO_PROXY while a proxied fetch runs: yt-dlp's ffmpeg honours them and would
@@ -236,7 +249,9 @@ def _ytdlp_download(url: str, section: tuple[float, float], workdir: Path,
                 return path, str(info.get("title") or "")
             info = ydl.process_ie_result(info, download=True)
         except DownloadError as exc:
-            raise classify_error(str(exc)) from None
+            # yt-dlp reports a download that met a full disk only as "ffmpeg exited with code
+            # 1": look at the disk, so that is retried rather than blamed on the link.
+            raise disk_full_error(workdir) or classify_error(str(exc)) from None
     files = [Path(d["filepath"]) for d in info.get("requested_downloads") or []
              if d.get("filepath")]
     if not files or not files[0].exists():

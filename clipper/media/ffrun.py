@@ -50,7 +50,8 @@ def run(stream_or_args: Any, *, what: str, timeout: float | None = None) -> str:
         proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired as exc:
         raise PermanentError(f"ffmpeg took too long to {what} (over {timeout:.0f} s).") from exc
-    if proc.returncode != 0:
+    # ffmpeg 5.1 can exit 0 after "No space left on device", leaving a truncated file.
+    if proc.returncode != 0 or "No space left on device" in proc.stderr:
         raise failure(what, proc.returncode, proc.stderr)
     return proc.stderr
 

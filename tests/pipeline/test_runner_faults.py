@@ -182,3 +182,13 @@ def test_queueing_one_stage_from_many_processes_at_once_leaves_exactly_one_job(
         t.join(30)
     assert results.count(True) == 1 and len(results) == 12
     assert Queue("fetch", connection=redis_conn).job_ids == [job.id]
+
+
+def test_a_full_disk_is_temporary_even_when_the_tools_do_not_say_so(tmp_path):
+    from clipper.media.fetch import DISK_FULL_BYTES, disk_full_error
+
+    # ffmpeg 5.1 exits 0 after "No space left on device"; yt-dlp says only "exit code 1".
+    assert isinstance(failure("extract audio", 0, "audio.wav: No space left on device\n"),
+                      TransientError)
+    assert isinstance(disk_full_error(tmp_path, free=DISK_FULL_BYTES - 1), TransientError)
+    assert disk_full_error(tmp_path, free=DISK_FULL_BYTES) is None
