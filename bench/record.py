@@ -58,9 +58,17 @@ def clipper(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess
                           capture_output=True, timeout=timeout, check=False)
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def start_stack(home: Path) -> tuple[subprocess.Popen, dict[str, str], dict]:
     env = {**os.environ, "CLIPPER_HOME": str(home), "CLIPPER_URL_ALLOWLIST": "127.0.0.1",
-           "HF_HUB_OFFLINE": "1"}
+           "HF_HUB_OFFLINE": "1", "CLIPPER_API_PORT": str(_free_port())}
     for key in ("REDIS_URL", "DATABASE_URL"):
         env.pop(key, None)
     proc = subprocess.Popen([sys.executable, "-m", "clipper.cli", "up", "--workers", "2",

@@ -50,9 +50,17 @@ def broadcast() -> Path:
     return folder
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def start_stack(home: Path, workers: int, dashboard: bool) -> tuple[subprocess.Popen, dict]:
     env = {**os.environ, "CLIPPER_HOME": str(home), "CLIPPER_URL_ALLOWLIST": "127.0.0.1",
-           "HF_HUB_OFFLINE": "1"}
+           "HF_HUB_OFFLINE": "1", "CLIPPER_API_PORT": str(_free_port())}
     env.pop("REDIS_URL", None)
     env.pop("DATABASE_URL", None)
     cmd = [sys.executable, "-m", "clipper.cli", "up", "--workers", str(workers)]

@@ -13,6 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 from polling import poll
+from ports import free_port
 
 from clipper.context import Context
 from clipper.settings import Settings
@@ -26,7 +27,8 @@ pytestmark = pytest.mark.services
 
 def _env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
-    env.update(CLIPPER_HOME=str(home), HF_HUB_OFFLINE="1", CLIPPER_URL_ALLOWLIST="127.0.0.1")
+    env.update(CLIPPER_HOME=str(home), HF_HUB_OFFLINE="1", CLIPPER_URL_ALLOWLIST="127.0.0.1",
+               CLIPPER_API_PORT=str(free_port()))
     return env
 
 

@@ -38,7 +38,7 @@ def _health(port: int) -> bool:
 def test_up_runs_the_whole_stack_and_ctrl_c_stops_everything(tmp_path, broadcast):
     home = tmp_path / "home"
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
-    env.update(CLIPPER_HOME=str(home), HF_HUB_OFFLINE="1")
+    env.update(CLIPPER_HOME=str(home), HF_HUB_OFFLINE="1", CLIPPER_API_PORT=str(_free_port()))
     port = _free_port()
     up = subprocess.Popen([sys.executable, "-m", "clipper.cli", "up", "--workers", "1",
                            "--port", str(port)],

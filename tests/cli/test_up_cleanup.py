@@ -15,6 +15,7 @@ from typing import IO, Any
 import psutil
 import pytest
 from polling import poll
+from ports import free_port
 
 pytestmark = pytest.mark.services
 
@@ -27,7 +28,8 @@ def _env(home: Path) -> dict[str, str]:
     """The embedded Redis and SQLite under `home`, whatever the developer's shell points at."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("REDIS_URL", "DATABASE_URL") and not k.startswith("CLIPPER_")}
-    env.update(CLIPPER_HOME=str(home), HF_HUB_OFFLINE="1")
+    # Its own API port: two stacks at once (a killed one's leftovers and the next) never clash.
+    env.update(CLIPPER_HOME=str(home), HF_HUB_OFFLINE="1", CLIPPER_API_PORT=str(free_port()))
     return env
 
 

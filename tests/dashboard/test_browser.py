@@ -62,6 +62,7 @@ class Stack:
         env = {k: v for k, v in os.environ.items()
                if k not in ("REDIS_URL", "DATABASE_URL") and not k.startswith("CLIPPER_")}
         env.update(CLIPPER_HOME=str(home), CLIPPER_URL_ALLOWLIST="127.0.0.1", HF_HUB_OFFLINE="1",
+                   CLIPPER_API_PORT=str(free_port()),
                    CLIPPER_WHISPER_BEAM_SIZE="1", CLIPPER_PAD_SECONDS="1")
         self.env, self.url, self.lines = env, f"http://127.0.0.1:{port}", []
         self.proc = subprocess.Popen([sys.executable, "-m", "clipper.cli", "up", "--workers", "1",
