@@ -9,7 +9,6 @@ are on now. Those who manage watches add and remove them below the list.
 from __future__ import annotations
 
 import re
-import time
 from typing import Any
 
 import streamlit as st
@@ -117,13 +116,10 @@ def alert_card(a: dict[str, Any]) -> None:
                     f"{wall_time(a['start'], TZ, date=True)} ({esc(TZ)})")
         st.markdown(f"…{highlighted(a['text'], a['marks'])}…")
         play, clip = st.columns(2)
-        # The Live page picks the channel from ?channel=, not yet the moment: its "Minutes back"
-        # slider plays the minute that ended that many minutes ago.
-        back = int(max(0.0, time.time() - a["start"]) // 60)
-        play.page_link(LIVE_PAGE, label="Play", query_params={"channel": a["channel"]},
+        play.page_link(LIVE_PAGE, label="Play",
+                       query_params={"channel": a["channel"], "at": f"{a['start']:.1f}"},
                        icon=":material/play_arrow:",
-                       help=f"Opens Live on {a['channel']}; set Minutes back to {back}."
-                       if back <= LIVE_MINUTES_BACK else f"Opens Live on {a['channel']}.")
+                       help=f"Opens Live on {a['channel']}, playing from just before the match.")
         if actor.can("flag"):
             clip.button("Clip this", key=f"alert_clip_{a['id']}", on_click=clip_this,
                         args=(a["id"],), icon=":material/content_cut:",

@@ -91,7 +91,7 @@ def channel_card(i: int, hit: Any) -> None:
         cols = st.columns([1, 1, 2])
         with cols[0]:
             st.page_link(LIVE_PAGE, label="Play", icon=":material/play_arrow:",
-                         query_params={"channel": hit.channel})
+                         query_params={"channel": hit.channel, "at": f"{hit.at:.1f}"})
         if actor.can("clip_from_hit"):
             cols[1].button("Clip this", key=f"clipthis_{i}", on_click=clip_this,
                            args=({"channel": hit.channel, "at": hit.at},))

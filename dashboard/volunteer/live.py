@@ -8,6 +8,7 @@ flags then show their progress as on *My flags*. One column throughout, so it wo
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,9 @@ actor = guard("view_channels")
 ctx = context()
 TZ = ctx.settings.timezone
 PREVIEW_SECONDS = 60
+#: A link to a moment plays from this many seconds before it (the words lead up to it).
+MOMENT_LEAD = 5.0
+AT_SEEN, AT_PLAYING = "live_at_seen", "live_at_playing"
 LAST = (("live_last30", "Clip last 30 s", 30), ("live_last120", "Clip last 2 min", 120))
 ERROR, RESULT, MARK, FILED, PREVIEW = ("live_error", "live_result", "live_mark", "live_filed",
                                        "live_preview")
@@ -54,6 +58,19 @@ def preselect(names: list[str]) -> None:
     if asked in names and asked != s.get(ASKED):
         s["live_channel"] = asked
     s[ASKED] = asked
+
+
+def asked_moment() -> float | None:
+    """`?at=<Unix seconds>` (Play on an alert or a search hit): the moment to play from, once
+    per link — moving the Minutes back slider afterwards plays what it says."""
+    raw = st.query_params.get("at")
+    try:
+        at = float(raw) if raw is not None else None
+    except ValueError:
+        return None
+    if at is None or not math.isfinite(at) or st.session_state.get(AT_SEEN) == raw:
+        return None
+    return at
 
 
 def follow_picker() -> None:
@@ -227,11 +244,20 @@ def status_line(name: str) -> None:
 status_line(name)
 
 minutes = st.slider("Minutes back", 0, 10, 0, step=1, key="live_back",
-                    help="0 plays the latest minute; 10 the minute that ended ten minutes ago.")
-wanted = (name, minutes)
+                    help="0 plays the latest minute; 10 the minute that ended ten minutes ago.",
+                    on_change=lambda: st.session_state.update({AT_SEEN: st.query_params.get("at"),
+                                                               AT_PLAYING: None}))
+moment = asked_moment()
+if moment is not None:  # a link to a moment: play the minute from just before it
+    st.session_state[AT_PLAYING] = moment
+    st.session_state[AT_SEEN] = st.query_params.get("at")
+moment = st.session_state.get(AT_PLAYING)
+wanted = (name, minutes, moment)
 preview = st.session_state.get(PREVIEW)
 if preview is None or preview["wanted"] != wanted:
-    ago = PREVIEW_SECONDS * (minutes + 1)  # the minute that ended `minutes` minutes ago
+    # The minute that ended `minutes` minutes ago, or the one starting 5 s before a moment.
+    ago = (PREVIEW_SECONDS * (minutes + 1) if moment is None
+           else max(0.0, datetime.now(UTC).timestamp() - (moment - MOMENT_LEAD)))
     start, path, problem = datetime.now(UTC).timestamp() - ago, None, None
     try:
         path = preview_clip(ctx, actor, name, ago=ago, seconds=PREVIEW_SECONDS)

@@ -20,7 +20,7 @@ from clipper.permissions import Actor
 from clipper.search.query import EMPTY_MESSAGE
 from clipper.services import rota
 from clipper.services.channels import add_channel
-from clipper.services.watches import add_watch, list_watches, match_segments
+from clipper.services.watches import add_watch, list_alerts, list_watches, match_segments
 from clipper.storage.tables import Channel, Flag, LiveSegment
 from tests.channel_segments import store_spans
 
@@ -90,9 +90,12 @@ def test_list_newest_first_with_context_auto_flag_and_clip_this(alerts, open_app
     assert "Auto-flag not filed: Nothing of sport has been recorded" in text
     assert [b.label for b in at.button if b.key.startswith("alert_clip_")] == ["Clip this"] * 2
     plays = [e.proto for e in at.get("page_link") if e.proto.label == "Play"]
-    assert [(p.page, p.query_string) for p in plays] == [("live", "channel=sport"),
-                                                         ("live", "channel=news")]
-    assert "Minutes back to 4" in plays[1].help  # aired 4.5 min ago
+    assert [p.page for p in plays] == ["live", "live"]
+    played = [dict(kv.split("=") for kv in p.query_string.split("&")) for p in plays]
+    assert [q["channel"] for q in played] == ["sport", "news"]
+    # Play opens Live at the moment of the match (Unix seconds of its first word).
+    assert all(abs(float(q["at"]) - a["start"]) < 0.1
+               for q, a in zip(played, list_alerts(desk, OP), strict=True))
 
     at.button(key=f"alert_clip_{alerts['news']}").click().run()
     assert not at.exception

@@ -325,3 +325,18 @@ def test_channel_clips_show_wall_clock_times_and_missing_seconds(open_app, desk,
     day = datetime.fromtimestamp(start, UTC).strftime("%Y-%m-%d")
     assert f"**Interval:** {day} {hms[0]}–{hms[1]} (UTC)" in page_text(at)
     assert any(f"missing from the clip: {hms[2]}" in w.value for w in at.warning)
+
+
+def test_a_link_to_a_moment_plays_from_just_before_it(open_app, desk, recording, page_text):
+    add_recorded_channel(desk, recording, "news-one")  # 150 s, ending 2 s ago
+    moment = time.time() - 100
+    at = open_app("vera")
+    at.query_params.update({"channel": "news-one", "at": f"{moment:.1f}"})
+    at.run()
+    at.switch_page(str(LIVE)).run()
+    assert not at.exception and len(at.get("video")) == 1
+    start = datetime.fromtimestamp(moment - 5, ZoneInfo(desk.settings.timezone))
+    assert f"Plays from {start:%H:%M:%S}" in page_text(at)
+    at.slider(key="live_back").set_value(0).run()  # then the slider plays what it says
+    at.slider(key="live_back").set_value(1).run()
+    assert f"Plays from {start:%H:%M:%S}" not in page_text(at)

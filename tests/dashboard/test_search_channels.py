@@ -58,7 +58,9 @@ def test_a_channel_hit_shows_the_channel_and_time_and_plays_on_live(open_app, de
     assert f"**bbc-news** · live · {local} ({ZONE}) · whisper" in text
     assert "shorter **waiting lists** today" in text
     [link] = [e.proto for e in at.get("page_link") if e.proto.label == "Play"]
-    assert link.page == "live" and link.query_string == "channel=bbc-news"
+    query = dict(kv.split("=") for kv in link.query_string.split("&"))
+    assert link.page == "live" and query["channel"] == "bbc-news"
+    assert abs(float(query["at"]) - first_word) <= 0.1  # Live plays from the moment
     assert not [b for b in at.button if b.key and b.key.startswith("play_")]
     at.selectbox(key="s_scope").select("Clips").run()
     assert "0 matching moments" in page_text(at)
