@@ -77,13 +77,15 @@ DELIVERY_WORDS = {"pending": "being copied", "delivered": "delivered", "failed":
 
 
 def delivery(clip: dict[str, Any]) -> None:
-    """Where the package went on the team's shared drive, and how that copy is going."""
-    d = clip.get("delivered")
+    """Where the package went on the team's shared drive, and how that copy is going (the
+    status object's `delivery`: pending and failed copies too, which `delivered` leaves out)."""
+    d = clip.get("delivery")
     if not d:
         return
     st.subheader("Shared drive")
+    where = f"{d['remote']}:{d['path']}" if d["remote"] else d["path"]
     line = (f"**Delivery:** {DELIVERY_WORDS.get(d['state'], d['state'])} · "
-            f"**Remote path:** `{d['remote_path']}` · **Attempts:** {d['attempts']}")
+            f"**Remote path:** `{where}` · **Attempts:** {d['attempts']}")
     if d.get("at"):
         line += f" · **At:** {d['at']}"
     st.markdown(line)
@@ -92,6 +94,11 @@ def delivery(clip: dict[str, Any]) -> None:
         show = st.error if d["state"] == "failed" else st.warning
         show(("Not delivered: " if d["state"] == "failed" else "Last try failed, retrying: ")
              + d["error"])
+    done = clip.get("delivered")
+    if d["state"] != "delivered" and done:
+        # A re-export still on its way: the copy already on the drive is still there.
+        st.caption(f"An earlier copy is on the drive at `{done['remote']}:{done['path']}` "
+                   f"(since {done['at']}).")
 
 
 st.title("Clip")

@@ -16,7 +16,7 @@ from clipper.settings import Settings
 
 DESCRIPTION = """\
 The clip desk over HTTP: the same services, and the same role checks, as the command line and
-the dashboard.
+the dashboard. `GET /api/health` answers `{"ok": true}` without a token.
 
 **Auth.** A personal API token, made by a person for themselves (`clipper tokens create`, or
 the dashboard's Account page), sent as `Authorization: Bearer <token>`; it acts with its owner's
@@ -49,8 +49,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.clipper = st
     app.add_middleware(ApiGuard, state=st)
     problems.install(app)
-    app.include_router(routes.router)
-    app.include_router(feeds.router)
+    for router in (routes.router, feeds.router):
+        app.include_router(router, prefix=routes.API_PREFIX)
+        # The first release served these under /api/v1: the same handlers answer there too,
+        # so scripts written then keep working, but the schema documents /api alone.
+        app.include_router(router, prefix="/api/v1", include_in_schema=False)
 
     # The Slack endpoints live in their own module (and are filled in there).
     from clipper.api import slack

@@ -36,7 +36,8 @@ RECHECK_SECONDS = 15.0
 #: Event streams one person may hold open at once: each costs a query a second.
 MAX_STREAMS = 4
 
-router = APIRouter(prefix="/api/v1")
+#: Mounted beside `routes.router`, at /api and (out of the schema) /api/v1.
+router = APIRouter()
 
 
 def _new_alerts(ctx: Context, actor: Actor, after: int) -> list[dict[str, Any]]:

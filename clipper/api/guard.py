@@ -10,10 +10,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from clipper.api.deps import ApiState, limit_caller
 from clipper.api.problems import ApiProblem, problem
 
-#: The endpoints the limits cover (the schema and docs are static and free).
-LIMITED_PREFIX = "/api/v1/"
+#: The endpoints the limits cover (the /api/v1 aliases are under it too) ...
+LIMITED_PREFIX = "/api/"
+#: ... except these: the schema and docs are static, and a health check must answer a load
+#: balancer however busy a token or an address is.
+UNLIMITED_PATHS = frozenset({"/api/health", "/api/v1/health", "/api/openapi.json", "/api/docs",
+                             "/api/docs/oauth2-redirect"})
 #: The calendar feed carries its token in the path, not in a header.
-CALENDAR_PATH = re.compile(r"^/api/v1/calendar/(?P<token>[^/]+)\.ics$")
+CALENDAR_PATH = re.compile(r"^/api/(?:v1/)?calendar/(?P<token>[^/]+)\.ics$")
 #: Largest request body accepted: a flag is a few hundred bytes.
 MAX_BODY_BYTES = 1 << 20
 
@@ -26,16 +30,18 @@ def bearer_secret(headers: Headers) -> str | None:
 
 class ApiGuard:
     """Pure ASGI middleware (no buffering, so event streams pass straight through). It counts
-    every request to /api/v1/ against its token's and its address's allowances before the body
-    is read or a route runs: a flood costs one dictionary lookup per request, never a parse or
-    a database query."""
+    every request to /api/ (but UNLIMITED_PATHS) against its token's and its address's
+    allowances before the body is read or a route runs: a flood costs one dictionary lookup per
+    request, never a parse or a database query."""
 
     def __init__(self, app: ASGIApp, state: ApiState) -> None:
         self.app = app
         self.state = state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(LIMITED_PREFIX):
+        path = scope.get("path", "")
+        if (scope["type"] != "http" or not path.startswith(LIMITED_PREFIX)
+                or path in UNLIMITED_PATHS):
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)

@@ -16,18 +16,25 @@ TimeText = Annotated[Text, Field(min_length=1, max_length=64)]
 
 
 class FlagIn(BaseModel):
-    """A flag: on a URL (`url`, `start`, `end` on its own timeline) or on a recorded channel
-    (`channel` with wall-clock `start`/`end`, or the `last` N seconds up to now)."""
+    """A flag: on a source (`source`: a URL, `start`, `end` on its own timeline) or on a
+    recorded channel (`channel` with wall-clock `start`/`end`, or the `last` N seconds up to
+    now)."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"url": "https://example.org/news.m3u8", "start": "1:07.4", "end": "1:41.2",
+        {"source": "https://example.org/news.m3u8", "start": "1:07.4", "end": "1:41.2",
          "note": "waiting lists promise", "tags": ["health"], "urgency": "high"},
         {"channel": "bbc-news", "last": 30},
         {"channel": "bbc-news", "start": "19:42:10", "end": "19:43:05", "tz": "Europe/London"},
     ]})
 
+    source: Annotated[Text, Field(max_length=4096)] | None = Field(
+        None, description="An http(s) URL yt-dlp handles (direct MP4 and HLS included), as "
+                          "`clipper flag SOURCE` takes it. A file path is for the local "
+                          "operator only, never over HTTP.")
+    # The first release's name for `source`: still taken so that existing scripts keep working.
     url: Annotated[Text, Field(max_length=4096)] | None = Field(
-        None, description="An http(s) URL yt-dlp handles (direct MP4 and HLS included).")
+        None, description="Deprecated: the old name of `source`.",
+        json_schema_extra={"deprecated": True})
     channel: Annotated[Text, Field(max_length=64)] | None = Field(
         None, description="A recorded live channel, flagged by the clock.")
     start: Seconds | TimeText | None = Field(
@@ -63,6 +70,26 @@ class Flagger(BaseModel):
     at: str
 
 
+class Delivered(BaseModel):
+    """The package is on the shared drive: the rclone remote, its folder there, and when."""
+
+    remote: str = Field(description="The rclone remote's name, e.g. `teamdrive`.")
+    path: str = Field(description="The package folder on that remote, e.g. "
+                                  "`Clips/2026-11-30/12-minister`.")
+    at: str = Field(description="When it was delivered (ISO 8601, UTC).")
+
+
+class DeliveryState(BaseModel):
+    """The latest copy of the package to the shared drive, however it is going."""
+
+    state: Literal["pending", "delivered", "failed"]
+    remote: str
+    path: str
+    attempts: int
+    error: str | None = Field(description="The last failed attempt's reason.")
+    at: str | None = Field(description="When it was delivered (ISO 8601, UTC); null before.")
+
+
 class ClipStatus(BaseModel):
     """The status object, exactly as `clipper status --json` prints it (the list leaves out
     `transcript`). A channel clip adds `channel`, `wall_start`, `wall_end` and `gaps`."""
@@ -84,6 +111,10 @@ class ClipStatus(BaseModel):
     vtt_path: str | None
     renders: list[dict[str, Any]]
     published: list[dict[str, Any]]
+    delivered: Delivered | None = Field(
+        description="Null until the exported package is on the shared drive.")
+    delivery: DeliveryState | None = Field(
+        description="The latest delivery, pending or failed included; null when none.")
     transcript: dict[str, Any] | None = None
 
 
@@ -96,17 +127,20 @@ class MyFlag(BaseModel):
     source: str
 
 
-class SearchOut(BaseModel):
-    """One page of hits: clip hits as `clipper search --json` prints them, channel hits with
-    `"kind": "channel"`."""
+class SearchHit(BaseModel):
+    """One hit as `clipper search --json` prints it. A clip hit: `clip_id`, `start`, `end`
+    (on the clip), `source_start`, `source_end`, `snippet` (matches in **bold**), `source`,
+    `status`, `score`. A channel hit: `"kind": "channel"`, `channel`, `wall_start`,
+    `wall_end`, `at` (Unix seconds), `at_utc`, `snippet`, `transcript`, `score`."""
 
-    query: str
-    total: int
-    total_exact: bool
-    offset: int
-    limit: int
-    has_more: bool
-    hits: list[dict[str, Any]]
+    model_config = ConfigDict(extra="allow")
+
+    snippet: str
+    score: float
+
+
+class Health(BaseModel):
+    ok: bool
 
 
 class OnNow(BaseModel):

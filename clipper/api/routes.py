@@ -1,4 +1,5 @@
-"""The JSON endpoints under /api/v1: flags, clips, packages, search, the rota, alerts, oneself."""
+"""The JSON endpoints under /api (and, out of the schema, their old /api/v1 aliases): flags,
+clips, packages, search, the rota, alerts, oneself, health."""
 
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ from clipper.api.models import (
     ClipStatus,
     FlagIn,
     FlagOut,
+    Health,
     Me,
     MyFlag,
     OnNow,
-    SearchOut,
+    SearchHit,
     ShiftOut,
 )
 from clipper.api.problems import problem_responses
@@ -35,7 +37,11 @@ ClipId = Annotated[int, Path(ge=1, le=MAX_ID, description="The clip's id.")]
 #: Common error answers of endpoints behind a token.
 AUTHED = (401, 403, 422, 429)
 
-router = APIRouter(prefix="/api/v1")
+#: Mounted at /api (the documented paths) and again at /api/v1 (the first release's paths,
+#: kept working for existing scripts but left out of the schema): see `clipper.api.app`.
+router = APIRouter()
+#: Where the documented routes live: the `Location` of a new flag's clip is under it.
+API_PREFIX = "/api"
 
 
 def _errors(*extra: int) -> dict[int | str, dict[str, Any]]:
@@ -44,14 +50,18 @@ def _errors(*extra: int) -> dict[int | str, dict[str, Any]]:
 
 # ---- flags and clips --------------------------------------------------------------------------
 
-def _check_flag(body: FlagIn) -> None:
-    """Exactly one of url and channel, and the fields each of them takes (as the CLI checks
-    SOURCE and --channel)."""
-    if (body.url is None) == (body.channel is None):
-        raise InvalidInput("Give either a url or a channel (exactly one).",
-                           'e.g. {"url": "https://…", "start": "1:07", "end": "1:41"}, or '
+def _flag_source(body: FlagIn) -> str | None:
+    """The flag's `source` (or its deprecated spelling `url`), checked with the fields it takes:
+    exactly one of a source and a channel (as the CLI checks SOURCE and --channel)."""
+    if body.source is not None and body.url is not None:
+        raise InvalidInput("Give the source once: `source` (`url` is its old name).",
+                           'e.g. {"source": "https://…", "start": "1:07", "end": "1:41"}.')
+    source = body.source if body.source is not None else body.url
+    if (source is None) == (body.channel is None):
+        raise InvalidInput("Give either a source or a channel (exactly one).",
+                           'e.g. {"source": "https://…", "start": "1:07", "end": "1:41"}, or '
                            '{"channel": "NAME", "last": 30}.')
-    if body.url is not None:
+    if source is not None:
         only = [name for name in ("last", "date", "tz") if getattr(body, name) is not None]
         if only:
             raise InvalidInput(f"{', '.join(only)} only go with a channel.",
@@ -59,6 +69,7 @@ def _check_flag(body: FlagIn) -> None:
         if body.start is None or body.end is None:
             raise InvalidInput("A flag on a URL needs a start and an end.",
                                'For example "start": "1:07.4", "end": "1:41.2".')
+    return source
 
 
 @router.post("/flags", status_code=201, tags=["flags"], response_model=None,
@@ -68,16 +79,16 @@ def _check_flag(body: FlagIn) -> None:
 def file_flag(body: FlagIn, ctx: Ctx, actor: CurrentActor, response: Response) -> dict[str, Any]:
     """Store the caller's flag (a new clip, or joined to an open clip of the same moment) and
     queue its work. Everything is checked first: a refusal (422) stores nothing."""
-    _check_flag(body)
+    source = _flag_source(body)
     if body.channel is not None:
         res = flags.flag_channel(ctx, actor, body.channel, start=body.start, end=body.end,
                                  last=body.last, date=body.date, tz=body.tz, note=body.note,
                                  tags=body.tags, urgency=body.urgency)
     else:
-        assert body.url is not None and body.start is not None and body.end is not None
-        res = flags.file_flag(ctx, actor, body.url, body.start, body.end, note=body.note,
+        assert source is not None and body.start is not None and body.end is not None
+        res = flags.file_flag(ctx, actor, source, body.start, body.end, note=body.note,
                               tags=body.tags, urgency=body.urgency)
-    response.headers["Location"] = f"{router.prefix}/clips/{res.clip_id}"
+    response.headers["Location"] = f"{API_PREFIX}/clips/{res.clip_id}"
     return res.as_dict()
 
 
@@ -152,7 +163,10 @@ ShortText = Annotated[Text | None, Query(max_length=200)]
 
 @router.get("/search", tags=["search"], response_model=None,
             summary="Search every transcript (clips and channels' live transcripts)",
-            responses={200: {"model": SearchOut}, **_errors()})
+            responses={200: {"model": list[SearchHit],
+                             "description": "The hits, best first: the very list "
+                                            "`clipper search --json` prints."},
+                       **_errors()})
 def search_transcripts(
         ctx: Ctx, actor: CurrentActor,
         q: Annotated[Text, Query(min_length=1, max_length=500,
@@ -165,16 +179,20 @@ def search_transcripts(
                                                      "this person")] = None,
         urgency: ShortText = None, channel: ShortText = None,
         scope: Literal["all", "clips", "channels"] = "all",
-        limit: Annotated[int, Query(ge=1, le=100)] = 20,
-        offset: Annotated[int, Query(ge=0, le=100_000)] = 0) -> dict[str, Any]:
-    """The same query language and filters as `clipper search` (`scope` is its `--in`)."""
+        limit: Annotated[int, Query(ge=1, le=100, description="hits per page (`--limit`)")]
+        = 20,
+        offset: Annotated[int, Query(ge=0, le=100_000, description="hits to skip "
+                                                                    "(`--offset`)")] = 0
+) -> list[dict[str, Any]]:
+    """The same query language, filters and answer as `clipper search --json` (`scope` is its
+    `--in`): clip hits with the CLI's keys, channel hits with `"kind": "channel"`. The next page
+    is `offset` + `limit`; a page shorter than `limit` is the last."""
     filters = {"source": source, "since": _day(since, "since"), "until": _day(until, "until"),
                "status": status, "tag": tag, "by": by, "urgency": urgency, "channel": channel}
     page = search.search_transcripts(ctx, actor, q, scope=scope, limit=limit, offset=offset,
                                      **{k: v for k, v in filters.items() if v is not None})
-    return {"query": page.query, "total": page.total, "total_exact": page.total_exact,
-            "offset": page.offset, "limit": page.limit, "has_more": page.has_more,
-            "hits": [{**hit.as_dict(), "kind": hit.kind} for hit in page.hits]}
+    # Exactly what the CLI prints: its JSON goes through `json.dumps(default=str)`.
+    return [hit.as_dict() for hit in page.hits]
 
 
 # ---- the rota ---------------------------------------------------------------------------------
@@ -230,6 +248,16 @@ def alert_since(value: str | None) -> str | float | None:
         raise InvalidInput(f"since {value!r} is not a time Clipper can use.",
                            "For example 2026-11-30T19:00.")
     return value
+
+
+# ---- health -----------------------------------------------------------------------------------
+
+@router.get("/health", tags=["health"], response_model=None,
+            summary="The API is up (no token needed, never rate-limited)",
+            responses={200: {"model": Health}})
+def health() -> dict[str, bool]:
+    """For load balancers and uptime checks: answers without touching the database."""
+    return {"ok": True}
 
 
 @router.get("/alerts", tags=["alerts"], response_model=None,

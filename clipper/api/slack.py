@@ -172,6 +172,8 @@ def _flag(ctx: Context, actor: Actor, command: ChannelClip | UrlClip, response_u
 
 # ---- Approve / Reject -------------------------------------------------------------------------
 
+@router.post("/slack/interactions", include_in_schema=False)
+# The first release's path: an app set up with it keeps working.
 @router.post("/slack/interactivity", include_in_schema=False)
 async def interactivity(request: Request) -> Response:
     """A press of `Approve` or `Reject` under a ready clip in the review channel (a `payload`

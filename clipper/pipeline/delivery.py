@@ -23,6 +23,7 @@ next one once that time has passed.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import threading
 from dataclasses import dataclass
@@ -243,15 +244,49 @@ class PackageDeliveryLoop(threading.Thread):
         self.join(timeout)
 
 
-def delivery_dict(session: Session, clip_id: int) -> dict[str, Any] | None:
-    """The clip's latest delivery for the status object: {"state", "remote_path", "attempts",
-    "error", "at"} (`at`: when it was delivered, ISO 8601 UTC; None before), or None when it has
-    none. `error` is the last failed attempt's reason (kept while pending, None once
-    delivered)."""
-    row = session.scalars(select(Delivery).where(Delivery.clip_id == clip_id)
-                          .order_by(Delivery.id.desc()).limit(1)).first()
-    if row is None:
+# An rclone remote's name before its colon (as settings accept it): letters, digits, `_`, `-`,
+# `.` and spaces; or `:backend,opt=...` given on the spot.
+_REMOTE = re.compile(r"(?:[\w.][\w. -]*|:[^:]*):", re.ASCII)
+
+
+def split_remote(remote_path: str) -> tuple[str, str]:
+    """`teamdrive:Clips/2026-11-30/12-minister` -> ("teamdrive", "Clips/2026-11-30/12-minister")."""
+    m = _REMOTE.match(remote_path)
+    if m is None:  # not from our settings' check; shown whole rather than guessed at
+        return "", remote_path
+    return m.group(0)[:-1], remote_path[m.end():]
+
+
+def _iso(at: datetime | None) -> str | None:
+    if at is None:
         return None
-    at = row.delivered_at if row.state == DELIVERED else None
-    return {"state": row.state, "remote_path": row.remote_path, "attempts": row.attempts,
-            "error": row.last_error, "at": at.isoformat() if at else None}
+    # SQLite hands back naive datetimes: they were stored as UTC.
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
+
+
+def delivery_status(session: Session, clip_id: int) -> dict[str, dict[str, Any] | None]:
+    """The status object's two delivery keys for a clip.
+
+    `delivered`: null until a package of the clip is on the shared drive, then where the
+    latest one went, `{"remote", "path", "at"}` (`at` ISO 8601 UTC). A re-export being copied
+    leaves it on the copy already there.
+    `delivery`: the latest delivery however it is going (pending, delivered, failed), so the
+    clip page can show a copy waiting on the drive or given up: `{"state", "remote", "path",
+    "attempts", "error", "at"}`, or null when there was none. `error` is the last failed
+    attempt's reason (kept while pending, null once delivered); `at` is null until delivered.
+    """
+    rows = session.scalars(select(Delivery).where(Delivery.clip_id == clip_id)
+                           .order_by(Delivery.id.desc())).all()
+    if not rows:
+        return {"delivered": None, "delivery": None}
+    latest = rows[0]
+    remote, path = split_remote(latest.remote_path)
+    delivery = {"state": latest.state, "remote": remote, "path": path,
+                "attempts": latest.attempts, "error": latest.last_error,
+                "at": _iso(latest.delivered_at) if latest.state == DELIVERED else None}
+    done = next((r for r in rows if r.state == DELIVERED and r.delivered_at is not None), None)
+    delivered = None
+    if done is not None:
+        remote, path = split_remote(done.remote_path)
+        delivered = {"remote": remote, "path": path, "at": _iso(done.delivered_at)}
+    return {"delivered": delivered, "delivery": delivery}

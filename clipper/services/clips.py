@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from clipper.context import Context
 from clipper.errors import Conflict, NotFound
 from clipper.permissions import Actor, requires
-from clipper.pipeline.delivery import delivery_dict
+from clipper.pipeline.delivery import delivery_status
 from clipper.pipeline.lifecycle import move
 from clipper.storage.tables import Clip, Event, Flag, Publication, RenderRow, StageRun
 from clipper.timecode import format_wallclock
@@ -76,7 +76,7 @@ def status_dict(session: Session, clip: Clip, *, heavy: bool = True) -> dict[str
                       for p in session.scalars(select(Publication)
                                                .where(Publication.clip_id == clip.id)
                                                .order_by(Publication.id))],
-        "delivered": delivery_dict(session, clip.id),
+        **delivery_status(session, clip.id),
     }
     if clip.source.kind == "channel":
         d.update(channel_times(clip))

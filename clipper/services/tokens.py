@@ -54,7 +54,7 @@ def calendar_url(settings: Settings, token: str) -> str:
     host = base.hostname or "127.0.0.1"
     netloc = f"[{host}]" if ":" in host else host
     return urlunsplit((base.scheme or "http", f"{netloc}:{settings.api_port}",
-                       f"/api/v1/calendar/{token}.ics", "", ""))
+                       f"/api/calendar/{token}.ics", "", ""))
 
 
 def _check_kind(kind: str) -> str:

@@ -70,7 +70,7 @@ def test_account_makes_a_private_calendar_link_the_api_serves(desk, make_setting
     [link] = [c.value for c in at.code]
     parts = urlsplit(link)
     assert (parts.hostname, parts.port) == ("127.0.0.1", 8502)
-    assert parts.path.startswith("/api/v1/calendar/clpcal_") and parts.path.endswith(".ics")
+    assert parts.path.startswith("/api/calendar/clpcal_") and parts.path.endswith(".ics")
     with serve(make_settings(desk.settings.database_url)) as url, httpx.Client() as client:
         feed = client.get(url + parts.path)
     assert feed.status_code == 200 and "BEGIN:VCALENDAR" in feed.text

@@ -46,8 +46,8 @@ def test_clipper_api_serves_and_stops_on_sigterm(sqlite_ctx: Context):
         poll(up, 30, "clipper api to answer")
         headers = {"Authorization": f"Bearer {tokens['sam']}"}
         with httpx.Client(base_url=base, headers=headers, timeout=30) as c:
-            assert c.get("/api/v1/me").json()["name"] == "sam"
-            with c.stream("GET", "/api/v1/alerts/stream") as stream:
+            assert c.get("/api/me").json()["name"] == "sam"
+            with c.stream("GET", "/api/alerts/stream") as stream:
                 lines = stream.iter_lines()
                 assert next(line for line in lines if line.startswith(":")) == ": subscribed"
                 asked = time.monotonic()

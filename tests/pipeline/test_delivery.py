@@ -1,7 +1,8 @@
 """Exported packages delivered to a real `rclone serve webdav` on loopback, on SQLite and
 PostgreSQL: identical files, never a second copy, retried with backoff while the drive is down
 and delivered when it comes back, failed at once for a remote rclone does not know, claimed by
-one of two deliverers, shown in the status object and on the clip page.
+one of two deliverers, shown in the status object (`delivered` once on the drive, `delivery`
+however it is going) and on the clip page.
 
 Time moves by passing `now=` to the deliverer, never by waiting; real processes are waited for
 by polling with a deadline.
@@ -139,7 +140,8 @@ def test_retry_delays_grow_by_three_to_half_an_hour() -> None:
 def test_no_remote_set_means_no_delivery(ctx: Context, tmp_path: Path) -> None:
     cid, _ = exported(ctx, tmp_path)
     assert deliveries(ctx) == []
-    assert clip_status(ctx, OPERATOR, cid)["delivered"] is None
+    status = clip_status(ctx, OPERATOR, cid)
+    assert status["delivered"] is None and status["delivery"] is None
     assert deliver_packages(ctx) == NOTHING
 
 
@@ -154,8 +156,10 @@ def test_export_is_delivered_identical_and_again_without_a_second_copy(
     assert row.remote_path == f"teamdrive:Clips/{day}/{package.name}"
     status = clip_status(ctx, OPERATOR, cid)
     assert status["status"] == "exported"
-    assert status["delivered"] == {"state": "pending", "remote_path": row.remote_path,
-                                   "attempts": 0, "error": None, "at": None}
+    assert status["delivered"] is None  # not on the drive yet
+    assert status["delivery"] == {"state": "pending", "remote": "teamdrive",
+                                  "path": f"Clips/{day}/{package.name}", "attempts": 0,
+                                  "error": None, "at": None}
     with webdav(tmp_path / "drive", port) as served:
         assert deliver_packages(ctx) == {**NOTHING, "delivered": 1}
         [row] = deliveries(ctx)
@@ -165,6 +169,9 @@ def test_export_is_delivered_identical_and_again_without_a_second_copy(
 
         # Exported again (the package rebuilt in place): delivered again, into the same folder.
         export_clip(ctx, cid, by="sam")
+        waiting = clip_status(ctx, OPERATOR, cid)
+        assert waiting["delivery"]["state"] == "pending"
+        assert waiting["delivered"]["path"] == f"Clips/{day}/{package.name}"  # the first copy
         assert deliver_packages(ctx) == {**NOTHING, "delivered": 1}
         rows = deliveries(ctx)
         assert [r.state for r in rows] == ["delivered", "delivered"]
@@ -173,10 +180,12 @@ def test_export_is_delivered_identical_and_again_without_a_second_copy(
         assert contents(landed(served, rows[1])) == contents(package)
 
     status = clip_status(ctx, OPERATOR, cid)
-    assert status["delivered"]["state"] == "delivered"
-    assert status["delivered"]["remote_path"] == rows[1].remote_path
-    assert status["delivered"]["attempts"] == 1 and status["delivered"]["error"] is None
-    assert datetime.fromisoformat(status["delivered"]["at"]) == rows[1].delivered_at
+    assert status["delivered"] == {"remote": "teamdrive", "path": f"Clips/{day}/{package.name}",
+                                   "at": status["delivered"]["at"]}
+    at = datetime.fromisoformat(status["delivered"]["at"])
+    assert at == rows[1].delivered_at and at.utcoffset() == timedelta(0)
+    assert status["delivery"] == {**status["delivered"], "state": "delivered", "attempts": 1,
+                                  "error": None}
     assert status["export_path"] == str(package)  # the keys that were there are unchanged
 
 
@@ -192,8 +201,11 @@ def test_drive_down_is_retried_with_backoff_and_delivered_when_it_is_back(
     assert "connection refused" in row.last_error
     assert row.next_attempt_at == t0 + timedelta(seconds=10)
     assert row.remote_path == f"teamdrive:Clips/{cid}/{package.name}"
-    shown = clip_status(ctx, OPERATOR, cid)["delivered"]
+    status = clip_status(ctx, OPERATOR, cid)
+    shown = status["delivery"]
+    assert status["delivered"] is None  # null until the package is on the drive
     assert shown["state"] == "pending" and shown["attempts"] == 1
+    assert (shown["remote"], shown["path"]) == ("teamdrive", f"Clips/{cid}/{package.name}")
     assert "connection refused" in shown["error"]
 
     assert deliver_packages(ctx, now=t0 + timedelta(seconds=9)) == NOTHING  # not due yet
@@ -207,6 +219,8 @@ def test_drive_down_is_retried_with_backoff_and_delivered_when_it_is_back(
         assert row.state == "delivered" and row.attempts == 3 and row.last_error is None
         assert row.delivered_at == later
         assert contents(landed(served, row)) == contents(package)
+    assert clip_status(ctx, OPERATOR, cid)["delivered"] == {
+        "remote": "teamdrive", "path": f"Clips/{cid}/{package.name}", "at": later.isoformat()}
 
 
 def test_a_drive_down_for_a_day_is_given_up(ctx: Context, tmp_path: Path) -> None:
@@ -227,8 +241,11 @@ def test_unknown_remote_fails_at_once_with_the_reason(ctx: Context, tmp_path: Pa
     [row] = deliveries(ctx)
     assert row.state == "failed" and row.attempts == 1
     assert "didn't find section in config file" in row.last_error
-    shown = clip_status(ctx, OPERATOR, cid)["delivered"]
+    status = clip_status(ctx, OPERATOR, cid)
+    shown = status["delivery"]
+    assert status["delivered"] is None
     assert shown["state"] == "failed" and shown["at"] is None
+    assert shown["remote"] == "nosuchdrive" and shown["path"].startswith("Clips/")
     assert "didn't find section" in shown["error"]
     assert deliver_packages(ctx, now=now() + timedelta(hours=1)) == NOTHING  # never again
 
@@ -285,9 +302,10 @@ def test_the_loop_in_clipper_up_delivers_within_seconds(ctx: Context, tmp_path: 
     try:
         with webdav(tmp_path / "drive", port) as served:
             cid, package = exported(ctx, tmp_path)
-            shown = poll(lambda: (d := clip_status(ctx, OPERATOR, cid)["delivered"])
-                         and d["state"] == "delivered" and d, 30, "the delivery")
-            assert contents(served / shown["remote_path"].split(":", 1)[1]) == contents(package)
+            shown = poll(lambda: clip_status(ctx, OPERATOR, cid)["delivered"], 30,
+                         "the delivery")
+            assert shown["remote"] == "teamdrive"
+            assert contents(served / shown["path"]) == contents(package)
     finally:
         loop.stop()
     assert not loop.is_alive()

@@ -149,8 +149,8 @@ def test_calendar_tokens_and_their_url(people, tmp_path):
     assert actor_for_token(ctx, feed["token"]) is None  # no API token
     settings = Settings.from_env({"CLIPPER_HOME": str(tmp_path)})
     assert calendar_url(settings, "clpcal_abc") == \
-        "http://127.0.0.1:8502/api/v1/calendar/clpcal_abc.ics"
+        "http://127.0.0.1:8502/api/calendar/clpcal_abc.ics"
     public = Settings.from_env({"CLIPPER_HOME": str(tmp_path),
                                 "CLIPPER_BASE_URL": "https://desk.example.org/clipper",
                                 "CLIPPER_API_PORT": "9443"})
-    assert calendar_url(public, "t") == "https://desk.example.org:9443/api/v1/calendar/t.ics"
+    assert calendar_url(public, "t") == "https://desk.example.org:9443/api/calendar/t.ics"
