@@ -36,3 +36,16 @@ def test_rota_benchmark_runs_on_both_databases() -> None:
         for label in ("grid", "list_shifts", "gaps"):
             assert re.search(rf"\[{backend}\] {label} +\d+ rows  median +[\d.]+ ms, "
                              rf"p95 +[\d.]+ ms over 3 runs", out), out
+
+
+def test_live_asr_benchmark_quick_mode_runs() -> None:
+    """One Whisper channel (10/8) and one captioned channel airing a 42 s programme: about a
+    minute, most of it airtime."""
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "live_asr.py"), "--quick"],
+                         capture_output=True, text=True, timeout=240, check=True).stdout
+    assert re.search(r"offline \(order A\): WER [\d.]+, the watches find \d of 2 phrases", out), out
+    assert re.search(r"whisper 10/8 +\d+ +\d+ +\d+  (p50|n/a)", out), out
+    # Captions carry the text exactly: both phrases alert, no near-miss does.
+    assert re.search(r"captions +2 +0 +0  p50 +-?[\d.]+ s, p95", out), out
+    assert re.search(r"10/8: [\d.]+ CPU s per audio s per channel", out), out
+    assert re.search(r"Peak RSS: recorder \d+ MB, 10/8 \d+ MB; whole tree \d+ MB", out), out
