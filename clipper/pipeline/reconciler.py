@@ -29,8 +29,9 @@ from clipper.storage.tables import Clip, StageRun, utcnow
 log = logging.getLogger(__name__)
 
 #: A job RQ calls started but whose run has not opened yet (it is between dequeue and its first
-#: transaction) is given this long before it counts as lost.
-START_GRACE = timedelta(seconds=60)
+#: transaction) is given this long before it counts as lost. Short is safe: if the first copy
+#: was only slow, whichever copy opens its run second finds the other's live lease and stops.
+START_GRACE = timedelta(seconds=20)
 #: Redis's and the database's clocks may differ a little (other hosts).
 CLOCK_SKEW = timedelta(seconds=5)
 

@@ -319,7 +319,8 @@ def _defer(ctx: Context, stage: Stage, inp: StageInput, later: StageDeferred,
     with ctx.db.session() as session:
         run = session.get(StageRun, inp.run_id)
         run.ended_at, run.seconds = utcnow(), seconds
-        run.detail = {"deferred_until": at, "reason": later.reason}
+        # Merged: a retried run keeps its "transient" mark beside when it runs again.
+        run.detail = {**(run.detail or {}), "deferred_until": at, "reason": later.reason}
         clip = lock_clip(session, inp.clip_id)
         if not _current(stage, inp, clip):
             return False
