@@ -498,7 +498,10 @@ def run_live_asr(ctx: Context, *, on_segments: OnSegments | None = None,
                  only: Iterable[str] = (), window: float = DEFAULT_WINDOW,
                  hop: float = DEFAULT_HOP) -> int:
     """The `clipper live-asr` process: transcribe until SIGTERM or SIGINT (Ctrl-C)."""
+    from clipper.pipeline.worker import lower_priority
+
     logging.getLogger().setLevel(ctx.settings.log_level)
+    lower_priority()
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:

@@ -60,7 +60,21 @@ def make_worker(ctx: Context, names: Sequence[str],
                          name=worker_name())
 
 
+#: How much less CPU priority the background work (workers, the live transcriber) takes: on two
+#: cores a surge of flags must be accepted at once even while ffmpeg and Whisper run.
+BACKGROUND_NICE = 5
+
+
+def lower_priority(step: int = BACKGROUND_NICE) -> None:
+    """Make this process (and the ffmpeg it starts) yield the CPU to flags, pages and the API."""
+    try:
+        os.nice(step)
+    except OSError:  # not permitted here: run at the normal priority
+        pass
+
+
 def run_worker(ctx: Context, names: Sequence[str], *, burst: bool = False) -> bool:
     watch_parent()  # under `clipper up`: stop, then kill our group (scheduler, ffmpeg) if it dies
+    lower_priority()
     worker = make_worker(ctx, names)
     return worker.work(burst=burst, logging_level=ctx.settings.log_level, with_scheduler=not burst)
