@@ -147,7 +147,11 @@ def test_the_next_up_stops_what_a_killed_one_left_and_nothing_else(tmp_path: Pat
         proc.suspend()
     old.proc.kill()
     old.proc.wait(10)
-    assert all(_alive(p) for p in old.tree)
+    # A process that ended by itself before it was frozen (a helper, or a child between its
+    # restarts) leaves nothing behind. Redis and the worker are the leftovers that matter.
+    old.tree = [p for p in old.tree if _alive(p)]
+    assert {old.state["redis_pid"], old.state["children"]["worker-1"]} <= {p.pid
+                                                                           for p in old.tree}
     # Two strangers named in the stale up.json: a pid whose start time differs (the number was
     # reused), and one that started then but is another program. Neither may be touched.
     reused = subprocess.Popen(["sleep", "60"])
