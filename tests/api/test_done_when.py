@@ -16,7 +16,6 @@ end. Jobs run in this process; time moves by passing `now=` to the deliverer, ne
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -112,8 +111,6 @@ def test_an_approve_press_approves_as_the_linked_user(ctx, slack, hook, api):
     assert [path for path, _ in hook.posts] == ["/actions/sam"]
 
 
-@pytest.mark.skipif(shutil.which("rclone") is None,
-                    reason="rclone is not installed (scripts/setup.sh installs it)")
 def test_an_exported_package_lands_on_the_drive_once_after_it_was_down(api, ctx, cli,
                                                                         tmp_path):
     port = free_port()

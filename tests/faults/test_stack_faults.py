@@ -197,7 +197,8 @@ def small_media_disk(tmp_path: Path) -> Iterator[Path]:
         with tmpfs(tmp_path / "disk", "32m") as mount:
             yield mount
     except OSError as exc:  # CalledProcessError too: mount refused (not root, no CAP_SYS_ADMIN)
-        pytest.skip(f"cannot mount a tmpfs here: {exc}")
+        # .ci/run runs as root (it starts PostgreSQL and Redis itself): a refusal is a failure.
+        pytest.fail(f"cannot mount a tmpfs here (the disk-full cases need root): {exc}")
 
 
 def worker(env: dict[str, str], queues: str, *, burst: bool = False) -> subprocess.Popen:

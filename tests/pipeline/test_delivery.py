@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import shutil
 import socket
 import subprocess
 import threading
@@ -38,9 +37,7 @@ from clipper.pipeline.packaging import export_clip
 from clipper.services.clips import clip_status
 from clipper.storage.tables import Clip, Delivery, Flag, RenderRow, Source
 
-pytestmark = [pytest.mark.services,
-              pytest.mark.skipif(shutil.which("rclone") is None,
-                                 reason="rclone is not installed (scripts/setup.sh installs it)")]
+pytestmark = pytest.mark.services  # rclone: installed by scripts/setup.sh
 
 OPERATOR = Actor.operator("ann")
 NOTHING = {"delivered": 0, "retrying": 0, "failed": 0}
