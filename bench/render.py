@@ -101,12 +101,13 @@ def grab(render, frames: Path, at: float) -> Path:  # type: ignore[no-untyped-de
     return out
 
 
-def _package_strategy(clip: Path, work: Path, n: float, opts: dict) -> None:
-    print("package strategy (render_package_shapes): 16x9 alone, then 1x1 + 9x16 in one process:")
+def _package_strategy(clip: Path, work: Path, n: float, opts: dict, fit: str = "crop") -> None:
+    print(f"package strategy (render_package_shapes), fit {fit}: 16x9 alone, then 1x1 + 9x16 "
+          "in one process:")
     done: list[float] = []
     started = time.monotonic()
     timed("16x9, then 1x1+9x16", n, lambda: render_package_shapes(
-        clip, [RenderRequest(work / f"p-{s}.mp4", s) for s in ("16x9", "1x1", "9x16")],
+        clip, [RenderRequest(work / f"p-{s}.mp4", s, fit) for s in ("16x9", "1x1", "9x16")],
         progress=lambda f, _s: done.append(time.monotonic() - started) if f >= 1.0 else None,
         **opts), [])
     print(f"  -> first shape ready {done[0]:.1f} s = {done[0] / n:.2f}x, all three "
@@ -121,6 +122,8 @@ def main() -> None:
     ap.add_argument("--package-only", action="store_true",
                     help="only the package strategy (render_package_shapes): "
                          "the figure that counts")
+    ap.add_argument("--fit", choices=("crop", "pad"), default="crop",
+                    help="the fit of the package strategy's 1x1 and 9x16")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="clipper_bench_render_"))
     clip, words = make_clip(work, args.seconds)
@@ -130,7 +133,7 @@ def main() -> None:
     results: list[tuple[str, float]] = []
     opts = {"words": words, "attribution": "Clipper News · 23 Nov 2026"}
     if args.package_only:
-        _package_strategy(clip, work, n, opts)
+        _package_strategy(clip, work, n, opts, args.fit)
         return
     print("one shape per process, 16x9 first:")
     renders = [timed(f"{shape} {fit}", n, lambda s=shape, f=fit: render_shape(

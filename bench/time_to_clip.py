@@ -83,6 +83,7 @@ class RssSampler(threading.Thread):
         self.root, self.peak, self.peak_pss, self.stop_flag = psutil.Process(pid), 0, 0, False
         self.others = [psutil.Process(p) for p in others]  # e.g. Redis, which daemonizes
         self.at_peak: list[tuple[str, int, int]] = []  # (process, rss, pss) when RSS peaked
+        self.each: dict[str, int] = {}  # the highest RSS of each kind of process, at any time
 
     def run(self) -> None:
         while not self.stop_flag:
@@ -97,11 +98,38 @@ class RssSampler(threading.Thread):
                 except psutil.Error:  # exited between listing and reading
                     continue
                 seen.append((cmd, info.rss, info.pss))
+                kind = process_kind(p.cmdline())
+                self.each[kind] = max(self.each.get(kind, 0), info.rss)
             rss, pss = sum(s[1] for s in seen), sum(s[2] for s in seen)
             if rss > self.peak:
                 self.peak, self.at_peak = rss, sorted(seen, key=lambda s: -s[1])
             self.peak_pss = max(self.peak_pss, pss)
             time.sleep(0.2)
+
+
+def process_kind(cmdline: list[str]) -> str:
+    """"worker", "ffmpeg", "dashboard", "redis-server"…: what a process of the stack is."""
+    if "clipper.cli" in cmdline:
+        return "clipper " + cmdline[cmdline.index("clipper.cli") + 1]
+    if "streamlit" in cmdline:
+        return "dashboard (streamlit)"
+    return Path(cmdline[0]).name if cmdline else "?"
+
+
+def stage_timeline(ctx: Context, clip_id: int, flagged: float) -> dict:
+    """Seconds from the flag to each stage's start and end, and each run's steps (the profile):
+    {"fetch": {"start": s, "end": s, "steps": {...}}, ...} for the clip's last runs."""
+    from sqlalchemy import select
+
+    from clipper.storage.tables import StageRun
+
+    with ctx.db.read() as session:
+        runs = session.scalars(select(StageRun).where(StageRun.clip_id == clip_id,
+                                                      StageRun.error.is_(None))
+                               .order_by(StageRun.id)).all()
+        return {r.stage: {"start": r.started_at.timestamp() - flagged,
+                          "end": r.ended_at.timestamp() - flagged if r.ended_at else None,
+                          "steps": (r.detail or {}).get("steps", {})} for r in runs}
 
 
 def wait_ready(ctx: Context, clip_id: int, t0: float, timeout: float = 300) -> tuple[float, dict]:
@@ -117,9 +145,11 @@ def wait_ready(ctx: Context, clip_id: int, t0: float, timeout: float = 300) -> t
 
 
 def flag_one(ctx: Context, url: str, start: float, who: str) -> tuple[float, dict]:
-    t0 = time.perf_counter()
+    t0, flagged = time.perf_counter(), time.time()
     res = file_flag(ctx, Actor.operator(who), url, start, start + CLIP)
-    return wait_ready(ctx, res.clip_id, t0)
+    took, st = wait_ready(ctx, res.clip_id, t0)
+    return took, {**st, "timeline": stage_timeline(ctx, res.clip_id, flagged),
+                  "merged": res.merged}
 
 
 def run_clipper(url: str, starts: list[float], burst_starts: list[float], workers: int,
@@ -149,7 +179,8 @@ def run_clipper(url: str, starts: list[float], burst_starts: list[float], worker
         proc.wait(60)
         ctx.close()
     return {"sequential": seq, "burst": results, "peak_rss": sampler.peak,
-            "peak_pss": sampler.peak_pss, "at_peak": sampler.at_peak, "dashboard": dashboard}
+            "peak_pss": sampler.peak_pss, "at_peak": sampler.at_peak, "each": sampler.each,
+            "dashboard": dashboard}
 
 
 def baseline(folder: Path, url: str, starts: list[float]) -> list[float]:
@@ -220,23 +251,55 @@ def report(r: dict, base: list[float], duration: float) -> None:
     print(f"\nsource: {duration:.0f} s 1280x720p25 HLS over loopback; clips of {CLIP:.0f} s")
     print(f"sequential ({len(seq)}): p50 {percentile(seq, .5):.2f} s  "
           f"p95 {percentile(seq, .95):.2f} s  (targets 6 / 12)")
+    p50 = percentile(seq, .5)
+    print(f"  p95 / p50 = {percentile(seq, .95) / p50:.2f} (target <= 1.5)")
     print(f"burst of {len(burst)}:   p50 {percentile(burst, .5):.2f} s  "
-          f"p95 {percentile(burst, .95):.2f} s  last ready {max(burst):.2f} s")
-    for stage in ("fetch", "cut", "asr"):
-        vals = [st["stages"][stage]["seconds"] for _, st in r["sequential"]
-                if stage in st["stages"]]
-        print(f"  median {stage:<5} {statistics.median(vals):.2f} s")
+          f"p95 {percentile(burst, .95):.2f} s  first ready {min(burst):.2f} s "
+          f"= {min(burst) / p50:.2f}x seq p50 (target <= 1.5x)  last ready {max(burst):.2f} s "
+          f"= {max(burst) / p50:.2f}x seq p50 (target <= 4x)")
+    own = [t for t, st in r["burst"] if not st["merged"]]
+    print(f"  of which {len(own)} made clips of their own (the others joined an overlapping "
+          f"flag's clip): first ready {min(own):.2f} s = {min(own) / p50:.2f}x seq p50, "
+          f"last {max(own):.2f} s = {max(own) / p50:.2f}x")
+    print("  each burst flag: " + ", ".join(
+        f"{t:.1f} s ({'joined ' if st['merged'] else ''}clip {st['id']}, "
+        f"{(st['end'] or 0) - (st['start'] or 0):.0f} s)" for t, st in r["burst"]))
+    profile(r["sequential"])
     parts = ("Redis + workers + RQ scheduler + supervisor"
              + (" + dashboard" if r["dashboard"] else ""))
     print(f"peak memory of the stack ({parts}): RSS summed {r['peak_rss'] / 2**20:.0f} MB, "
           f"PSS {r['peak_pss'] / 2**20:.0f} MB (budget 1536 MB)")
     for cmd, rss, pss in r["at_peak"]:
         print(f"  at the RSS peak: {rss / 2**20:5.0f} MB RSS {pss / 2**20:5.0f} MB PSS  {cmd[:90]}")
+    print("highest RSS of each kind of process during the run (budget: an asr worker 600 MB):")
+    for kind, rss in sorted(r["each"].items(), key=lambda kv: -kv[1]):
+        print(f"  {rss / 2**20:5.0f} MB  {kind}")
     if base:
         ratio = statistics.median(base) / percentile(seq, .5)
         print(f"by-hand baseline ({len(base)} clips): "
               f"median {statistics.median(base):.1f} s per clip; "
               f"Clipper is {ratio:.1f}x faster (target >= 4x)")
+
+
+def profile(clips: list[tuple[float, dict]]) -> None:
+    """Median of each stage, of each step inside it, and of the waits between them."""
+    med = statistics.median
+    timelines = [st["timeline"] for _, st in clips]
+    print("where the time goes (medians over the sequential clips, seconds from the flag):")
+    for stage in ("fetch", "cut", "asr"):
+        runs = [t[stage] for t in timelines if stage in t and t[stage]["end"] is not None]
+        if not runs:
+            continue
+        print(f"  {stage:<6} starts {med([r['start'] for r in runs]):5.2f}  ends "
+              f"{med([r['end'] for r in runs]):5.2f}  took "
+              f"{med([r['end'] - r['start'] for r in runs]):5.2f}")
+        names = dict.fromkeys(n for r in runs for n in r["steps"])
+        for name in names:
+            print(f"      {name:<32} {med([r['steps'].get(name, 0.0) for r in runs]):5.2f}")
+    ends = [max(r["end"] or 0 for r in t.values()) for t in timelines if t]
+    total = [took for took, _ in clips]
+    print(f"  last stage ends {med(ends):5.2f}; ready seen {med(total):5.2f} "
+          "(the rest: status polling and the finishing transaction)")
 
 
 if __name__ == "__main__":

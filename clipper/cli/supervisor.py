@@ -22,6 +22,7 @@ from clipper.errors import Conflict
 from clipper.permissions import Actor
 from clipper.pipeline.delivery import PackageDeliveryLoop
 from clipper.pipeline.notifications import DeliveryLoop
+from clipper.pipeline.stages import worker_queues
 from clipper.settings import Settings
 from clipper.storage import broker
 from clipper.storage.database import Database
@@ -243,7 +244,8 @@ def _attempt(step: Any, what: str) -> None:
 def _children(env: dict[str, str], workers: int, dashboard: bool, port: int,
               address: str) -> list[Child]:
     py = sys.executable
-    kids = [Child(f"worker-{i + 1}", [py, "-m", "clipper.cli", "worker"], env)
+    kids = [Child(f"worker-{i + 1}", [py, "-m", "clipper.cli", "worker", "--queues",
+                                      ",".join(worker_queues(i, workers))], env)
             for i in range(workers)]
     # Always: it idles without channels; a dead one is back within 5 s (the delay cap + tick).
     kids.append(Child("recorder", [py, "-m", "clipper.cli", "record"], env, max_delay=4.0))

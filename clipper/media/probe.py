@@ -189,3 +189,41 @@ def edit_list_lag(path: Path) -> float:
     raw = [int(p["pts"]) for p in data.get("packets") or [] if p.get("pts") not in (None, "N/A")]
     after = [p for p in raw if p >= media_time]
     return (min(after) - media_time) * int(num) / int(den) if after else 0.0
+
+
+def avc_parameter_sets(path: Path) -> set[bytes] | None:
+    """The SPS and PPS NAL units in an MP4's first `avcC` box (read in Python, no ffmpeg: the
+    cut compares its re-encoded edges' with the source's); None when it has none."""
+    buf = _read_moov(Path(path))
+    moov = _child(buf, 0, len(buf), "moov")
+    for kind, s, e in _boxes(buf, *moov) if moov else ():
+        stsd = _descend(buf, s, e, ("mdia", "minf", "stbl", "stsd")) if kind == "trak" else None
+        # stsd: version/flags and entry count, then sample entries; avc1's children start
+        # after its 78 bytes of visual sample entry fields.
+        entry = next(_boxes(buf, stsd[0] + 8, stsd[1]), None) if stsd else None
+        if entry and entry[0] in ("avc1", "avc3"):
+            avcc = _child(buf, entry[1] + 78, entry[2], "avcC")
+            return _avcc_nals(buf[avcc[0]:avcc[1]]) if avcc else None
+    return None
+
+
+def _descend(buf: bytes, start: int, end: int, path: tuple[str, ...]) -> tuple[int, int] | None:
+    span: tuple[int, int] | None = (start, end)
+    for kind in path:
+        span = _child(buf, *span, kind) if span else None
+    return span
+
+
+def _avcc_nals(box: bytes) -> set[bytes] | None:
+    """SPS and PPS from an AVCDecoderConfigurationRecord."""
+    try:
+        nals, pos = [], 5
+        for mask in (0x1F, 0xFF):  # SPS count (low 5 bits), then PPS count
+            count, pos = box[pos] & mask, pos + 1
+            for _ in range(count):
+                size, = struct.unpack(">H", box[pos:pos + 2])
+                nals.append(box[pos + 2:pos + 2 + size])
+                pos += 2 + size
+    except (IndexError, struct.error):
+        return None
+    return {n.rstrip(b"\x00") for n in nals if n} or None

@@ -38,6 +38,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
+from clipper import steps
 from clipper.context import Context
 from clipper.errors import (
     ClipperError,
@@ -80,9 +81,11 @@ def run_stage(ctx: Context, stage_name: str, clip_id: int, version: int) -> str 
 
 def _work_and_finish(ctx: Context, stage: Stage, inp: StageInput, t0: float) -> str | Deferred:
     try:
-        with Lease(ctx, inp.run_id), shutdown.running_stage():
+        with Lease(ctx, inp.run_id), shutdown.running_stage(), steps.recording() as timed:
             shutdown.check()
             out = stage.work(ctx, inp)
+        if timed:  # where the stage spent its time (the profile bench/time_to_clip.py prints)
+            out.detail = {**out.detail, "steps": timed}
     except StageDeferred as later:
         moved = _defer(ctx, stage, inp, later, time.perf_counter() - t0)
         return Deferred(later.until) if moved else "stale"

@@ -49,7 +49,9 @@ class Stage:
 
 STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage("fetch", queue="fetch", status="fetching", starts_in=frozenset({"queued", "fetching"}),
-          then=("cut", "asr"), finishes_as=frozenset({"cutting"}), progress=(0.0, 0.3),
+          # The transcription first: with two workers the idle one (the one holding Whisper)
+          # takes it at once, and the one that fetched goes on to cut.
+          then=("asr", "cut"), finishes_as=frozenset({"cutting"}), progress=(0.0, 0.3),
           work=work.fetch, advance=work.after_fetch),
     Stage("cut", queue="media", status="cutting", starts_in=frozenset({"cutting"}),
           then=(), finishes_as=frozenset({"ready", "transcribing"}), progress=(0.3, 0.5),
@@ -68,6 +70,19 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
 #: flight (transcription, cuts) before fetching new ones; renders wait for reviewed clips.
 WORKER_ORDER: tuple[str, ...] = ("asr", "media", "fetch", "render")
 QUEUES: tuple[str, ...] = tuple(dict.fromkeys(s.queue for s in STAGES.values()))
+#: With two workers or more, one holds the Whisper model and transcribes (cutting or fetching
+#: when nothing waits to be transcribed) and the others cut, fetch and render: Whisper on the
+#: second of two cores finishes no sooner than one after the other (FACTS: "The CPU"), each
+#: model costs ~250 MB, and a long render never holds up a transcription.
+ASR_WORKER: tuple[str, ...] = ("asr", "media", "fetch")
+MEDIA_WORKER: tuple[str, ...] = ("media", "fetch", "render")
+
+
+def worker_queues(index: int, count: int) -> tuple[str, ...]:
+    """Pure: the queues, in order of preference, of worker `index` (from 0) of `count`."""
+    if count <= 1:
+        return WORKER_ORDER
+    return ASR_WORKER if index == 0 else MEDIA_WORKER
 #: Statuses in which some stage runs or is due.
 WORKING_STATUSES: frozenset[str] = frozenset().union(
     *(s.starts_in | {s.status} for s in STAGES.values()))

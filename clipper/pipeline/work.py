@@ -11,6 +11,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from sqlalchemy.orm import Session
 from clipper.context import Context
 from clipper.domain import Segment, Transcript, Word
 from clipper.errors import PermanentError, StageDeferred, TransientError
+from clipper.steps import in_context, step
 from clipper.storage.tables import Channel, Clip, LiveAsrState, LiveSegment, TranscriptRow
 
 Progress = Callable[[float], None]
@@ -104,8 +106,9 @@ def fetch(ctx: Context, inp: StageInput) -> StageOutput:
         return StageOutput(detail={"skipped": True, "kind": inp.source_kind})
     dest = ctx.settings.media_dir / "sources" / str(inp.source_id)
     scratch = inp.workdir()
-    section = source_kind(inp.source_kind).section(inp.location, inp.start, inp.end,
-                                                   ctx=ctx, dest_dir=scratch)
+    with step("fetch section"):
+        section = source_kind(inp.source_kind).section(inp.location, inp.start, inp.end,
+                                                       ctx=ctx, dest_dir=scratch)
     path = section.media.path
     if path.resolve().is_relative_to(scratch.resolve()):  # fetched: keep it; a local file stays
         path = publish(path, dest / path.name)
@@ -143,7 +146,9 @@ def cut(ctx: Context, inp: StageInput) -> StageOutput:
         raise PermanentError("The fetched section is missing from disk.",
                              "Retry the clip to fetch it again.")
     offset = inp.section_offset or 0.0
-    available = offset + probe_media(section).duration
+    with step("probe section"):
+        info = probe_media(section)
+    available = offset + info.duration
     start, end = recorded_span(inp, offset, available)
     if start >= available - 0.04:
         raise PermanentError(f"The clip starts at {start:.2f} s, after the end of the media "
@@ -155,8 +160,15 @@ def cut(ctx: Context, inp: StageInput) -> StageOutput:
     end = min(end, available)
     out_dir, scratch = clip_dir(ctx, inp.clip_id, inp.version), inp.workdir()
     check_free_space(scratch, needed_bytes(section.stat().st_size, end - start, available - offset))
-    result = cut_clip(section, start - offset, end - offset, scratch / "clip.mp4")
-    thumb = make_thumbnail(result.path, scratch / "thumb.jpg")
+    # The thumbnail (the middle frame) comes from the section, beside the cut, not after it.
+    def thumbnail() -> Path:
+        with step("thumbnail (beside the cut)"):
+            return make_thumbnail(section, scratch / "thumb.jpg", at=(start + end) / 2 - offset)
+
+    with ThreadPoolExecutor(1) as side:
+        thumb_made = side.submit(in_context(thumbnail))
+        result = cut_clip(section, start - offset, end - offset, scratch / "clip.mp4", info)
+        thumb = thumb_made.result()
     media = publish(result.path, out_dir / "clip.mp4")
     thumb = publish(thumb, out_dir / "thumb.jpg")
     return StageOutput(
@@ -208,27 +220,65 @@ def transcribe(ctx: Context, inp: StageInput) -> StageOutput:
     start, end = recorded_span(inp, offset, inp.section_end or inp.end)
     transcript = (caption_transcript(ctx, inp.location, start, end)
                   if inp.source_kind == "channel" else None)
+    heard = 0.0
     if transcript is None:
-        transcript = _whisper(ctx, inp, scratch, start - offset, end - start)
-    files = {key: str(publish(Path(made), out_dir / Path(made).name))
-             for key, made in write_transcript_files(transcript, scratch).items()}
+        transcript, heard = _whisper(ctx, inp, scratch, start - offset, end - start)
+    with step("subtitle files"):
+        files = {key: str(publish(Path(made), out_dir / Path(made).name))
+                 for key, made in write_transcript_files(transcript, scratch).items()}
 
     def apply(session: Session, clip: Clip) -> None:
         store_transcript(session, clip, transcript, by="system")
 
     return StageOutput(updates=files, apply=apply,
-                       detail={"engine": transcript.engine, "words": len(transcript.words())})
+                       detail={"engine": transcript.engine, "words": len(transcript.words()),
+                               "whisper_seconds": round(heard, 3)})
 
 
 def _whisper(ctx: Context, inp: StageInput, scratch: Path, at: float,
-             seconds: float) -> Transcript:
+             seconds: float) -> tuple[Transcript, float]:
+    """Whisper on `seconds` of the section's audio from `at` (section time) — only on the parts
+    of it no earlier transcription of the source was sure of (a merge widened the clip, or
+    another clip overlaps it); what it hears is kept for the next one. Returns the transcript
+    and the seconds of audio Whisper heard."""
+    from clipper.pipeline.heard import engine_key, heard_dir, load_heard, save_heard
+    from clipper.transcribe import get_engine
+    from clipper.transcribe.reuse import Heard, combine, heard_from, on_clip, plan_reuse
+
+    with step("load model"):
+        engine = get_engine(ctx.settings)
+    offset = inp.section_offset or 0.0
+    want = (at + offset, at + offset + seconds)  # on the source's timeline
+    folder = heard_dir(ctx, inp.source_id)
+    key = engine_key(engine.name, engine.model_name, getattr(engine, "beam_size", 0))
+    with step("reuse earlier transcriptions"):
+        plan = plan_reuse(want, load_heard(folder, key, want))
+    if plan is None:
+        transcript = _hear(engine, inp, scratch, at, seconds, inp.progress)
+        heard, new_seconds = Heard(*want, heard_from(transcript, want[0])), seconds
+    else:
+        new = {side: _hear(engine, inp, scratch, w.start - offset, w.end - w.start)
+               for side, w in (("before", plan.before), ("after", plan.after)) if w}
+        heard = combine(plan, *(heard_from(new[side], w.start) if w else ()
+                                for side, w in (("before", plan.before), ("after", plan.after))))
+        language = next((t.language for t in new.values() if t.language), "en")
+        transcript = on_clip(heard, *want, language=language, engine=engine.name,
+                             model=engine.model_name)
+        new_seconds = sum(w.end - w.start for w in (plan.before, plan.after) if w)
+        inp.progress(1.0)
+    save_heard(folder, key, heard)
+    return transcript, new_seconds
+
+
+def _hear(engine: Any, inp: StageInput, scratch: Path, at: float, seconds: float,
+          progress: Progress | None = None) -> Transcript:
     """Whisper on `seconds` of the section's audio from `at` (section time)."""
     from clipper.media.extract_audio import extract_audio
-    from clipper.transcribe import get_engine
 
-    engine = get_engine(ctx.settings)
-    wav = extract_audio(Path(inp.section_path or ""), at, seconds, scratch / "audio.wav")
-    return engine.transcribe(wav, progress=inp.progress)
+    with step("extract audio"):
+        wav = extract_audio(Path(inp.section_path or ""), at, seconds,
+                            scratch / f"audio-{at:.3f}.wav")
+    return engine.transcribe(wav, progress=progress)
 
 
 def caption_transcript(ctx: Context, channel_name: str, start: float,

@@ -10,6 +10,7 @@ from typing import Any
 from clipper.domain import Segment, Transcript, Word
 from clipper.errors import InvalidInput
 from clipper.settings import Settings
+from clipper.steps import step
 from clipper.transcribe.engine import Progress, cached_model
 from clipper.transcribe.speech import load_audio, place_segments, speech_regions
 
@@ -68,22 +69,27 @@ class FasterWhisperEngine:
 
     def transcribe(self, media: Path, *, progress: Progress | None = None) -> Transcript:
         """Transcript of `media`; a file with no speech (or no audio) gives an empty one."""
-        audio = load_audio(media)
+        with step("load audio"):
+            audio = load_audio(media)
         english_only = not self.model.model.is_multilingual
-        regions = speech_regions(audio.samples)
+        with step("speech regions"):
+            regions = speech_regions(audio.samples)
         segments: list[Segment] = []
         language = "en" if english_only else ""
         if regions:
-            pieces, info = self.model.transcribe(
-                audio.samples, beam_size=self.beam_size, word_timestamps=True, vad_filter=True,
-                language="en" if english_only else None)
+            with step("whisper features and VAD"):
+                pieces, info = self.model.transcribe(
+                    audio.samples, beam_size=self.beam_size, word_timestamps=True,
+                    vad_filter=True, language="en" if english_only else None)
             language = info.language
             raw = []
-            for piece in pieces:  # lazy: decoding happens as we iterate
-                words = [Word(float(w.start), float(w.end), w.word) for w in piece.words or ()]
-                raw.append((float(piece.start), float(piece.end), piece.text, words))
-                if progress and audio.duration:
-                    progress(min(1.0, piece.end / audio.duration))
+            with step("whisper decode"):
+                for piece in pieces:  # lazy: decoding happens as we iterate
+                    words = [Word(float(w.start), float(w.end), w.word)
+                             for w in piece.words or ()]
+                    raw.append((float(piece.start), float(piece.end), piece.text, words))
+                    if progress and audio.duration:
+                        progress(min(1.0, piece.end / audio.duration))
             segments = place_segments(raw, regions, audio.offset)
         if progress:
             progress(1.0)

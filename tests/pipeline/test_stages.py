@@ -14,6 +14,7 @@ from clipper.pipeline.stages import (
     WORKING_STATUSES,
     Stage,
     stage_for_status,
+    worker_queues,
 )
 
 FIRST = "queued"  # a new or re-queued clip waits here for the first stage
@@ -61,6 +62,16 @@ def test_each_stage_has_a_queue_a_share_of_progress_and_functions(stage: Stage) 
 
 def test_a_worker_on_all_queues_serves_each_queue_once() -> None:
     assert sorted(WORKER_ORDER) == sorted(QUEUES)
+
+
+@pytest.mark.parametrize("count", [2, 3, 5])
+def test_several_workers_cover_every_queue_and_one_transcribes(count: int) -> None:
+    sets = [worker_queues(i, count) for i in range(count)]
+    assert set().union(*sets) == set(QUEUES)
+    assert [i for i, queues in enumerate(sets) if "asr" in queues] == [0]  # one Whisper model
+    assert "render" not in sets[0]  # a long render never holds up a transcription
+    assert all(len(set(q)) == len(q) and set(q) <= set(QUEUES) for q in sets)
+    assert worker_queues(0, 1) == WORKER_ORDER  # alone, it does everything
 
 
 def test_every_working_status_names_the_stage_it_waits_on() -> None:
