@@ -94,11 +94,11 @@ class RssSampler(threading.Thread):
                 procs = []
             for p in procs:
                 try:
-                    info, cmd = p.memory_full_info(), " ".join(p.cmdline()[:4])
+                    info, cmdline = p.memory_full_info(), p.cmdline()
                 except psutil.Error:  # exited between listing and reading
                     continue
-                seen.append((cmd, info.rss, info.pss))
-                kind = process_kind(p.cmdline())
+                seen.append((" ".join(cmdline[:4]), info.rss, info.pss))
+                kind = process_kind(cmdline)
                 self.each[kind] = max(self.each.get(kind, 0), info.rss)
             rss, pss = sum(s[1] for s in seen), sum(s[2] for s in seen)
             if rss > self.peak:
@@ -130,6 +130,24 @@ def stage_timeline(ctx: Context, clip_id: int, flagged: float) -> dict:
         return {r.stage: {"start": r.started_at.timestamp() - flagged,
                           "end": r.ended_at.timestamp() - flagged if r.ended_at else None,
                           "steps": (r.detail or {}).get("steps", {})} for r in runs}
+
+
+def stage_work_since(ctx: Context, since: float) -> dict[str, tuple[int, float, float]]:
+    """{stage: (runs, seconds in all, seconds of audio Whisper heard)} of the runs that began
+    after `since` (every version of every clip: merges re-run stages)."""
+    from sqlalchemy import select
+
+    from clipper.storage.tables import StageRun
+
+    out: dict[str, tuple[int, float, float]] = {}
+    with ctx.db.read() as session:
+        for r in session.scalars(select(StageRun)).all():
+            if r.started_at.timestamp() < since or r.seconds is None:
+                continue
+            n, total, heard = out.get(r.stage, (0, 0.0, 0.0))
+            out[r.stage] = (n + 1, total + r.seconds,
+                            heard + float((r.detail or {}).get("whisper_seconds") or 0.0))
+    return out
 
 
 def wait_ready(ctx: Context, clip_id: int, t0: float, timeout: float = 300) -> tuple[float, dict]:
@@ -168,11 +186,13 @@ def run_clipper(url: str, starts: list[float], burst_starts: list[float], worker
 
         def go(i: int, s: float) -> None:
             results[i] = flag_one(ctx, url, s, f"burst{i}")
+        burst_began = time.time()
         threads = [threading.Thread(target=go, args=(i, s)) for i, s in enumerate(burst_starts)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
+        work = stage_work_since(ctx, burst_began)
     finally:
         sampler.stop_flag = True
         proc.send_signal(2)
@@ -180,6 +200,7 @@ def run_clipper(url: str, starts: list[float], burst_starts: list[float], worker
         ctx.close()
     return {"sequential": seq, "burst": results, "peak_rss": sampler.peak,
             "peak_pss": sampler.peak_pss, "at_peak": sampler.at_peak, "each": sampler.each,
+            "burst_work": work,
             "dashboard": dashboard}
 
 
@@ -264,6 +285,10 @@ def report(r: dict, base: list[float], duration: float) -> None:
     print("  each burst flag: " + ", ".join(
         f"{t:.1f} s ({'joined ' if st['merged'] else ''}clip {st['id']}, "
         f"{(st['end'] or 0) - (st['start'] or 0):.0f} s)" for t, st in r["burst"]))
+    print("  the burst's stage runs (merges re-run a widened clip's stages): " + "; ".join(
+        f"{stage} {n} runs {total:.1f} s" + (f" (Whisper heard {heard:.0f} s of audio)"
+                                              if stage == "asr" else "")
+        for stage, (n, total, heard) in sorted(r["burst_work"].items())))
     profile(r["sequential"])
     parts = ("Redis + workers + RQ scheduler + supervisor"
              + (" + dashboard" if r["dashboard"] else ""))
