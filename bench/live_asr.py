@@ -2,14 +2,17 @@
 
 A loopback live server (testmedia/live.py, 2 s HLS segments with program-date-time) airs a
 reference programme of espeak-ng speech on N channels per Whisper window geometry (default
-30/25, the product's, and 10/8) and on N WebVTT-captioned channels: five sentences that end in a
+30/25 as shipped, with the quick pass that hears a watched channel's newest 8 s every 4 s for
+alerts, and 30/25 with it off: `30/25/q0`; `10/8` and the like work too) and on N
+WebVTT-captioned channels: five sentences that end in a
 phrase a watch looks for, five near-misses that must not alert (the phrase's words in another
 order, or beside the watch's excluded word), six other sentences. The programme starts with 10 s
 of silence (the recorder joins within it); channels alternate between two orders of the
 sentences. The real processes run as `clipper up` runs them: `clipper record` (captions and their
-watch matcher inside), one `clipper live-asr --window W --hop H` per geometry, and the outbox
-deliverer (`DeliveryLoop`, every second) posting to a loopback webhook that stamps arrivals.
-The run ends when every channel's transcript has passed the programme's last sentence.
+watch matcher inside), one `clipper live-asr --window W --hop H [--quick-hop Q]` per geometry,
+and the outbox deliverer (`DeliveryLoop`, every second) posting to a loopback webhook that
+stamps arrivals. The run ends when every channel's transcript has passed the programme's last
+sentence.
 
 Printed, per geometry and for captions:
 - alert latency p50/p95/max: air time of the last matched word (the end of its sentence, known
@@ -281,14 +284,24 @@ class _HookHandler(http.server.BaseHTTPRequestHandler):
 class Geometry:
     window: float
     hop: float
+    quick_hop: float | None = None
+    """The quick pass's hop (`clipper live-asr --quick-hop`; 0: off); None: the product's."""
 
     @property
     def label(self) -> str:
-        return f"{self.window:g}/{self.hop:g}"
+        quick = "" if self.quick_hop is None else f"/q{self.quick_hop:g}"
+        return f"{self.window:g}/{self.hop:g}{quick}"
 
     @property
     def prefix(self) -> str:
-        return f"w{self.window:g}".replace(".", "_")
+        quick = "" if self.quick_hop is None else f"q{self.quick_hop:g}"
+        return f"w{self.window:g}{quick}".replace(".", "_")
+
+    @property
+    def args(self) -> list[str]:
+        """The transcriber's options."""
+        quick = [] if self.quick_hop is None else ["--quick-hop", f"{self.quick_hop:g}"]
+        return ["--window", str(self.window), "--hop", str(self.hop), *quick]
 
 
 @dataclass
@@ -537,11 +550,19 @@ def fmt(values: Sequence[float], unit: str = " s") -> str:
             f"{unit}, max {max(values):5.1f}{unit}")
 
 
+def geometry(text: str) -> Geometry:
+    """"30/25" or "30/25/q4" -> a Geometry."""
+    window, hop, *quick = text.split("/")
+    return Geometry(float(window), float(hop), float(quick[0].lstrip("q")) if quick else None)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--channels", type=int, default=2, help="channels per geometry, and captioned")
-    ap.add_argument("--geometry", default="30/25,10/8",
-                    help="Whisper window/hop seconds, one transcriber each (default 30/25,10/8)")
+    ap.add_argument("--geometry", default="30/25,30/25/q0",
+                    help="Whisper window/hop seconds, one transcriber each; /qN sets the quick "
+                         "pass's hop, /q0 turns it off (default 30/25 as shipped, with its quick "
+                         "pass over watched channels, and 30/25/q0 without it)")
     ap.add_argument("--capacity", type=int, default=0, metavar="N",
                     help="then measure N Whisper channels on one transcriber")
     ap.add_argument("--capacity-seconds", type=float, default=150.0)
@@ -550,7 +571,7 @@ def main() -> None:
     a = ap.parse_args()
     if a.quick:
         a.channels, a.geometry, a.capacity = 1, "10/8", 0
-    geometries = [Geometry(*map(float, g.split("/"))) for g in a.geometry.split(",")]
+    geometries = [geometry(g) for g in a.geometry.split(",")]
     load0 = os.getloadavg()
     print(f"Load average at start: {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f} "
           f"({os.cpu_count()} CPUs)", flush=True)
@@ -590,8 +611,7 @@ def watch_run(a: argparse.Namespace, geometries: list[Geometry], progs: list[Pro
         pids = {"recorder": stack.start("recorder", "record")}
         for g in geometries:
             names = ",".join(f.name for f in feeds if f.kind == g.label)
-            pids[g.label] = stack.start(g.label, "live-asr", "--channels", names, "--window",
-                                        str(g.window), "--hop", str(g.hop))
+            pids[g.label] = stack.start(g.label, "live-asr", "--channels", names, *g.args)
         sampler = Sampler(pids)
         sampler.start()
         deliverer = DeliveryLoop(ctx)  # as `clipper up` runs it: the outbox every second
@@ -710,8 +730,7 @@ def capacity_run(a: argparse.Namespace, g: Geometry, progs: list[Programme], ctx
         feeds = add_feeds(ctx, server, [(f"cap-{i}", g.label, progs[i % len(progs)])
                                         for i in range(n)])
         pids = {"recorder": stack.start("recorder", "record"),
-                "transcriber": stack.start("capacity", "live-asr", "--window", str(g.window),
-                                           "--hop", str(g.hop))}
+                "transcriber": stack.start("capacity", "live-asr", *g.args)}
         sampler = Sampler(pids)
         sampler.start()
         costs: dict[str, Cost] = {}

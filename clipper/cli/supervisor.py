@@ -244,8 +244,10 @@ def _attempt(step: Any, what: str) -> None:
 def _children(env: dict[str, str], workers: int, dashboard: bool, port: int,
               address: str) -> list[Child]:
     py = sys.executable
-    kids = [Child(f"worker-{i + 1}", [py, "-m", "clipper.cli", "worker", "--queues",
-                                      ",".join(worker_queues(i, workers))], env)
+    # One worker takes every queue (its default); of several, one holds Whisper (worker_queues).
+    queues = [["--queues", ",".join(worker_queues(i, workers))] if workers > 1 else []
+              for i in range(workers)]
+    kids = [Child(f"worker-{i + 1}", [py, "-m", "clipper.cli", "worker", *queues[i]], env)
             for i in range(workers)]
     # Always: it idles without channels; a dead one is back within 5 s (the delay cap + tick).
     kids.append(Child("recorder", [py, "-m", "clipper.cli", "record"], env, max_delay=4.0))

@@ -353,6 +353,45 @@ def match_segments(ctx: Context, actor: Actor, channel_id: int,
     words = stream([x for r in new for x in segment_words(r.words, r.text, r[0], r[1])],
                    [x for r in older for x in segment_words(r.words, r.text, r[0], r[1])],
                    since)
+    return _alert_on(ctx, name, plan, words)
+
+
+@requires("manage_watches")
+def match_heard(ctx: Context, actor: Actor, channel_id: int,
+                words: Sequence[tuple[float, float, str]]) -> list[int]:
+    """Match words just heard on a channel but not stored (the live transcriber's quick pass
+    over its last few seconds) against every watch on it; the ids of the alerts raised. The
+    same rules as `match_segments`: the stored transcript of those seconds, matched when it
+    comes, finds the alert already made (RATE_SECONDS) and raises no second one."""
+    if not words:
+        return []
+    with ctx.db.read() as session:
+        channel = session.get(Channel, int(channel_id))
+        plan = [] if channel is None else [
+            (w.id, w.name, w.auto_flag, w.notify_url, _parsed(w))
+            for w in session.scalars(select(Watch).order_by(Watch.id))
+            if _applies(w, channel.name)]
+        name = channel.name if channel is not None else ""
+    if not plan:
+        return []
+    return _alert_on(ctx, name, plan, [Word(a, b, w, True) for a, b, w in words])
+
+
+@requires("manage_watches")
+def watched_channel_ids(ctx: Context, actor: Actor) -> set[int]:
+    """The channels at least one watch applies to (the quick pass listens only to those)."""
+    with ctx.db.read() as session:
+        watches = session.scalars(select(Watch)).all()
+        if not watches:
+            return set()
+        return {c.id for c in session.scalars(select(Channel))
+                if any(_applies(w, c.name) for w in watches)}
+
+
+def _alert_on(ctx: Context, name: str, plan: Sequence[tuple[int, str, bool, str | None,
+                                                             Query | None]],
+              words: Sequence[Word]) -> list[int]:
+    """Alerts (and auto-flags) on channel `name` for each watch in `plan` matching `words`."""
     raised = []
     for watch_id, watch, auto_flag, url, query in plan:
         if query is None:

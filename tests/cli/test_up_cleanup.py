@@ -159,7 +159,7 @@ def test_the_next_up_stops_what_a_killed_one_left_and_nothing_else(tmp_path: Pat
     try:
         state_file = home / "run" / "up.json"
         state = json.loads(state_file.read_text())
-        worker = next(r for r in state["processes"] if r["cmdline"][-1] == "worker")
+        worker = next(r for r in state["processes"] if "worker" in r["cmdline"])
         state["processes"] += [
             {**worker, "pid": reused.pid, "create_time": worker["create_time"] - 1000},
             {**worker, "pid": other.pid, "create_time": psutil.Process(other.pid).create_time()}]

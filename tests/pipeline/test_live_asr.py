@@ -445,3 +445,53 @@ def test_scratch_folders_of_dead_processes_are_removed(sqlite_ctx, tmp_path):
     assert not made.exists()
     shutil.rmtree(mine)
 
+
+
+def test_the_quick_pass_hears_a_watched_channels_newest_seconds(sqlite_ctx, speech):
+    """For alerts within seconds: the newest 8 s of a watched channel are heard (nothing is
+    stored) as soon as they are recorded, then again each 4 s more, overlapping; an unwatched
+    channel, or one whose stored transcript is already there, is not."""
+    ctx = sqlite_ctx
+    cid = new_channel(ctx)
+    new_channel(ctx, "other")  # recorded as well, but no watch applies to it
+    t0 = BASE + speech.pieces[0].start
+    half = [p for p in speech.pieces if p.start + p.duration <= 20.0]
+    record(ctx, speech, keep=lambda p: p in half)
+    record(ctx, speech, "other", keep=lambda p: p in half)
+    heard: list[tuple[int, list]] = []
+    asr = LiveTranscriber(ctx, on_heard=lambda c, words: heard.append((c, words)),
+                          watched=lambda: {cid})
+    live = time.time()
+    end = BASE + half[-1].start + half[-1].duration
+    try:
+        first = asr.step(live)
+        quick = [o for o in first if o.channel_id == cid and isinstance(o.step, Window)]
+        assert [o.step for o in quick][0] == Window(end - 8, end, end - 8, end)
+        assert [c for c, _ in heard] == [cid]  # the other channel is not watched
+        words = heard[0][1]
+        assert words and all(end - 8 - 0.1 <= a <= b <= end + 0.1 for a, b, _ in words)
+        said = [s for s, at in speech.placed if end - 8 <= BASE + at < end - 3]
+        text = normalise(" ".join(w[2] for w in words)).split()
+        sure = [w for w in normalise(" ".join(said)).split() if w in ONCE]
+        assert sure and all(w in text for w in sure), (sure, text)
+        assert count(ctx, LiveSegment, cid) == 0 or all(  # only the stored pass stores
+            w[0] < t0 + 27.5 for w in stored_words(ctx, cid))
+        heard.clear()
+        asr.step(live)  # nothing new recorded: not heard again
+        assert heard == []
+        # 4 s more (or a little over) arrive: heard again, overlapping the previous one.
+        more = [p for p in speech.pieces if 20.0 < p.start + p.duration <= 25.0]
+        store_pieces(ctx, "news", more, BASE, first_seq=len(half))
+        end2 = BASE + more[-1].start + more[-1].duration
+        asr.step(live)
+        assert [c for c, _ in heard] == [cid]
+        assert min(w[0] for w in heard[0][1]) < end  # it heard across the last one's end
+        assert max(w[1] for w in heard[0][1]) <= end2 + 0.1
+    finally:
+        asr.close()
+
+
+def count(ctx: Context, table: Any, channel_id: int) -> int:
+    with ctx.db.read() as session:
+        return session.scalar(select(func.count()).select_from(table)
+                              .where(table.channel_id == channel_id))
