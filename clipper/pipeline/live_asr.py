@@ -46,9 +46,10 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 OnSegments = Callable[[int, list[int]], None]
-#: The quick pass: (channel id, words heard on the wall clock) -> None; and which channel ids it
-#: listens to (those a watch applies to).
-OnHeard = Callable[[int, list[Said]], None]
+#: The quick pass: (channel id, words heard lately on the wall clock, where the new ones begin,
+#: where the audio heard ends) -> None; and which channel ids it listens to (those a watch
+#: applies to).
+OnHeard = Callable[[int, list[Said], float, float], None]
 Watched = Callable[[], set[int]]
 
 SOURCE = "whisper"
@@ -75,6 +76,9 @@ QUICK_HOP = 4.0
 #: The quick pass never hears more than this at once (after a busy spell it skips ahead: the
 #: stored transcript still matches what it skipped).
 QUICK_MAX = 20.0
+#: Words of its earlier windows the quick pass hands on with a new one (the context before a
+#: match: an excluded word said just before it cancels it).
+QUICK_KEEP = 20.0
 
 
 def wants_whisper(transcribe: str | None, transcript_source: str | None) -> bool:
@@ -199,6 +203,7 @@ class LiveTranscriber:
         self.on_heard, self.watched = on_heard, watched
         self.quick_window, self.quick_hop = quick_window, quick_hop
         self._quick: dict[int, float] = {}  # channel id -> end of its last quick window
+        self._heard: dict[int, list[Said]] = {}  # channel id -> words its quick pass heard
         self.slack = seam_slack(window, hop)
         self.only, self.clock, self.idle = frozenset(only), clock, idle
         self._scratch_parent = scratch
@@ -300,8 +305,12 @@ class LiveTranscriber:
             self._quick[job.id] = end
             words = [(round(start + w.start, 3), round(start + w.end, 3), w.word.strip())
                      for seg in segments for w in seg.words if w.word.strip()]
+            # This window's words replace what earlier ones heard of the same seconds.
+            kept = [w for w in self._heard.get(job.id, [])
+                    if (w[0] + w[1]) / 2 < start and w[1] > end - QUICK_KEEP - self.quick_window]
+            self._heard[job.id] = kept + words
             if words and self.on_heard is not None:
-                self.on_heard(job.id, words)
+                self.on_heard(job.id, self._heard[job.id], start, end)
             return Outcome(job.id, win, seconds=time.perf_counter() - began)
         except Exception as exc:  # noqa: BLE001 - the stored transcript still comes
             log.warning("channel %s: the quick pass failed: %s", job.name, exc)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -52,6 +52,11 @@ WINDOW_SECONDS = 15.0
 CONTEXT_WORDS = 10
 #: One alert per watch per channel per this many seconds of air time.
 RATE_SECONDS = 60.0
+#: The quick pass (`match_heard`) alerts on a match once this much audio after it was heard
+#: (Whisper mishears a word cut by the end of what it heard), or this much for a query with
+#: excluded words (their CONTEXT_WORDS after the match, ~4 s of speech, must be heard).
+QUICK_AFTER = 1.0
+QUICK_AFTER_EXCLUDED = 4.5
 #: An auto-flag (and `Clip this`) covers the match with this much either side.
 FLAG_PAD_SECONDS = 20.0
 #: No live segment is longer than this: bounds the index scan for the look-back.
@@ -358,11 +363,18 @@ def match_segments(ctx: Context, actor: Actor, channel_id: int,
 
 @requires("manage_watches")
 def match_heard(ctx: Context, actor: Actor, channel_id: int,
-                words: Sequence[tuple[float, float, str]]) -> list[int]:
+                words: Sequence[tuple[float, float, str]], *, new_from: float = float("-inf"),
+                heard_to: float = float("inf")) -> list[int]:
     """Match words just heard on a channel but not stored (the live transcriber's quick pass
-    over its last few seconds) against every watch on it; the ids of the alerts raised. The
-    same rules as `match_segments`: the stored transcript of those seconds, matched when it
-    comes, finds the alert already made (RATE_SECONDS) and raises no second one."""
+    over its newest seconds) against every watch on it; the ids of the alerts raised.
+
+    `words` are those heard lately, the ones from `new_from` on new (a match needs one); the
+    audio was heard up to `heard_to`. Whisper mishears a word the end of its audio cuts, so a
+    match counts only once QUICK_AFTER seconds were heard after it — QUICK_AFTER_EXCLUDED for a
+    query with excluded words, whose CONTEXT_WORDS after the match must be heard to cancel it;
+    until then a later pass finds it. The same rules as `match_segments` otherwise: the stored
+    transcript of those seconds, matched when it comes, finds the alert already made
+    (RATE_SECONDS) and raises no second one."""
     if not words:
         return []
     with ctx.db.read() as session:
@@ -374,7 +386,13 @@ def match_heard(ctx: Context, actor: Actor, channel_id: int,
         name = channel.name if channel is not None else ""
     if not plan:
         return []
-    return _alert_on(ctx, name, plan, [Word(a, b, w, True) for a, b, w in words])
+
+    def heard_enough(m: Match, query: Query) -> bool:
+        after = QUICK_AFTER_EXCLUDED if query.excluded else QUICK_AFTER
+        return heard_to - m.end >= after
+
+    return _alert_on(ctx, name, plan, [Word(a, b, w, (a + b) / 2 >= new_from)
+                                       for a, b, w in words], ready=heard_enough)
 
 
 @requires("manage_watches")
@@ -390,15 +408,17 @@ def watched_channel_ids(ctx: Context, actor: Actor) -> set[int]:
 
 def _alert_on(ctx: Context, name: str, plan: Sequence[tuple[int, str, bool, str | None,
                                                              Query | None]],
-              words: Sequence[Word]) -> list[int]:
-    """Alerts (and auto-flags) on channel `name` for each watch in `plan` matching `words`."""
+              words: Sequence[Word], *,
+              ready: Callable[[Match, Query], bool] = lambda _m, _q: True) -> list[int]:
+    """Alerts (and auto-flags) on channel `name` for each watch in `plan` matching `words`
+    (those matches `ready` accepts)."""
     raised = []
     for watch_id, watch, auto_flag, url, query in plan:
         if query is None:
             continue
         alerted: list[float] = []  # spares the database a check it would refuse anyway
         for m in find_matches(words, query):
-            if any(abs(m.start - t) < RATE_SECONDS for t in alerted):
+            if any(abs(m.start - t) < RATE_SECONDS for t in alerted) or not ready(m, query):
                 continue
             alert_id = _raise_alert(ctx, watch_id, watch, name, m, url=url, auto_flag=auto_flag)
             if alert_id is None:

@@ -27,12 +27,15 @@ from clipper.services.flags import flag_channel
 from clipper.services.users import add_user
 from clipper.services.watches import (
     CONTEXT_WORDS,
+    QUICK_AFTER,
+    QUICK_AFTER_EXCLUDED,
     Word,
     add_watch,
     clip_alert,
     find_matches,
     list_alerts,
     list_watches,
+    match_heard,
     match_segments,
     remove_watch,
     segment_words,
@@ -325,3 +328,45 @@ def test_a_refused_auto_flag_is_logged_on_the_alert_not_raised(recorded):
         event = s.scalars(select(Event).where(Event.action == "watch.flag_refused")).one()
         assert event.actor == "watch:strike" and event.details["alert_id"] == alert_id
     assert count(ctx, Flag) == 0
+
+
+def heard(text: str, start: float) -> list[tuple[float, float, str]]:
+    return [(start + i * STEP, start + i * STEP + 0.3, w) for i, w in enumerate(text.split())]
+
+
+def test_the_quick_pass_alerts_once_it_has_heard_past_the_match(channels):
+    """Words heard but not stored: a match counts once QUICK_AFTER s were heard after it (more
+    for a query with an excluded word, which must be heard to cancel it); only new words make a
+    match; the stored transcript of the same moment raises no second alert."""
+    ctx, t0 = channels, time.time() - 900
+    add_watch(ctx, OP, "strike", '"go on strike"')
+    add_watch(ctx, OP, "airport", "airport closed -drill")
+    news = channels_id(ctx, "news")
+    words = heard("drivers voted to go on strike", t0)
+    end = words[-1][1]
+    # The audio heard stops just after "strike": Whisper may have misheard it; wait.
+    assert match_heard(ctx, ASR, news, words, heard_to=end + QUICK_AFTER / 2) == []
+    assert match_heard(ctx, ASR, news, words, new_from=end, heard_to=end + 5) == []  # old words
+    alert_id, = match_heard(ctx, ASR, news, words, new_from=t0, heard_to=end + QUICK_AFTER)
+    assert alerts_of(ctx)[-1].wall_start == pytest.approx(t0 + 3 * STEP)
+    # The stored transcript of the same words, matched when it comes: no second alert.
+    assert hear(ctx, "news", t0, "drivers voted to go on strike") == []
+
+    # "airport closed" then "for a safety drill": not an alert, however it was first heard.
+    t1 = t0 + 200
+    closed = heard("the airport was closed for a safety drill", t1)
+    cut = closed[:4]  # heard up to "closed"
+    assert match_heard(ctx, ASR, news, cut, heard_to=cut[-1][1] + QUICK_AFTER) == []
+    assert match_heard(ctx, ASR, news, cut,
+                       heard_to=cut[-1][1] + QUICK_AFTER_EXCLUDED - 0.1) == []
+    assert match_heard(ctx, ASR, news, closed, heard_to=closed[-1][1] + 5) == []
+    # Without the drill, once enough was heard after it: one alert.
+    snow = heard("snow has closed the airport today and tomorrow", t1 + 100)
+    assert match_heard(ctx, ASR, news, snow, heard_to=snow[4][1] + 1) == []
+    assert len(match_heard(ctx, ASR, news, snow, heard_to=snow[-1][1] + 5)) == 1
+    assert count(ctx, Alert) == 2 and match_heard(ctx, ASR, news, []) == []
+
+
+def channels_id(ctx: Context, name: str) -> int:
+    with ctx.db.read() as session:
+        return session.scalar(select(Channel.id).where(Channel.name == name))
