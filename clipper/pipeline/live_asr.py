@@ -23,7 +23,7 @@ from clipper.context import Context
 from clipper.domain import Segment, Word
 from clipper.errors import PermanentError
 from clipper.media.concat import SegmentFile, join_segments
-from clipper.media.extract_audio import extract_audio
+from clipper.media.extract_audio import extract_audio, segments_audio
 from clipper.pipeline.channel_media import GAP_TOLERANCE
 from clipper.storage.tables import Channel, ChannelSegment, LiveAsrState, LiveSegment
 from clipper.timecode import format_wallclock
@@ -72,13 +72,20 @@ MAX_SKIPS = 20
 #: whole in one of them. Measured in bench/live_asr.py (issue 16's note): alert p95 from the
 #: stored 30/25 windows 27.8 s; the quick pass is what brings it under 10 s.
 QUICK_WINDOW = 8.0
-QUICK_HOP = 4.0
+QUICK_HOP = 3.0
 #: The quick pass never hears more than this at once (after a busy spell it skips ahead: the
 #: stored transcript still matches what it skipped).
 QUICK_MAX = 20.0
 #: Words of its earlier windows the quick pass hands on with a new one (the context before a
 #: match: an excluded word said just before it cancels it).
 QUICK_KEEP = 20.0
+#: Lag beyond a window that counts as falling behind (the newest segment's own length).
+BEHIND_MARGIN = 5.0
+#: The quick pass takes at most this share of one core (measured over QUICK_SPAN seconds):
+#: with many watched channels each is heard less often, and clips and the stored transcripts
+#: keep their CPU. Measured: ~0.14 CPU s per second per watched channel at 8/3.
+QUICK_SHARE = 0.5
+QUICK_SPAN = 20.0
 
 
 def wants_whisper(transcribe: str | None, transcript_source: str | None) -> bool:
@@ -204,6 +211,7 @@ class LiveTranscriber:
         self.quick_window, self.quick_hop = quick_window, quick_hop
         self._quick: dict[int, float] = {}  # channel id -> end of its last quick window
         self._heard: dict[int, list[Said]] = {}  # channel id -> words its quick pass heard
+        self._quick_spent: collections.deque = collections.deque()  # (monotonic, seconds)
         self.slack = seam_slack(window, hop)
         self.only, self.clock, self.idle = frozenset(only), clock, idle
         self._scratch_parent = scratch
@@ -263,15 +271,26 @@ class LiveTranscriber:
         order = jobs[self._turn:] + jobs[:self._turn]
         self._turn += 1
         listening = self._listening(jobs)
-        quick = [self._quick_step(job) for job in order if job.id in listening]
-        return [o for o in quick if o is not None] + [self._channel_step(job, now)
-                                                       for job in order]
+        # The quick pass goes first while the stored transcripts keep up; once one falls behind
+        # it only uses the time they leave, so watching never makes a transcript fall behind.
+        first = bool(listening) and not self._behind(jobs)
+        quick = [self._quick_step(job) for job in order if job.id in listening] if first else []
+        stored = [self._channel_step(job, now) for job in order]
+        if listening and not first and not any(o.step is not None for o in stored):
+            quick = [self._quick_step(job) for job in order if job.id in listening]
+        return stored + [o for o in quick if o is not None]
 
     # ------------------------------------------------------------ the quick pass
 
     def _listening(self, jobs: Sequence[Job]) -> set[int]:
-        """The channels the quick pass hears this round: those a watch applies to."""
+        """The channels the quick pass hears this round: those a watch applies to, unless it
+        has used its share of the CPU (QUICK_SHARE) lately."""
         if self.on_heard is None or self.watched is None or self.quick_hop <= 0:
+            return set()
+        now = time.monotonic()
+        while self._quick_spent and self._quick_spent[0][0] < now - QUICK_SPAN:
+            self._quick_spent.popleft()
+        if sum(s for _, s in self._quick_spent) > QUICK_SHARE * QUICK_SPAN:
             return set()
         try:
             return self.watched() & {j.id for j in jobs}
@@ -301,7 +320,8 @@ class LiveTranscriber:
             start = max(start, files[0].wall_start, end - QUICK_MAX)
             win = Window(start, end, start, end)
             began = time.perf_counter()
-            segments = self._hear([f for f in files if f.wall_start + f.duration > start], win)
+            segments = self._hear_quick([f for f in files
+                                         if f.wall_start + f.duration > start], win)
             self._quick[job.id] = end
             words = [(round(start + w.start, 3), round(start + w.end, 3), w.word.strip())
                      for seg in segments for w in seg.words if w.word.strip()]
@@ -310,11 +330,24 @@ class LiveTranscriber:
                     if (w[0] + w[1]) / 2 < start and w[1] > end - QUICK_KEEP - self.quick_window]
             self._heard[job.id] = kept + words
             if words and self.on_heard is not None:
-                self.on_heard(job.id, self._heard[job.id], start, end)
-            return Outcome(job.id, win, seconds=time.perf_counter() - began)
+                # Every word kept is "new": a match heard before with too little after it to
+                # count (`match_heard`) counts now; one that was alerted is not alerted again.
+                kept_from = self._heard[job.id][0][0]
+                self.on_heard(job.id, self._heard[job.id], kept_from, end)
+            seconds = time.perf_counter() - began
+            self._quick_spent.append((time.monotonic(), seconds))
+            return Outcome(job.id, win, seconds=seconds)
         except Exception as exc:  # noqa: BLE001 - the stored transcript still comes
             log.warning("channel %s: the quick pass failed: %s", job.name, exc)
             return Outcome(job.id, None, error=str(exc))
+
+    def _behind(self, jobs: Sequence[Job]) -> bool:
+        """Whether a channel's stored transcript has a whole window waiting (it lags by more
+        than a window: while it keeps up the lag stays under one)."""
+        with self.ctx.db.read() as session:
+            worst = session.scalar(select(func.max(LiveAsrState.lag_seconds)).where(
+                LiveAsrState.channel_id.in_([j.id for j in jobs])))
+        return worst is not None and worst > self.window + BEHIND_MARGIN
 
     def _stored_to(self, channel_id: int) -> float | None:
         """How far the channel's stored Whisper transcript reaches (None: not begun)."""
@@ -489,6 +522,19 @@ class LiveTranscriber:
             return list(self._engine_once().transcribe(wav).segments)
         finally:
             section.unlink(missing_ok=True)
+            wav.unlink(missing_ok=True)
+
+    def _hear_quick(self, files: Sequence[SegmentFile], win: Window) -> list[Segment]:
+        """A quick window's transcript, cheaper than `_hear`: the segments' audio is decoded in
+        this process, not joined and cut by two ffmpeg runs. (Whisper keeps its temperature
+        fallback: one greedy pass was 3x cheaper on 8 s cut mid-speech, but missed phrases.)"""
+        if not files:
+            return []
+        wav = self._scratch_dir() / f"quick-{round(win.start * 1000)}-{os.urandom(4).hex()}.wav"
+        try:
+            segments_audio(files, win.start, win.end, wav)
+            return list(self._engine_once().transcribe(wav).segments)
+        finally:
             wav.unlink(missing_ok=True)
 
     def _stored_before(self, channel_id: int, win: Window) -> list[Said]:
