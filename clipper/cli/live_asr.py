@@ -94,5 +94,6 @@ def add_live_asr_parser(subparsers: Any) -> None:
                    help="seconds of the newest audio a watched channel's quick pass hears, for "
                         "alerts only (default 8)")
     p.add_argument("--quick-hop", type=float, default=None, metavar="SECONDS",
-                   help="how often it does (default 4; 0 turns the quick pass off)")
+                   help="how often it does: once this many seconds more are recorded "
+                        "(default 2: each new segment; 0 turns the quick pass off)")
     p.set_defaults(func=cmd_live_asr)

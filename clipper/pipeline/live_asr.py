@@ -69,10 +69,10 @@ TAKEOVER_SECONDS = 300.0
 MAX_SKIPS = 20
 #: The quick pass over a watched channel's newest audio (for alerts only; not stored): seconds
 #: heard each time, and how often. A phrase up to QUICK_WINDOW - QUICK_HOP seconds long lies
-#: whole in one of them. Measured in bench/live_asr.py (issue 16's note): alert p95 from the
-#: stored 30/25 windows 27.8 s; the quick pass is what brings it under 10 s.
+#: whole in one of them. Measured in bench/live_asr.py: alert p95 from the stored 30/25 windows
+#: 26-28 s; with the quick pass every 4 s 10.4-15.5 s, every 3 s 10.3-10.9 s, every 2 s 7.7 s.
 QUICK_WINDOW = 8.0
-QUICK_HOP = 3.0
+QUICK_HOP = 2.0
 #: The quick pass never hears more than this at once (after a busy spell it skips ahead: the
 #: stored transcript still matches what it skipped).
 QUICK_MAX = 20.0
@@ -83,7 +83,7 @@ QUICK_KEEP = 20.0
 BEHIND_MARGIN = 5.0
 #: The quick pass takes at most this share of one core (measured over QUICK_SPAN seconds):
 #: with many watched channels each is heard less often, and clips and the stored transcripts
-#: keep their CPU. Measured: ~0.14 CPU s per second per watched channel at 8/3.
+#: keep their CPU. Measured: ~0.21 CPU s per second per watched channel at 8/2 (0.14 at 8/3).
 QUICK_SHARE = 0.5
 QUICK_SPAN = 20.0
 
