@@ -107,6 +107,10 @@ def tidy(ctx: Context, *, now: float | None = None) -> dict[str, int]:
         done["versions"] += 1
     needed = keep_sections(clips.values(), retention)
     for f in _old_files(media / "sources", now):
+        if f.parent.name == "heard":  # what Whisper heard (pipeline/heard.py): tiny, kept as
+            if now - f.stat().st_mtime > retention:  # long as the recordings it could help
+                f.unlink(missing_ok=True)
+            continue
         if str(f.resolve()) not in needed:
             f.unlink(missing_ok=True)
             done["sections"] += 1

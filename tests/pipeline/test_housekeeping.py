@@ -68,10 +68,19 @@ def test_tidy_on_disk(sqlite_ctx, broadcast):
     with sqlite_ctx.db.session() as s:
         c = s.get(Clip, res.clip_id)
         c.version, c.status, c.section_path, c.media_path = 2, "ready", str(used), str(current)
+    # What Whisper heard of the source: kept while recordings are, and not counted as sections.
+    heard = media / "sources" / "1" / "heard"
+    heard_recent, heard_old = heard / "k-2.000-5.000.json", heard / "k-9.000-12.000.json"
+    for f in (heard_recent, heard_old):
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text("{}")
+    _age(heard_recent, GRACE_SECONDS + 60)
+    _age(heard_old, sqlite_ctx.settings.retention_hours * 3600 + 60)
     done = tidy(sqlite_ctx)
     assert done == {"versions": 1, "sections": 1, "uploads": 1}
     assert used.exists() and young.exists() and current.exists()
     assert not stray.exists() and not old_version.parent.exists() and not unflagged.exists()
+    assert heard_recent.exists() and not heard_old.exists()
 
 
 def test_a_cut_that_would_fill_the_disk_waits_instead(tmp_path):
