@@ -35,10 +35,9 @@ def quick_matcher(ctx: Context, who: str = "live-asr") -> tuple[Any, Any]:
 
     actor = Actor.operator(who)
 
-    def on_heard(channel_id: int, words: list[tuple[float, float, str]], new_from: float,
-                 heard_to: float) -> None:
+    def on_heard(channel_id: int, words: list[tuple[float, float, str]], heard_to: float) -> None:
         try:
-            match_heard(ctx, actor, channel_id, words, new_from=new_from, heard_to=heard_to)
+            match_heard(ctx, actor, channel_id, words, heard_to=heard_to)
         except Exception:  # noqa: BLE001 - logged with its traceback; the transcript goes on
             log.exception("watch-lists (quick pass) on channel %s failed", channel_id)
 

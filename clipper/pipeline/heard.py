@@ -39,7 +39,8 @@ def load_heard(folder: Path, key: str, want: Interval) -> list[Heard]:
         try:
             data = json.loads(path.read_text())
             found.append(Heard(float(data["start"]), float(data["end"]), tuple(
-                (s[0], s[1], s[2], tuple(tuple(w) for w in s[3])) for s in data["segments"])))
+                (s[0], s[1], s[2], tuple(tuple(w) for w in s[3])) for s in data["segments"]),
+                str(data.get("language", ""))))
         except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
             log.warning("skipping the stored transcription %s: %s", path.name, exc)
     return found
@@ -52,6 +53,7 @@ def save_heard(folder: Path, key: str, heard: Heard) -> None:
     tmp = folder / f".{final.name}.{uuid.uuid4().hex}.tmp"
     try:
         tmp.write_text(json.dumps({"start": heard.start, "end": heard.end,
+                                   "language": heard.language,
                                    "segments": [list(s) for s in heard.segments]}))
         os.replace(tmp, final)
     finally:

@@ -10,6 +10,7 @@ import signal
 import tempfile
 import threading
 import time
+import wave
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,7 +24,7 @@ from clipper.context import Context
 from clipper.domain import Segment, Word
 from clipper.errors import PermanentError
 from clipper.media.concat import SegmentFile, join_segments
-from clipper.media.extract_audio import extract_audio, segments_audio
+from clipper.media.extract_audio import extract_audio
 from clipper.pipeline.channel_media import GAP_TOLERANCE
 from clipper.storage.tables import Channel, ChannelSegment, LiveAsrState, LiveSegment
 from clipper.timecode import format_wallclock
@@ -46,10 +47,9 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 OnSegments = Callable[[int, list[int]], None]
-#: The quick pass: (channel id, words heard lately on the wall clock, where the new ones begin,
-#: where the audio heard ends) -> None; and which channel ids it listens to (those a watch
-#: applies to).
-OnHeard = Callable[[int, list[Said], float, float], None]
+#: The quick pass: (channel id, words heard lately on the wall clock, where the audio heard
+#: ends) -> None; and which channel ids it listens to (those a watch applies to).
+OnHeard = Callable[[int, list[Said], float], None]
 Watched = Callable[[], set[int]]
 
 SOURCE = "whisper"
@@ -330,10 +330,9 @@ class LiveTranscriber:
                     if (w[0] + w[1]) / 2 < start and w[1] > end - QUICK_KEEP - self.quick_window]
             self._heard[job.id] = kept + words
             if words and self.on_heard is not None:
-                # Every word kept is "new": a match heard before with too little after it to
-                # count (`match_heard`) counts now; one that was alerted is not alerted again.
-                kept_from = self._heard[job.id][0][0]
-                self.on_heard(job.id, self._heard[job.id], kept_from, end)
+                # All of them are matched again: a match heard before with too little after it
+                # to count (`match_heard`) counts now; one that was alerted is not alerted again.
+                self.on_heard(job.id, self._heard[job.id], end)
             seconds = time.perf_counter() - began
             self._quick_spent.append((time.monotonic(), seconds))
             return Outcome(job.id, win, seconds=seconds)
@@ -532,7 +531,7 @@ class LiveTranscriber:
             return []
         wav = self._scratch_dir() / f"quick-{round(win.start * 1000)}-{os.urandom(4).hex()}.wav"
         try:
-            segments_audio(files, win.start, win.end, wav)
+            _write_wav(wav, _segments_audio(files, win.start, win.end))
             return list(self._engine_once().transcribe(wav).segments)
         finally:
             wav.unlink(missing_ok=True)
@@ -607,6 +606,37 @@ class LiveTranscriber:
                                 .values(error=message[:500], updated_at=datetime.now(UTC)))
         except Exception as exc:  # noqa: BLE001 - the database itself may be what failed
             log.debug("could not note the error: %s", exc)
+
+
+def _segments_audio(files: Sequence[SegmentFile], start: float, end: float) -> Any:
+    """Wall-clock [start, end) of recorded segments as 16 kHz mono samples, each segment's audio
+    laid where its wall clock and its audio's own start put it; silence where none covers.
+    (Close enough for the quick pass, which only matches; stored windows are cut by ffmpeg.)"""
+    import numpy as np
+
+    from clipper.transcribe.speech import SAMPLE_RATE, load_audio
+
+    pcm = np.zeros(max(0, round((end - start) * SAMPLE_RATE)), np.float32)
+    for f in files:
+        audio = load_audio(f.path)
+        at = round((f.wall_start + audio.offset - start) * SAMPLE_RATE)
+        lo, hi = max(0, -at), min(len(audio.samples), len(pcm) - at)
+        if hi > lo:
+            pcm[at + lo:at + hi] = audio.samples[lo:hi]
+    return pcm
+
+
+def _write_wav(path: Path, samples: Any) -> None:
+    """16 kHz mono float samples as 16-bit PCM WAV."""
+    import numpy as np
+
+    from clipper.transcribe.speech import SAMPLE_RATE
+
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(SAMPLE_RATE)
+        w.writeframes((np.clip(samples, -1.0, 1.0) * 32767).astype(np.int16).tobytes())
 
 
 def _load(windows: Iterable[tuple[float, float]]) -> float | None:

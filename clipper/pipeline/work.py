@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from clipper.context import Context
-from clipper.domain import Segment, Transcript, Word
+from clipper.domain import Transcript
 from clipper.errors import PermanentError, StageDeferred, TransientError
 from clipper.steps import in_context, step
 from clipper.storage.tables import Channel, Clip, LiveAsrState, LiveSegment, TranscriptRow
@@ -255,16 +255,15 @@ def _whisper(ctx: Context, inp: StageInput, scratch: Path, at: float,
         plan = plan_reuse(want, load_heard(folder, key, want))
     if plan is None:
         transcript = _hear(engine, inp, scratch, at, seconds, inp.progress)
-        heard, new_seconds = Heard(*want, heard_from(transcript, want[0])), seconds
+        heard = Heard(*want, heard_from(transcript, want[0]), transcript.language)
+        new_seconds = seconds
     else:
-        new = {side: _hear(engine, inp, scratch, w.start - offset, w.end - w.start)
-               for side, w in (("before", plan.before), ("after", plan.after)) if w}
-        heard = combine(plan, *(heard_from(new[side], w.start) if w else ()
-                                for side, w in (("before", plan.before), ("after", plan.after))))
-        language = next((t.language for t in new.values() if t.language), "en")
-        transcript = on_clip(heard, *want, language=language, engine=engine.name,
+        parts = [(w, _hear(engine, inp, scratch, w.start - offset, w.end - w.start) if w else None)
+                 for w in (plan.before, plan.after)]
+        heard = combine(plan, *(heard_from(t, w.start) if t else () for w, t in parts))
+        transcript = on_clip(heard, *want, language=heard.language, engine=engine.name,
                              model=engine.model_name)
-        new_seconds = sum(w.end - w.start for w in (plan.before, plan.after) if w)
+        new_seconds = sum(w.end - w.start for w, t in parts if t)
         inp.progress(1.0)
     save_heard(folder, key, heard)
     return transcript, new_seconds
@@ -317,18 +316,13 @@ def transcript_from_captions(rows: Sequence[Sequence[Sequence[Any]]], start: flo
     """Pure: caption rows' words ([[wall start, wall end, word], ...] each) as a transcript of
     [start, end] on the clip's timeline: a segment per caption, each word whose middle lies in
     the clip, its times clamped to the clip."""
-    length = end - start
-    segments = []
-    for words in rows:
-        kept = tuple(
-            Word(round(min(max(float(a) - start, 0.0), length), 3),
-                 round(min(max(float(b) - start, 0.0), length), 3), str(w))
-            for a, b, w in words if start <= (float(a) + float(b)) / 2 < end)
-        if kept:
-            segments.append(Segment(kept[0].start, kept[-1].end,
-                                    " ".join(w.word for w in kept), kept))
-    return Transcript(" ".join(s.text for s in segments), "", CAPTION_ENGINE, CAPTION_MODEL,
-                      tuple(segments))
+    from clipper.transcribe.reuse import Heard, on_clip
+
+    said = [tuple((float(a), float(b), str(w)) for a, b, w in words) for words in rows]
+    heard = Heard(start, end, tuple((0.0, 0.0, " ".join(w[2] for w in words), words)
+                                    for words in said))
+    return on_clip(heard, start, end, language="", engine=CAPTION_ENGINE, model=CAPTION_MODEL,
+                   slack=0.0)
 
 
 def after_transcribe(session: Session, clip: Clip) -> str | None:

@@ -37,6 +37,7 @@ class Heard:
     start: float
     end: float
     segments: tuple[HeardSegment, ...]
+    language: str = ""
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ def combine(plan: ReusePlan, before: Sequence[HeardSegment],
     middle = _kept(plan.base.segments, base, [w for s in first for w in s[3]])
     stored = [w for s in [*first, *middle] for w in s[3]]
     last = _kept(after, plan.after, stored) if plan.after else []
-    return Heard(a, b, tuple([*first, *middle, *last]))
+    return Heard(a, b, tuple([*first, *middle, *last]), plan.base.language)
 
 
 def heard_from(transcript: Transcript, at: float) -> tuple[HeardSegment, ...]:
@@ -127,11 +128,11 @@ def heard_from(transcript: Transcript, at: float) -> tuple[HeardSegment, ...]:
 
 
 def on_clip(heard: Heard, start: float, end: float, *, language: str, engine: str,
-            model: str) -> Transcript:
+            model: str, slack: float = SEAM_SLACK / 2) -> Transcript:
     """Pure: the transcript of [start, end] on the clip's timeline (0 at `start`), each word
-    whose midpoint lies in the span (give or take the half SEAM_SLACK by which two
-    transcriptions time a word differently), its times clamped to the clip."""
-    length, slack = end - start, SEAM_SLACK / 2
+    whose midpoint lies in the span (give or take `slack`: by default the half SEAM_SLACK by
+    which two transcriptions time a word differently), its times clamped to the clip."""
+    length = end - start
     segments = []
     for _s, _e, text, words in heard.segments:
         kept = tuple(Word(round(min(max(w[0] - start, 0.0), length), 3),
