@@ -200,6 +200,13 @@ def captions_until(ctx: Context, name: str) -> float:
         return (state.done_until or 0.0) if state is not None else 0.0
 
 
+def flagged_alerts(ctx: Context, count: int) -> dict[str, dict] | None:
+    """The alerts by channel once there are `count` and each has its auto-flag's outcome."""
+    alerts = {a["channel"]: a for a in list_alerts(ctx, OP)}
+    settled = all(a["clip_id"] is not None or a.get("flag_problem") for a in alerts.values())
+    return alerts if len(alerts) == count and settled else None
+
+
 # ---------------------------------------------------------------- the test
 
 def test_a_phrase_aired_live_alerts_once_and_its_auto_flag_becomes_a_ready_clip(
@@ -238,7 +245,9 @@ def test_a_phrase_aired_live_alerts_once_and_its_auto_flag_becomes_a_ready_clip(
                 print(f"whisper: last word -> webhook {at - aired(talk, end, loop):.2f} s")
                 assert body["watch"] == "rates"
                 assert "interest rates" in normalise(body["context"])
-                alerts = {a["channel"]: a for a in list_alerts(ctx, OP)}
+                # The alert goes out before its auto-flag is filed (speed first), so the
+                # flag is noted on it a moment after the webhook: wait for that.
+                alerts = poll(lambda: flagged_alerts(ctx, 2), 20, "the auto-flags noted")
                 assert set(alerts) == {"talk", "cc"}
                 for name, channel in (("talk", talk), ("cc", cc)):
                     alert = alerts[name]
