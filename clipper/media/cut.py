@@ -139,7 +139,7 @@ def _encode_video(src: Path, at: float, count: int, enc: dict[str, Any], out: Pa
     inp = ffmpeg.input(str(src), ss=f"{at:.6f}")
     stream = ffmpeg.output(inp["v:0"], str(out), **enc, vsync="passthrough",
                            **{"frames:v": count})
-    ffrun.run(stream, what="re-encode the clip's edge")
+    ffrun.run(stream, what="re-encode the clip's edge", yield_cpu=True)
 
 
 def _copy_middle(src: Path, plan: CutPlan, piece: dict[str, Any], out: Path) -> None:
@@ -313,7 +313,7 @@ def _reencode(src: Path, info: MediaInfo, plan: CutPlan | None, start: float, en
     opts: dict[str, Any] = {"t": f"{seconds:.6f}", **AUDIO, "movflags": "+faststart", "f": "mp4"}
     if info.has_video:
         opts |= {**ENCODE, "vsync": "passthrough"} | ({"frames:v": plan.frames} if plan else {})
-    ffrun.run(ffmpeg.output(*streams, str(out), **opts), what="re-encode the clip")
+    ffrun.run(ffmpeg.output(*streams, str(out), **opts), what="re-encode the clip", yield_cpu=True)
     if plan:
         return _check(out, plan.frames, seconds, seconds / plan.frames)
     duration = probe_media(out).duration

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,22 +39,50 @@ def compile_args(stream: Any, *, overwrite: bool = True) -> list[str]:
             "-protocol_whitelist", LOCAL_PROTOCOLS, *args[1:]]
 
 
-def run(stream_or_args: Any, *, what: str, timeout: float | None = None) -> str:
+#: How much lower an ffmpeg that yields runs (see `run`): enough that Whisper, at the worker's
+#: own priority, keeps a core while x264 fills the rest.
+YIELD_NICENESS = 5
+
+
+def run(stream_or_args: Any, *, what: str, timeout: float | None = None,
+        yield_cpu: bool = False) -> str:
     """Run one ffmpeg command (an ffmpeg-python stream or an argv list); returns stderr.
 
+    `yield_cpu`: run it at a lower priority, for picture work (cuts, thumbnails, renders) that
+    would otherwise take both cores from a transcription running beside it — the clip waits
+    for its transcript, and a burst of clips for the one Whisper; alone it runs as fast.
     Raises PermanentError naming `what` and the last useful stderr line on failure.
     """
     given = isinstance(stream_or_args, Sequence) and not isinstance(stream_or_args, str)
     args = list(stream_or_args) if given else compile_args(stream_or_args)
     log.debug("ffmpeg %s: %s", what, subprocess.list2cmdline(args))
-    try:
-        proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise PermanentError(f"ffmpeg took too long to {what} (over {timeout:.0f} s).") from exc
+    with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as proc:
+        if yield_cpu:
+            _lower_priority(proc.pid)
+        try:
+            _, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            proc.kill()
+            proc.communicate()
+            raise PermanentError(f"ffmpeg took too long to {what} (over {timeout:.0f} s).") from exc
+        except BaseException:
+            proc.kill()  # interrupted (a stop): leave no ffmpeg behind
+            raise
     # ffmpeg 5.1 can exit 0 after "No space left on device", leaving a truncated file.
-    if proc.returncode != 0 or "No space left on device" in proc.stderr:
-        raise failure(what, proc.returncode, proc.stderr)
-    return proc.stderr
+    if proc.returncode != 0 or "No space left on device" in stderr:
+        raise failure(what, proc.returncode, stderr)
+    return stderr
+
+
+def _lower_priority(pid: int) -> None:
+    """Renice a just-started process. Set before its threads start (the exec and library loading
+    take milliseconds), so x264's threads inherit it; a process already gone is no matter."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, pid, min(19, os.getpriority(os.PRIO_PROCESS, 0)
+                                                 + YIELD_NICENESS))
+    except OSError as exc:
+        log.debug("could not lower the priority of ffmpeg %d: %s", pid, exc)
 
 
 def failure(what: str, returncode: int, stderr: str) -> PermanentError | TransientError:

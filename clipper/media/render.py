@@ -464,7 +464,7 @@ def _encode(src: Path, jobs: Sequence[_Job], info: MediaInfo, trim_in: float, du
     args[1:1] = ["-progress", str(work / "progress.txt"), "-nostats"]
     shapes = ", ".join(j.request.shape for j in jobs)
     with _ProgressWatch(work / "progress.txt", duration, progress, f"rendering {shapes}"):
-        ffrun.run(args, what=f"render {shapes}")
+        ffrun.run(args, what=f"render {shapes}", yield_cpu=True)
 
 
 def render_shapes(src: Path, requests: Sequence[RenderRequest], *, words: Sequence[Word] = (),

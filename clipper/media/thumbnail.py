@@ -8,6 +8,7 @@ from pathlib import Path
 
 import ffmpeg
 
+from clipper.domain import MediaInfo
 from clipper.errors import InvalidInput
 from clipper.media import ffrun
 from clipper.media.probe import probe_media
@@ -15,22 +16,29 @@ from clipper.media.probe import probe_media
 WIDTH = 640
 
 
-def make_thumbnail(clip: Path, out: Path, at: float | None = None) -> Path:
-    """Write a WIDTH-px-wide JPG of the frame at `at` seconds (default: mid-clip); returns `out`."""
-    info = probe_media(Path(clip))
+def make_thumbnail(clip: Path, out: Path, at: float | None = None, *,
+                   info: MediaInfo | None = None, keyframe: bool = False) -> Path:
+    """Write a WIDTH-px-wide JPG of the frame at `at` seconds (default: mid-clip); returns `out`.
+
+    `keyframe`: the keyframe at or before `at` instead — one frame decoded, not a GOP's worth
+    (the cut's still of a long section, where a second either way shows the same scene).
+    `info` is `probe_media(clip)` when the caller has it already.
+    """
+    info = info or probe_media(Path(clip))
     if not info.has_video:
         raise InvalidInput(f"{Path(clip).name} has no picture to make a thumbnail from.")
     t = info.duration / 2 if at is None else min(max(0.0, at), max(0.0, info.duration - 0.05))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.stem}.{uuid.uuid4().hex}.jpg")
+    seek = {"noaccurate_seek": None, "skip_frame": "nokey"} if keyframe else {}
     # A JPEG carries no pixel aspect: square the pixels (anamorphic broadcasts) before scaling.
-    stream = (ffmpeg.input(str(clip), ss=f"{t:.3f}").video
+    stream = (ffmpeg.input(str(clip), ss=f"{t:.3f}", **seek).video
               .filter("scale", "trunc(iw*sar/2)*2", "ih").filter("setsar", 1)
               .filter("scale", WIDTH, -2))
     try:
         ffrun.run(ffmpeg.output(stream, str(tmp), **{"frames:v": 1, "q:v": 3}),
-                  what="make a thumbnail")
+                  what="make a thumbnail", yield_cpu=True)
         if not tmp.exists() or tmp.stat().st_size == 0:
             raise InvalidInput(f"No frame at {t:.2f} s in {Path(clip).name}.")
         os.replace(tmp, out)

@@ -163,7 +163,8 @@ def cut(ctx: Context, inp: StageInput) -> StageOutput:
     # The thumbnail (the middle frame) comes from the section, beside the cut, not after it.
     def thumbnail() -> Path:
         with step("thumbnail (beside the cut)"):
-            return make_thumbnail(section, scratch / "thumb.jpg", at=(start + end) / 2 - offset)
+            return make_thumbnail(section, scratch / "thumb.jpg", at=(start + end) / 2 - offset,
+                                  info=info, keyframe=True)
 
     with ThreadPoolExecutor(1) as side:
         thumb_made = side.submit(in_context(thumbnail))

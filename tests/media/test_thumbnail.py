@@ -49,3 +49,14 @@ def test_anamorphic_thumbnail_has_the_shown_aspect(tmp_path: Path) -> None:
     out = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=width,height",
                           "-of", "csv=p=0", str(thumb)], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "640,360"
+
+
+def test_keyframe_thumbnail_is_the_keyframe_at_or_before(gop2: Path, tmp_path: Path) -> None:
+    """The cut's quick still: one keyframe decoded (gop2 has one every 2 s), not the GOP."""
+    info = probe_media(gop2)
+    out = make_thumbnail(gop2, tmp_path / "k.jpg", at=13.52, info=info, keyframe=True)
+    thumb = decode_gray(out, size="160x90")[0]
+    key, asked = (decode_gray(gop2, start=12.0, seconds=0.04)[0],
+                  decode_gray(gop2, start=13.52, seconds=0.04)[0])
+    assert np.abs(thumb - key).mean() < np.abs(thumb - asked).mean() / 3
+    assert [p.name for p in tmp_path.iterdir()] == ["k.jpg"]
