@@ -124,6 +124,39 @@ def snap_to_speech(words: Sequence[Word], regions: Sequence[tuple[float, float]]
 
 RawSegment = tuple[float, float, str, Sequence[Word]]
 
+_SENTENCE_END = (".", "?", "!", "…", '."', '?"', '!"')
+
+
+def sentence_segments(raw: Sequence[RawSegment], *, longest: float = 12.0) -> list[RawSegment]:
+    """Engine segments longer than `longest` s split after sentence ends (or, in a sentence
+    that runs on, before the word that would take it past `longest`).
+
+    Batched Whisper returns one segment per ≤ 30 s chunk; reviewers correct, search and read
+    transcripts a sentence at a time. Every word is kept once, in order; a segment without
+    words is kept as it is.
+    """
+    out: list[RawSegment] = []
+    for start, end, text, words in raw:
+        if not words or end - start <= longest:
+            out.append((start, end, text, words))
+            continue
+        piece: list[Word] = []
+        for w in words:
+            if piece and w.end - piece[0].start > longest:
+                out.append(_joined(piece))
+                piece = []
+            piece.append(w)
+            if w.word.strip().endswith(_SENTENCE_END):
+                out.append(_joined(piece))
+                piece = []
+        if piece:
+            out.append(_joined(piece))
+    return out
+
+
+def _joined(words: Sequence[Word]) -> RawSegment:
+    return (words[0].start, words[-1].end, "".join(w.word for w in words).strip(), tuple(words))
+
 
 def place_segments(raw: Sequence[RawSegment], regions: Sequence[tuple[float, float]],
                    offset: float) -> list[Segment]:
