@@ -29,8 +29,7 @@ from clipper.media.probe import (
     Frame,
     avc_parameter_sets,
     probe_media,
-    video_frames,
-    video_stream,
+    video_packets,
 )
 from clipper.steps import in_context, step
 
@@ -296,13 +295,13 @@ def _run_all(tasks: list[Any], at_once: int | None = None) -> list[Any]:
 def _check(out: Path, frames: int, seconds: float, fdur: float) -> float:
     """ffmpeg can exit 0 with a truncated or broken file: verify frames, DTS and duration;
     returns the file's duration."""
-    info = probe_media(out)
-    got = video_frames(out, info.start_time)
+    listed = video_packets(out)
+    got = listed.frames
     if len(got) != frames or not _dts_ok(got):
         raise _Unjoinable(f"joined clip has {len(got)} frames, expected {frames}")
     if abs(got[-1].pts + fdur - got[0].pts - seconds) > fdur + _EPS:
         raise _Unjoinable(f"joined clip lasts {got[-1].pts + fdur:.3f} s, expected {seconds:.3f} s")
-    return info.duration
+    return listed.duration
 
 
 def _reencode(src: Path, info: MediaInfo, plan: CutPlan | None, start: float, end: float,
@@ -349,10 +348,8 @@ def cut_clip(src: Path, start: float, end: float, out: Path,
             plan, stream = None, {}
             if info.has_video:
                 with step("list frames"):
-                    frames, stream = _run_all([
-                        lambda: video_frames(src, info.start_time, window),
-                        lambda: video_stream(src)])
-                    plan = plan_cut(frames, start, end)
+                    listed = video_packets(src, info.start_time, window)
+                    plan, stream = plan_cut(listed.frames, start, end), listed.stream
             if plan is not None:
                 try:
                     duration = _smart_cut(src, info, plan, stream, tmp, Path(work))

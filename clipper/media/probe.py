@@ -72,12 +72,6 @@ def _ratio(text: str | None) -> float:
     return num / den if num > 0 and den > 0 else 1.0
 
 
-def video_stream(path: Path) -> dict[str, Any]:
-    """ffprobe's description of the first video stream ({} when there is none)."""
-    streams = ffrun.probe(str(path), extra=["-select_streams", "v:0"]).get("streams") or []
-    return streams[0] if streams else {}
-
-
 def video_frames(path: Path, start_time: float = 0.0,
                  window: tuple[float, float] | None = None) -> list[Frame]:
     """Every shown video frame in presentation order (packets only, no decoding: fast).
@@ -86,11 +80,33 @@ def video_frames(path: Path, start_time: float = 0.0,
     `window` (a, b) reads only from the keyframe before a to b: a cut from a long recording
     need not list the whole programme's packets.
     """
+    return video_packets(path, start_time, window).frames
+
+
+@dataclass(frozen=True)
+class Packets:
+    """One ffprobe run's view of a file's video: its frames, the stream and the container."""
+
+    frames: list[Frame]
+    stream: dict[str, Any]
+    """ffprobe's description of the first video stream ({} when there is none)."""
+    start_time: float
+    duration: float
+
+
+def video_packets(path: Path, start_time: float | None = None,
+                  window: tuple[float, float] | None = None) -> Packets:
+    """`video_frames`, the video stream and the container's start and duration, from one
+    ffprobe (each start costs ~0.1 s, and a cut needs several). `start_time` None: the file's
+    own, from the same run (then no `window`)."""
     extra = ["-select_streams", "v:0", "-show_entries", "packet=pts_time,dts_time,flags"]
     if window is not None:
-        extra += ["-read_intervals",
-                  f"{max(0.0, window[0] + start_time):.3f}%{window[1] + start_time:.3f}"]
+        at = start_time or 0.0
+        extra += ["-read_intervals", f"{max(0.0, window[0] + at):.3f}%{window[1] + at:.3f}"]
     data = ffrun.probe(str(path), extra=extra)
+    fmt = data.get("format") or {}
+    if start_time is None:
+        start_time = float(fmt.get("start_time") or 0)
     frames = []
     for p in data.get("packets") or []:
         flags = p.get("flags", "")
@@ -99,7 +115,9 @@ def video_frames(path: Path, start_time: float = 0.0,
         pts = float(p["pts_time"]) - start_time
         dts = float(p["dts_time"]) - start_time if p.get("dts_time") not in (None, "N/A") else pts
         frames.append(Frame(pts, dts, "K" in flags))
-    return sorted(frames, key=lambda f: f.pts)
+    streams = data.get("streams") or []
+    return Packets(sorted(frames, key=lambda f: f.pts), streams[0] if streams else {},
+                   start_time, float(fmt.get("duration") or 0))
 
 
 def keyframe_times(path: Path) -> list[float]:
