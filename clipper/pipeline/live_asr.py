@@ -518,7 +518,7 @@ class LiveTranscriber:
         try:
             joined = join_segments(files, section, timeout=120)
             extract_audio(joined.path, win.start - joined.offset, win.seconds, wav)
-            return list(self._engine_once().transcribe(wav).segments)
+            return list(self._engine_once().transcribe(wav, batched=False).segments)
         finally:
             section.unlink(missing_ok=True)
             wav.unlink(missing_ok=True)
@@ -532,7 +532,7 @@ class LiveTranscriber:
         wav = self._scratch_dir() / f"quick-{round(win.start * 1000)}-{os.urandom(4).hex()}.wav"
         try:
             _write_wav(wav, _segments_audio(files, win.start, win.end))
-            return list(self._engine_once().transcribe(wav).segments)
+            return list(self._engine_once().transcribe(wav, batched=False).segments)
         finally:
             wav.unlink(missing_ok=True)
 

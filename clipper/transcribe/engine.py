@@ -20,7 +20,11 @@ class Engine(Protocol):
     name: str
     model_name: str
 
-    def transcribe(self, media: Path, *, progress: Progress | None = None) -> Transcript: ...
+    def transcribe(self, media: Path, *, progress: Progress | None = None,
+                   batched: bool = True) -> Transcript:
+        """`batched`: decode speech chunks together where the engine can (a clip); a live
+        window (≤ 30 s, one chunk) passes False and is heard one pass at a time."""
+        ...
 
 
 _lock = threading.Lock()

@@ -88,7 +88,8 @@ class OpenAIWhisperEngine:
         return cls(model=model, model_name=label, beam_size=settings.whisper_beam_size,
                    device=settings.whisper_device)
 
-    def transcribe(self, media: Path, *, progress: Progress | None = None) -> Transcript:
+    def transcribe(self, media: Path, *, progress: Progress | None = None,
+                   batched: bool = True) -> Transcript:  # noqa: ARG002 - one pass at a time
         """Transcript of `media`; a file with no speech (or no audio) gives an empty one."""
         audio = load_audio(media)
         regions = speech_regions(audio.samples)

@@ -124,6 +124,37 @@ def snap_to_speech(words: Sequence[Word], regions: Sequence[tuple[float, float]]
 
 RawSegment = tuple[float, float, str, Sequence[Word]]
 
+def skipped_speech(regions: Sequence[tuple[float, float]], words: Sequence[Word], *,
+                   shortest: float = 1.5, heard: float = 0.3) -> list[tuple[float, float]]:
+    """Speech regions of at least `shortest` s whose words cover less than `heard` of them:
+    speech Whisper jumped over (normal speech is covered nearly end to end by its words)."""
+    out = []
+    for a, b in regions:
+        if b - a < shortest:
+            continue
+        covered = sum(max(0.0, min(b, w.end) - max(a, w.start)) for w in words)
+        if covered < heard * (b - a):
+            out.append((a, b))
+    return out
+
+
+def replace_region(raw: Sequence[RawSegment], region: tuple[float, float],
+                   again: Sequence[RawSegment]) -> list[RawSegment]:
+    """`raw` with the words of `region` (by their middle) replaced by those heard `again`, in
+    time order; unchanged when `again` has no words (the region held no speech after all)."""
+    if not any(words for *_, words in again):
+        return list(raw)
+    a, b = region
+    kept: list[RawSegment] = []
+    for start, end, text, words in raw:
+        rest = [w for w in words if not a <= (w.start + w.end) / 2 < b]
+        if len(rest) == len(words):
+            kept.append((start, end, text, words))
+        elif rest:
+            kept.append(_joined(rest))
+    return sorted([*kept, *(seg for seg in again if seg[3])], key=lambda seg: seg[0])
+
+
 _SENTENCE_END = (".", "?", "!", "…", '."', '?"', '!"')
 
 

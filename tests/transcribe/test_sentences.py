@@ -1,4 +1,5 @@
-"""Long engine segments (batched Whisper gives one per ≤ 30 s chunk) become sentences (pure)."""
+"""Engine segments made readable and whole (pure): long ones split into sentences, speech
+Whisper jumped over found and its words replaced by a second hearing."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clipper.domain import Word
-from clipper.transcribe.speech import sentence_segments
+from clipper.transcribe.speech import replace_region, sentence_segments, skipped_speech
 
 
 def said(*tokens: str, step: float = 0.5) -> list[Word]:
@@ -51,3 +52,28 @@ def test_every_word_kept_once_in_order(spec: list[tuple[float, float, bool]],
         assert text == "".join(w.word for w in ws).strip()
         # Longer than `longest` only when a single word is.
         assert end - start <= longest or len(ws) == 1
+
+
+def test_speech_whisper_jumped_over_is_found() -> None:
+    """A region its words cover end to end was heard; one with a stray word in it was not."""
+    heard = said("Good", "evening.")  # 0.0-0.9
+    stray = [Word(8.3, 8.6, " The")]
+    regions = [(0.0, 0.9), (4.6, 8.7), (10.0, 10.8)]
+    assert skipped_speech(regions, heard + stray) == [(4.6, 8.7)]
+    # Too short to say (a cough, a breath) is left alone.
+    assert skipped_speech([(10.0, 10.8)], []) == []
+
+
+def test_a_region_heard_again_replaces_its_words_only() -> None:
+    first = (0.0, 0.9, "Good evening.", said("Good", "evening."))
+    stray = (4.0, 8.6, "the The", [Word(4.0, 4.1, " the"), Word(8.3, 8.6, " The")])
+    again = [(4.6, 8.7, " Our reporter spoke.", [Word(4.6, 5.0, " Our"),
+                                                 Word(5.0, 5.4, " reporter"),
+                                                 Word(5.4, 8.7, " spoke.")])]
+    out = replace_region([first, stray], (4.6, 8.7), again)
+    # "the" at 4.0 lies before the region: kept, in a segment of its own words.
+    assert [seg[2] for seg in out] == ["Good evening.", "the", " Our reporter spoke."]
+    assert [w.word for *_, ws in out for w in ws] == [" Good", " evening.", " the", " Our",
+                                                       " reporter", " spoke."]
+    # Heard again as nothing (it was noise): nothing changes.
+    assert replace_region([first, stray], (4.6, 8.7), [(4.6, 8.7, "", [])]) == [first, stray]
