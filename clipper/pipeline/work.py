@@ -223,7 +223,7 @@ def transcribe(ctx: Context, inp: StageInput) -> StageOutput:
                   if inp.source_kind == "channel" else None)
     heard = 0.0
     if transcript is None:
-        transcript, heard = _whisper(ctx, inp, scratch, start - offset, end - start)
+        transcript, heard = _whisper(ctx, inp, start - offset, end - start)
     with step("subtitle files"):
         files = {key: str(publish(Path(made), out_dir / Path(made).name))
                  for key, made in write_transcript_files(transcript, scratch).items()}
@@ -236,7 +236,7 @@ def transcribe(ctx: Context, inp: StageInput) -> StageOutput:
                                "whisper_seconds": round(heard, 3)})
 
 
-def _whisper(ctx: Context, inp: StageInput, scratch: Path, at: float,
+def _whisper(ctx: Context, inp: StageInput, at: float,
              seconds: float) -> tuple[Transcript, float]:
     """Whisper on `seconds` of the section's audio from `at` (section time) — only on the parts
     of it no earlier transcription of the source was sure of (a merge widened the clip, or
@@ -255,11 +255,11 @@ def _whisper(ctx: Context, inp: StageInput, scratch: Path, at: float,
     with step("reuse earlier transcriptions"):
         plan = plan_reuse(want, load_heard(folder, key, want))
     if plan is None:
-        transcript = _hear(engine, inp, scratch, at, seconds, inp.progress)
+        transcript = _hear(engine, inp, at, seconds, inp.progress)
         heard = Heard(*want, heard_from(transcript, want[0]), transcript.language)
         new_seconds = seconds
     else:
-        parts = [(w, _hear(engine, inp, scratch, w.start - offset, w.end - w.start) if w else None)
+        parts = [(w, _hear(engine, inp, w.start - offset, w.end - w.start) if w else None)
                  for w in (plan.before, plan.after)]
         heard = combine(plan, *(heard_from(t, w.start) if t else () for w, t in parts))
         transcript = on_clip(heard, *want, language=heard.language, engine=engine.name,
@@ -270,15 +270,12 @@ def _whisper(ctx: Context, inp: StageInput, scratch: Path, at: float,
     return transcript, new_seconds
 
 
-def _hear(engine: Any, inp: StageInput, scratch: Path, at: float, seconds: float,
+def _hear(engine: Any, inp: StageInput, at: float, seconds: float,
           progress: Progress | None = None) -> Transcript:
-    """Whisper on `seconds` of the section's audio from `at` (section time)."""
-    from clipper.media.extract_audio import extract_audio
-
-    with step("extract audio"):
-        wav = extract_audio(Path(inp.section_path or ""), at, seconds,
-                            scratch / f"audio-{at:.3f}.wav")
-    return engine.transcribe(wav, progress=progress)
+    """Whisper on `seconds` of the section's audio from `at` (section time), decoded in this
+    process (no ffmpeg run and no WAV file between)."""
+    return engine.transcribe(Path(inp.section_path or ""), span=(max(0.0, at), seconds),
+                             progress=progress)
 
 
 def caption_transcript(ctx: Context, channel_name: str, start: float,

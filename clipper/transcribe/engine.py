@@ -21,9 +21,10 @@ class Engine(Protocol):
     model_name: str
 
     def transcribe(self, media: Path, *, progress: Progress | None = None,
-                   batched: bool = True) -> Transcript:
+                   batched: bool = True, span: tuple[float, float] | None = None) -> Transcript:
         """`batched`: decode speech chunks together where the engine can (a clip); a live
-        window (≤ 30 s, one chunk) passes False and is heard one pass at a time."""
+        window (≤ 30 s, one chunk) passes False and is heard one pass at a time. `span`:
+        (start, seconds) of the media to hear (`load_audio`), times then counted from start."""
         ...
 
 

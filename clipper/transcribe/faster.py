@@ -105,12 +105,12 @@ class FasterWhisperEngine:
         return cls(model=model, model_name=label, beam_size=settings.whisper_beam_size)
 
     def transcribe(self, media: Path, *, progress: Progress | None = None,
-                   batched: bool = True) -> Transcript:
+                   batched: bool = True, span: tuple[float, float] | None = None) -> Transcript:
         """Transcript of `media`; a file with no speech (or no audio) gives an empty one.
         `batched` False: one pass at a time (live windows: the batched pass, which predicts no
         timestamps, misheard more of 8-30 s windows cut mid-speech)."""
         with step("load audio"):
-            audio = load_audio(media)
+            audio = load_audio(media, span)
         english_only = not self.model.model.is_multilingual
         with step("speech regions"):
             regions = speech_regions(audio.samples)

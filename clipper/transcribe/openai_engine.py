@@ -89,9 +89,9 @@ class OpenAIWhisperEngine:
                    device=settings.whisper_device)
 
     def transcribe(self, media: Path, *, progress: Progress | None = None,
-                   batched: bool = True) -> Transcript:  # noqa: ARG002 - one pass at a time
+                   batched: bool = True, span: tuple[float, float] | None = None) -> Transcript:  # noqa: ARG002 - one pass at a time
         """Transcript of `media`; a file with no speech (or no audio) gives an empty one."""
-        audio = load_audio(media)
+        audio = load_audio(media, span)
         regions = speech_regions(audio.samples)
         english_only = not self.model.is_multilingual
         segments: list[Segment] = []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,27 +30,69 @@ class Audio:
         return len(self.samples) / SAMPLE_RATE
 
 
-def load_audio(media: Path) -> Audio:
+def load_audio(media: Path, span: tuple[float, float] | None = None) -> Audio:
     """Decode the first audio stream with PyAV (about 2x faster than an ffmpeg pipe here).
 
-    A file without an audio stream gives no samples; a missing or unreadable file is a
-    PermanentError.
+    `span` (start, seconds) on the media's presentation timeline (ffmpeg's `-ss`, as the cut
+    uses): only that part, sample 0 at `start` (offset > 0 where the audio begins later); far
+    into a file it is sought, so a long programme is never decoded whole. A file without an
+    audio stream gives no samples; a missing or unreadable file is a PermanentError.
     """
     try:
         with av.open(str(media), mode="r", metadata_errors="ignore", options=_OPEN_OPTIONS) as box:
             if not box.streams.audio:
                 return Audio(np.zeros(0, np.float32))
             stream = box.streams.audio[0]
+            if span is not None:
+                return _span(box, stream, *span)
             offset = _stream_offset(box, stream)
-            chunks = [f.to_ndarray().reshape(-1) for f in _resampled(box, stream)]
+            pcm = _pcm(_valid_frames(box, stream))
     except av.error.FileNotFoundError as exc:
         raise PermanentError(f"No media file at {media}.") from exc
     except av.error.FFmpegError as exc:
         raise PermanentError(f"Cannot read {media} as media: {exc}") from exc
-    if not chunks:
-        return Audio(np.zeros(0, np.float32), offset)
-    pcm = np.concatenate(chunks).astype(np.float32) / 32768.0
     return Audio(pcm, offset)
+
+
+#: A span starting further in than this seeks rather than decodes its way there.
+SEEK_AFTER = 30.0
+
+
+def _span(box: av.container.InputContainer, stream: av.audio.AudioStream, start: float,
+          seconds: float) -> Audio:
+    origin = (box.start_time or 0) / 1_000_000  # where the -ss timeline's zero lies
+    tb = stream.time_base
+    if start > SEEK_AFTER and tb:  # a little early: the seek lands on a packet at or before
+        box.seek(int((start - 1.0 + origin) / tb), stream=stream)
+    first: float | None = None
+    frames = []
+    for frame in _valid_frames(box, stream):
+        at = float(frame.pts * tb) - origin if frame.pts is not None and tb else None
+        if first is None:
+            first = at if at is not None else (0.0 if start <= SEEK_AFTER else start)
+        if at is not None and at >= start + seconds:
+            break
+        frames.append(frame)
+    if first is None:
+        return Audio(np.zeros(0, np.float32))
+    pcm, lead = _pcm(frames), round((start - first) * SAMPLE_RATE)
+    size = round(seconds * SAMPLE_RATE)
+    if lead >= 0:
+        return Audio(pcm[lead:lead + size])
+    return Audio(pcm[:size + lead], -lead / SAMPLE_RATE)
+
+
+def _pcm(frames: Iterable[av.AudioFrame]) -> np.ndarray:
+    """Frames resampled to 16 kHz mono float32."""
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+    chunks = []
+    for frame in itertools.chain(frames, [None]):
+        if frame is not None:
+            frame.pts = None  # the resampler only needs the samples
+        chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
+    if not chunks:
+        return np.zeros(0, np.float32)
+    return np.concatenate(chunks).astype(np.float32) / 32768.0
 
 
 def _stream_offset(box: av.container.InputContainer, stream: av.audio.AudioStream) -> float:
@@ -58,13 +100,6 @@ def _stream_offset(box: av.container.InputContainer, stream: av.audio.AudioStrea
     if stream.start_time is None or stream.time_base is None or box.start_time is None:
         return 0.0
     return max(0.0, float(stream.start_time * stream.time_base) - box.start_time / 1_000_000)
-
-
-def _resampled(box: av.container.InputContainer,
-               stream: av.audio.AudioStream) -> Iterator[av.AudioFrame]:
-    resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
-    for frame in itertools.chain(_valid_frames(box, stream), [None]):
-        yield from resampler.resample(frame)
 
 
 def _valid_frames(box: av.container.InputContainer,
@@ -77,7 +112,6 @@ def _valid_frames(box: av.container.InputContainer,
             return
         except av.error.InvalidDataError:
             continue  # one damaged packet should not lose the whole transcript
-        frame.pts = None  # the resampler only needs the samples
         yield frame
 
 
