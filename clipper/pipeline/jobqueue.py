@@ -36,6 +36,14 @@ class StageJob:
         return job_id(self.stage, self.clip_id, self.version)
 
 
+def goes_first(urgency: str, version: int) -> bool:
+    """Pure: whether a clip's stages jump the queue — an urgent flag's, and a clip's first
+    version (nothing of it to watch yet); a re-cut of a clip a merge widened, which has a
+    version to watch already, waits its turn. On debate night's burst the new moments come
+    out first."""
+    return urgency == "high" or version == 1
+
+
 ACTIVE_JOB_STATES = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
 
 
@@ -46,9 +54,10 @@ def job_state(conn: redis.Redis, jid: str) -> JobStatus | None:
         return None
 
 
-def enqueue_stage(conn: redis.Redis, job: StageJob, *, timeout: int, urgent: bool = False,
+def enqueue_stage(conn: redis.Redis, job: StageJob, *, timeout: int, first: bool = False,
                   replace_started: bool = False) -> bool:
-    """Queue one stage; False when an identical job is already waiting or running.
+    """Queue one stage (at the front of its queue when `first`, see `goes_first`); False when
+    an identical job is already waiting or running.
 
     Check, delete a leftover and enqueue happen under one short Redis lock per job id, so two
     processes queueing the same stage (a worker's follower, the reconciler) never delete a job
@@ -66,7 +75,7 @@ def enqueue_stage(conn: redis.Redis, job: StageJob, *, timeout: int, urgent: boo
         try:
             queue.enqueue(
                 run_stage_job, job.stage, job.clip_id, job.version,
-                job_id=job.id, unique=True, at_front=urgent, job_timeout=stage.timeout or timeout,
+                job_id=job.id, unique=True, at_front=first, job_timeout=stage.timeout or timeout,
                 result_ttl=600, failure_ttl=7 * 86400, retry=Retry(max=2),
                 description=f"{job.stage} clip {job.clip_id} v{job.version}",
             )
@@ -94,12 +103,12 @@ def queue_clip(ctx: Context, clip_id: int) -> bool:
     with ctx.db.session() as session:
         clip = session.get(Clip, clip_id)
         jobs = [StageJob(s.name, clip.id, clip.version) for s in due_stages(session, clip)]
-        urgent = clip.urgency == "high"
+        first = goes_first(clip.urgency, clip.version)
     if not jobs:
         return False
     try:
         for job in jobs:
-            enqueue_stage(ctx.redis, job, timeout=ctx.settings.job_timeout, urgent=urgent)
+            enqueue_stage(ctx.redis, job, timeout=ctx.settings.job_timeout, first=first)
     except (ClipperError, redis.RedisError, OSError) as exc:
         log.warning("clip %s stored but not queued (%s); it will be queued when Redis is back",
                     clip_id, exc)

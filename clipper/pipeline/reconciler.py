@@ -125,15 +125,16 @@ def reconcile(ctx: Context, *, now: datetime | None = None) -> list[int]:
     close_dead_runs(ctx, now)
     with ctx.db.session() as session:
         clips = session.scalars(select(Clip).where(Clip.status.in_(WORKING_STATUSES))).unique()
-        due = [(jobqueue.StageJob(s.name, c.id, c.version), c.urgency == "high")
+        due = [(jobqueue.StageJob(s.name, c.id, c.version),
+                jobqueue.goes_first(c.urgency, c.version))
                for c in clips for s in due_stages(session, c)]
-        due = [(job, urgent, last_run_start(session, job)) for job, urgent in due
+        due = [(job, first, last_run_start(session, job)) for job, first in due
                if not lease_alive(session, job, now)]
     requeued = []
-    for job, urgent, run_started in due:
+    for job, first, run_started in due:
         if not job_lost(conn, job.id, now=now, run_started=run_started):
             continue
-        if jobqueue.enqueue_stage(conn, job, timeout=ctx.settings.job_timeout, urgent=urgent,
+        if jobqueue.enqueue_stage(conn, job, timeout=ctx.settings.job_timeout, first=first,
                                   replace_started=True):
             requeued.append(job.clip_id)
             log.info("re-queued %s for clip %s v%s", job.stage, job.clip_id, job.version)

@@ -189,10 +189,11 @@ def _run_after(ctx: Context, stage: Stage, clip_id: int, after: Callable[[], Non
 def queue_next(ctx: Context, clip_id: int, version: int, stage_name: str) -> None:
     """Queue a follower; a lost enqueue is not lost work (the reconciler re-queues it)."""
     with ctx.db.session() as session:
-        urgent = session.get(Clip, clip_id).urgency == "high"
+        clip = session.get(Clip, clip_id)
+        first = jobqueue.goes_first(clip.urgency, clip.version)
     try:
         jobqueue.enqueue_stage(ctx.redis, jobqueue.StageJob(stage_name, clip_id, version),
-                               timeout=ctx.settings.job_timeout, urgent=urgent)
+                               timeout=ctx.settings.job_timeout, first=first)
     except Exception as exc:  # noqa: BLE001 - the reconciler re-queues from the clip's status
         log.warning("could not queue %s for clip %s: %s", stage_name, clip_id, exc)
 

@@ -192,3 +192,24 @@ def test_a_full_disk_is_temporary_even_when_the_tools_do_not_say_so(tmp_path):
                       TransientError)
     assert isinstance(disk_full_error(tmp_path, free=DISK_FULL_BYTES - 1), TransientError)
     assert disk_full_error(tmp_path, free=DISK_FULL_BYTES) is None
+
+
+def test_new_moments_and_urgent_flags_go_ahead_of_re_cuts(sqlite_ctx, broadcast, redis_conn):
+    """Debate night's burst: a merge that widens a clip re-cuts a clip there is already a
+    version of to watch, so it waits behind flags of new moments; an urgent one does not."""
+    def flag(start: str, end: str, urgency: str = "normal") -> tuple[int, int]:
+        res = file_flag(sqlite_ctx, ANN, str(broadcast), start, end, urgency=urgency)
+        with sqlite_ctx.db.read() as session:
+            return res.clip_id, session.get(Clip, res.clip_id).version
+
+    first = flag("2", "5")
+    other = flag("10", "13")
+    widened = flag("3", "7")  # the same moment as the first: its clip, version 2
+    assert widened == (first[0], 2)
+    new = flag("20", "23")
+    urgent = flag("11", "14", urgency="high")  # widens the other one, urgently
+    assert urgent == (other[0], 2)
+    order = [jobqueue.StageJob("fetch", *c).id for c in (urgent, new, other, first, widened)]
+    assert Queue("fetch", connection=redis_conn).job_ids == order
+    assert [jobqueue.goes_first(u, v) for u, v in (("normal", 1), ("normal", 2), ("high", 3))] \
+        == [True, False, True]
