@@ -37,10 +37,10 @@ class StageJob:
 
 
 def goes_first(urgency: str, version: int) -> bool:
-    """Pure: whether a clip's stages jump the queue — an urgent flag's, and a clip's first
-    version (nothing of it to watch yet); a re-cut of a clip a merge widened, which has a
-    version to watch already, waits its turn. On debate night's burst the new moments come
-    out first."""
+    """Pure: whether a clip's stages go to the front of their queue — an urgent flag's, and a
+    clip's first version (nothing of it to watch yet); a re-cut of a clip a merge widened, which
+    has a version to watch already, waits its turn. Within one queue only: a worker still takes
+    transcriptions and cuts before fetches (see WORKER_ORDER)."""
     return urgency == "high" or version == 1
 
 
