@@ -12,6 +12,7 @@ import numpy as np
 
 from clipper.domain import Segment, Word
 from clipper.errors import PermanentError
+from clipper.subtitles import SENTENCE_END
 
 SAMPLE_RATE = 16000
 # Like ffrun: a media file must never make the decoder open network protocols.
@@ -189,9 +190,6 @@ def replace_region(raw: Sequence[RawSegment], region: tuple[float, float],
     return sorted([*kept, *(seg for seg in again if seg[3])], key=lambda seg: seg[0])
 
 
-_SENTENCE_END = (".", "?", "!", "…", '."', '?"', '!"')
-
-
 def sentence_segments(raw: Sequence[RawSegment], *, longest: float = 12.0) -> list[RawSegment]:
     """Engine segments longer than `longest` s split after sentence ends (or, in a sentence
     that runs on, before the word that would take it past `longest`).
@@ -211,7 +209,7 @@ def sentence_segments(raw: Sequence[RawSegment], *, longest: float = 12.0) -> li
                 out.append(_joined(piece))
                 piece = []
             piece.append(w)
-            if w.word.strip().endswith(_SENTENCE_END):
+            if w.word.strip().endswith(SENTENCE_END):
                 out.append(_joined(piece))
                 piece = []
         if piece:
