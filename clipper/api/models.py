@@ -130,8 +130,9 @@ class MyFlag(BaseModel):
 class SearchHit(BaseModel):
     """One hit as `clipper search --json` prints it. A clip hit: `clip_id`, `start`, `end`
     (on the clip), `source_start`, `source_end`, `snippet` (matches in **bold**), `source`,
-    `status`, `score`. A channel hit: `"kind": "channel"`, `channel`, `wall_start`,
-    `wall_end`, `at` (Unix seconds), `at_utc`, `snippet`, `transcript`, `score`."""
+    `status`, `score`. A channel hit: `"kind": "channel"`, `channel`, `clip_id` (null),
+    `wall_start`, `wall_end` (ISO 8601 UTC), `at` (Unix seconds), `at_utc`, `snippet`,
+    `transcript`, `score`."""
 
     model_config = ConfigDict(extra="allow")
 

@@ -19,6 +19,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -61,7 +62,7 @@ def _utcnow() -> datetime:
 
 
 def notify(ctx: Context, payload: dict[str, Any], *, session: Session | None = None,
-           url: str | None = None) -> int | None:
+           url: str | None = None, hold: float = 0.0) -> int | None:
     """Store `payload` for the team's webhook (or `url`, a hook of its own checked by the
     caller) and return its outbox id at once (None when no webhook is set, or the payload
     cannot be stored).
@@ -69,6 +70,10 @@ def notify(ctx: Context, payload: dict[str, Any], *, session: Session | None = N
     With `session`, the row is written in that transaction: it is sent only if the change it
     reports commits. Without, it is committed on its own, and a database error is logged, not
     raised: a notification must never fail the work it reports.
+
+    `hold` seconds: the message waits that long unless `release` sends it sooner — for a
+    message whose last details are filled in just after its change commits (an alert's
+    auto-flag); a process that dies in between still sends it, without them.
     """
     url = url or ctx.settings.webhook_url
     if not url:
@@ -83,7 +88,8 @@ def notify(ctx: Context, payload: dict[str, Any], *, session: Session | None = N
         return None
     now = _utcnow()
     row = OutboxMessage(event=str(body.get("event") or "message")[:64], url=url, payload=body,
-                        state=PENDING, attempts=0, created_at=now, next_attempt_at=now)
+                        state=PENDING, attempts=0, created_at=now,
+                        next_attempt_at=now + timedelta(seconds=hold))
     if session is not None:
         session.add(row)
         session.flush()
@@ -96,6 +102,27 @@ def notify(ctx: Context, payload: dict[str, Any], *, session: Session | None = N
     except SQLAlchemyError as exc:
         log.warning("notification %s not stored: %s", row.event, exc)
         return None
+
+
+def release(ctx: Context, message_id: int, update_payload: Callable[[dict[str, Any]], None]
+            ) -> bool:
+    """Fill in a held message (`notify(..., hold=)`) and make it due now; False (nothing
+    changed) when it was already sent or is being sent, or the database refused."""
+    try:
+        with ctx.db.session() as session:
+            row = session.scalars(select(OutboxMessage).where(
+                OutboxMessage.id == message_id, OutboxMessage.state == PENDING,
+                OutboxMessage.attempts == 0, OutboxMessage.claimed_until.is_(None))
+                .with_for_update()).first()
+            if row is None:
+                return False
+            payload = dict(row.payload)
+            update_payload(payload)
+            row.payload, row.next_attempt_at = payload, _utcnow()
+            return True
+    except SQLAlchemyError as exc:
+        log.warning("notification %s not released: %s", message_id, exc)
+        return False
 
 
 def retry_delay(attempts: int, retry_after: float | None = None) -> float:

@@ -1,9 +1,10 @@
 """Channel hits: words said on a recorded channel, found in its live transcript (`live_segments`,
 indexed like clip transcripts by migration 0014), where nobody needs to have flagged a clip.
 
-A channel hit names the channel and the wall-clock time (Unix seconds, as the live transcript
-stores it, plus ISO 8601 UTC for people); `at` is when its first matching word was said (the
-segment's start when the words carry no timings), which is where Play and `Clip this` go.
+A channel hit names the channel and the wall-clock time: in JSON `wall_start`/`wall_end` in ISO
+8601 UTC and `clip_id` null (no clip holds these words); `at` is when its first matching word was
+said, in Unix seconds (`at_utc` the same in ISO 8601), the segment's start when the words carry no
+timings — where Play and `Clip this` go.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from clipper.search.snippet import first_match_word, make_snippet
 from clipper.storage.tables import Channel, LiveSegment
 from clipper.timecode import format_wallclock
 
-CHANNEL_HIT_KEYS = ("kind", "channel", "wall_start", "wall_end", "at", "at_utc", "snippet",
-                    "transcript", "score")
+CHANNEL_HIT_KEYS = ("kind", "channel", "clip_id", "wall_start", "wall_end", "at", "at_utc",
+                    "snippet", "transcript", "score")
 """The JSON form of a channel hit. `kind` is "channel"; clip hits keep HIT_KEYS (no `kind`)."""
 
 
@@ -56,8 +57,10 @@ class ChannelHit:
         return datetime.fromtimestamp(self.at, UTC)
 
     def as_dict(self) -> dict[str, Any]:
-        """The JSON form: exactly CHANNEL_HIT_KEYS."""
-        return {key: getattr(self, key) for key in CHANNEL_HIT_KEYS}
+        """The JSON form: exactly CHANNEL_HIT_KEYS, wall-clock times in ISO 8601 UTC."""
+        iso = {"clip_id": None, "wall_start": format_wallclock(self.wall_start),
+               "wall_end": format_wallclock(self.wall_end)}
+        return {key: iso[key] if key in iso else getattr(self, key) for key in CHANNEL_HIT_KEYS}
 
 
 def first_match_at(row: LiveSegment, query: Query) -> float:

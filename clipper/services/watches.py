@@ -21,7 +21,7 @@ from clipper.net.webhook import slack_escape, slack_link
 from clipper.permissions import OPERATOR, Actor, require, requires
 from clipper.pipeline.channel_media import find_channel
 from clipper.pipeline.lifecycle import log_event
-from clipper.pipeline.notifications import notify
+from clipper.pipeline.notifications import notify, release
 from clipper.pipeline.sources import CHANNEL_NAME
 from clipper.search.query import Query, Term, parse_query, tokenize
 from clipper.search.snippet import find_spans
@@ -420,20 +420,29 @@ def _alert_on(ctx: Context, name: str, plan: Sequence[tuple[int, str, bool, str 
         for m in find_matches(words, query):
             if any(abs(m.start - t) < RATE_SECONDS for t in alerted) or not ready(m, query):
                 continue
-            alert_id = _raise_alert(ctx, watch_id, watch, name, m, url=url, auto_flag=auto_flag)
-            if alert_id is None:
+            made = _raise_alert(ctx, watch_id, watch, name, m, url=url, auto_flag=auto_flag)
+            if made is None:
                 continue
+            alert_id, message_id = made
             alerted.append(m.start)
             raised.append(alert_id)
             if auto_flag:
-                _auto_flag(ctx, alert_id, watch, name, m)
+                flagged = _auto_flag(ctx, alert_id, watch, name, m)
+                if message_id is not None:
+                    release(ctx, message_id, lambda body, f=flagged: _note_flag(body, f))
     return raised
 
 
+#: Seconds an auto-flagging alert's webhook waits for its flag's ids (filed within tens of
+#: milliseconds; the wait only matters to a matcher that dies in between).
+FLAG_HOLD_SECONDS = 5.0
+
+
 def _raise_alert(ctx: Context, watch_id: int, watch: str, channel: str, m: Match, *,
-                 url: str | None, auto_flag: bool) -> int | None:
+                 url: str | None, auto_flag: bool) -> tuple[int, int | None] | None:
     """Store the alert and its notification together, unless the watch is gone or alerted on
-    this channel within RATE_SECONDS of air time; the alert's id, or None."""
+    this channel within RATE_SECONDS of air time: (the alert's id, its message's id), or None.
+    An auto-flagging alert's message is held until its flag is filed (`release`)."""
     with ctx.db.session() as session:
         # The watch row, locked: two matchers of one channel (a restart overlapping the old
         # process) take turns here, so the rate-limit check below sees the other's alert.
@@ -450,9 +459,17 @@ def _raise_alert(ctx: Context, watch_id: int, watch: str, channel: str, m: Match
                       text=m.text)
         session.add(alert)
         session.flush()
-        notify(ctx, alert_message(alert.id, watch, channel, m, link=_alerts_link(ctx),
-                                  auto_flag=auto_flag), session=session, url=url)
-        return alert.id
+        message = notify(ctx, alert_message(alert.id, watch, channel, m,
+                                            link=_alerts_link(ctx), auto_flag=auto_flag),
+                         session=session, url=url, hold=FLAG_HOLD_SECONDS if auto_flag else 0.0)
+        return alert.id, message
+
+
+def _note_flag(body: dict[str, Any], flagged: FlagResult | None) -> None:
+    """Put the auto-flag's ids into a held alert message (pure on `body`)."""
+    if flagged is not None:
+        body["alert"] = {**body.get("alert", {}), "flag_id": flagged.flag_id,
+                         "clip_id": flagged.clip_id}
 
 
 def _alerts_link(ctx: Context) -> str:
@@ -470,14 +487,18 @@ def alert_message(alert_id: int, watch: str, channel: str, m: Match, *, link: st
         text += " — filing a flag"
     if link:
         text += f" ({slack_link(link, 'alerts')})"
-    return {"text": text, "event": "watch.alert", "alert_id": alert_id, "watch": watch,
-            "channel": channel, "wall_start": format_wallclock(m.start),
-            "wall_end": format_wallclock(m.end), "context": m.text, "auto_flag": auto_flag,
-            "link": link}
+    wall_start, wall_end = format_wallclock(m.start), format_wallclock(m.end)
+    alert = {"id": alert_id, "watch": watch, "channel": channel, "wall_start": wall_start,
+             "wall_end": wall_end, "text": m.text, "flag_id": None, "clip_id": None}
+    return {"text": text, "alert": alert, "event": "watch.alert", "alert_id": alert_id,
+            "watch": watch, "channel": channel, "wall_start": wall_start, "wall_end": wall_end,
+            "context": m.text, "auto_flag": auto_flag, "link": link}
 
 
-def _auto_flag(ctx: Context, alert_id: int, watch: str, channel: str, m: Match) -> None:
-    """File the watch's flag and note it on the alert; a refusal is logged, never raised."""
+def _auto_flag(ctx: Context, alert_id: int, watch: str, channel: str,
+               m: Match) -> FlagResult | None:
+    """File the watch's flag and note it on the alert (its result, or None when refused: the
+    refusal is logged, never raised)."""
     flagger = Actor(f"watch:{watch}", OPERATOR)
     try:
         result = flag_channel(ctx, flagger, channel, start=m.start - FLAG_PAD_SECONDS,
@@ -495,7 +516,7 @@ def _auto_flag(ctx: Context, alert_id: int, watch: str, channel: str, m: Match) 
         except SQLAlchemyError as exc:
             log.warning("alert %d: flag %d filed but not noted on it: %s", alert_id,
                         result.flag_id, exc)
-        return
+        return result
     log.warning("watch %s: alert %d could not be flagged: %s", watch, alert_id, problem)
     try:
         with ctx.db.session() as session:
@@ -504,6 +525,7 @@ def _auto_flag(ctx: Context, alert_id: int, watch: str, channel: str, m: Match) 
                        "error": problem[:500]})
     except SQLAlchemyError as exc:
         log.warning("alert %d: the refusal was not stored: %s", alert_id, exc)
+    return None
 
 
 # ---- alerts -----------------------------------------------------------------------------------

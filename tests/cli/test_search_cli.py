@@ -23,11 +23,12 @@ from clipper.storage.tables import (
     Source,
     TranscriptRow,
 )
+from clipper.timecode import format_wallclock
 
 CLIP_KEYS = {"clip_id", "start", "end", "source_start", "source_end", "snippet", "source",
              "status", "score"}
-CHANNEL_KEYS = {"kind", "channel", "wall_start", "wall_end", "at", "at_utc", "snippet",
-                "transcript", "score"}
+CHANNEL_KEYS = {"kind", "channel", "clip_id", "wall_start", "wall_end", "at", "at_utc",
+                "snippet", "transcript", "score"}
 
 
 @pytest.fixture
@@ -81,7 +82,8 @@ def test_search_json_lists_clip_and_channel_hits(cli, said: float) -> None:
     assert len(clip_hits) == 1 and set(clip_hits[0]) == CLIP_KEYS  # unchanged contract
     assert set(channel_hit) == CHANNEL_KEYS
     assert channel_hit["channel"] == "bbc-news" and channel_hit["transcript"] == "whisper"
-    assert channel_hit["wall_start"] == pytest.approx(said)
+    assert channel_hit["clip_id"] is None
+    assert channel_hit["wall_start"] == format_wallclock(said)  # ISO 8601 UTC
     assert channel_hit["at"] == pytest.approx(said + 1.0)  # "waiting", the second word
     assert channel_hit["at_utc"].endswith("Z") and "**waiting lists**" in channel_hit["snippet"]
 

@@ -110,8 +110,11 @@ def test_channel_hit_fields_and_json(db: Database, corpus: Corpus) -> None:
     assert hit.transcript == "captions" and hit.score > 0
     assert [w[2] for w in hit.words][:3] == ["and", "the", "waiting"]
     data = hit.as_dict()
-    assert tuple(data) == CHANNEL_HIT_KEYS and "clip_id" not in data
+    assert tuple(data) == CHANNEL_HIT_KEYS and data["clip_id"] is None
     assert data["kind"] == "channel" and data["at_utc"] == hit.at_utc
+    # The contract: wall-clock times in ISO 8601 UTC.
+    assert (data["wall_start"], data["wall_end"]) == ("2026-11-30T19:42:10.000Z",
+                                                      "2026-11-30T19:42:16.000Z")
     assert page_json(page).count('"kind": "channel"') == 1
     text = format_page(page, tz="Europe/London")
     assert "channel bbc-news  2026-11-30 19:42:12 Europe/London" in text

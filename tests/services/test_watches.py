@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
+from clipper.cli.watch import ALERT_KEYS
 from clipper.context import Context
 from clipper.errors import Conflict, InvalidInput, NotFound, PermissionDenied, UnsafeURL
 from clipper.permissions import Actor
@@ -247,6 +248,12 @@ def test_alerts_are_notified_to_the_team_hook_or_the_watch_own(channels):
     assert "<https://desk.example/alerts|alerts>" in body["text"]
     (_, mine), = own.bodies
     assert mine["watch"] == "own" and mine["alert_id"] == alerts_of(ctx)[1].id
+    # The contract: an "alert" object with `clipper alerts --json`'s keys and values.
+    listed = {a["id"]: a for a in list_alerts(ctx, OP)}
+    for sent in (body, mine):
+        assert set(sent["alert"]) == set(ALERT_KEYS)
+        assert sent["alert"] == {k: listed[sent["alert_id"]][k] for k in ALERT_KEYS}
+        assert sent["alert"]["flag_id"] is None and sent["alert"]["clip_id"] is None
 
 
 def test_volunteers_see_the_alerts_of_their_shift_channel_only(channels):
@@ -298,9 +305,16 @@ def test_auto_flag_merges_with_a_volunteers_flag(recorded):
     moment = now - 300
     mine = flag_channel(ctx, vera, "news", start=moment - 8, end=moment + 8)
     add_watch(ctx, OP, "budget", '"budget cuts"', auto_flag=True)
-    alert_id, = hear(ctx, "news", moment, "budget cuts announced")
+    with hook_server([]) as team:
+        ctx.settings = dataclasses.replace(ctx.settings, webhook_url=url_of(team))
+        alert_id, = hear(ctx, "news", moment, "budget cuts announced")
+        # Held for its flag's ids, then released at once: due now, not FLAG_HOLD_SECONDS later.
+        assert deliver_due(ctx)["delivered"] == 1
     alert, = alerts_of(ctx)
     assert alert.id == alert_id and alert.clip_id == mine.clip_id
+    (_, body), = team.bodies
+    assert body["alert"]["id"] == alert_id
+    assert (body["alert"]["flag_id"], body["alert"]["clip_id"]) == (alert.flag_id, mine.clip_id)
     with ctx.db.session() as s:
         flag = s.get(Flag, alert.flag_id)
         assert flag.by == "watch:budget" and flag.merged
@@ -319,9 +333,14 @@ def test_auto_flag_merges_with_a_volunteers_flag(recorded):
 def test_a_refused_auto_flag_is_logged_on_the_alert_not_raised(recorded):
     ctx, now = recorded
     add_watch(ctx, OP, "strike", "strike", auto_flag=True)
-    alert_id, = hear(ctx, "sport", now - 300, "strike on sport")  # nothing recorded there
+    with hook_server([]) as team:
+        ctx.settings = dataclasses.replace(ctx.settings, webhook_url=url_of(team))
+        alert_id, = hear(ctx, "sport", now - 300, "strike on sport")  # nothing recorded there
+        assert deliver_due(ctx)["delivered"] == 1  # the alert still goes out at once
     alert, = alerts_of(ctx)
     assert (alert.flag_id, alert.clip_id) == (None, None)
+    (_, body), = team.bodies
+    assert body["alert"]["id"] == alert_id and body["alert"]["flag_id"] is None
     shown, = list_alerts(ctx, OP)
     assert "Nothing of sport has been recorded" in shown["flag_problem"]
     with ctx.db.session() as s:
