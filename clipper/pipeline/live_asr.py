@@ -86,6 +86,17 @@ BEHIND_MARGIN = 5.0
 #: keep their CPU. Measured: ~0.21 CPU s per second per watched channel at 8/2 (0.14 at 8/3).
 QUICK_SHARE = 0.5
 QUICK_SPAN = 20.0
+#: The share of one core the whole transcriber aims to stay under (stored transcripts plus the
+#: quick pass): the quick pass has only what the stored transcripts leave of it, so adding
+#: watched channels never makes the transcriber the one that cannot keep up.
+KEEP_UP_SHARE = 0.7
+
+
+def quick_share(stored_loads: Iterable[float | None]) -> float:
+    """Pure: the share of a core the quick pass may take, given each Whisper channel's stored
+    transcript load (CPU seconds per audio second; None before its first window)."""
+    stored = sum(load for load in stored_loads if load)
+    return round(min(QUICK_SHARE, max(0.0, KEEP_UP_SHARE - stored)), 4)
 
 
 def wants_whisper(transcribe: str | None, transcript_source: str | None) -> bool:
@@ -284,13 +295,15 @@ class LiveTranscriber:
 
     def _listening(self, jobs: Sequence[Job]) -> set[int]:
         """The channels the quick pass hears this round: those a watch applies to, unless it
-        has used its share of the CPU (QUICK_SHARE) lately."""
+        has used its share of the CPU (`quick_share`) lately."""
         if self.on_heard is None or self.watched is None or self.quick_hop <= 0:
             return set()
         now = time.monotonic()
         while self._quick_spent and self._quick_spent[0][0] < now - QUICK_SPAN:
             self._quick_spent.popleft()
-        if sum(s for _, s in self._quick_spent) > QUICK_SHARE * QUICK_SPAN:
+        share = quick_share(_load(self._progress[j.id].loads) if j.id in self._progress else None
+                            for j in jobs)
+        if sum(s for _, s in self._quick_spent) > share * QUICK_SPAN:
             return set()
         try:
             return self.watched() & {j.id for j in jobs}

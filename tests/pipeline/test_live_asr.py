@@ -21,7 +21,15 @@ from sqlalchemy import func, select, update
 from clipper.context import Context
 from clipper.media.live import first_pts
 from clipper.permissions import Actor
-from clipper.pipeline.live_asr import LiveTranscriber, Outcome, live_rows, wants_whisper
+from clipper.pipeline.live_asr import (
+    KEEP_UP_SHARE,
+    QUICK_SHARE,
+    LiveTranscriber,
+    Outcome,
+    live_rows,
+    quick_share,
+    wants_whisper,
+)
 from clipper.pipeline.recorder import Recorder
 from clipper.services.channels import add_channel, channel_status, set_transcribe
 from clipper.storage.tables import Channel, ChannelSegment, LiveAsrState, LiveSegment
@@ -159,6 +167,14 @@ def test_which_channels_whisper_transcribes():
     assert wants_whisper("auto", None) and wants_whisper("auto", "whisper")
     assert not wants_whisper("auto", "captions")
     assert not wants_whisper("captions", None) and not wants_whisper(None, None)
+
+
+def test_the_quick_pass_has_what_the_stored_transcripts_leave_of_the_budget():
+    assert quick_share([]) == QUICK_SHARE == quick_share([None, 0.05])  # 2 channels: all of it
+    # 8 channels at 0.055 each take 0.44 of a core: the quick pass gets the rest of 0.7.
+    assert quick_share([0.055] * 8) == pytest.approx(KEEP_UP_SHARE - 0.44)
+    assert quick_share([0.055] * 8) + 8 * 0.055 <= KEEP_UP_SHARE + 1e-9
+    assert quick_share([0.06] * 14) == 0.0  # no room: alerts come from the stored transcript
 
 
 def test_live_rows_keep_sure_words_on_the_wall_clock():
