@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from starlette.concurrency import run_in_threadpool
 
 from clipper.api import feeds, problems, routes
 from clipper.api.deps import ApiState
@@ -33,12 +34,16 @@ person; bodies up to 1 MiB.
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """The API app for `settings` (default: from the environment). Its Context is built on
-    the first request that needs one and closed when the server stops."""
+    """The API app for `settings` (default: from the environment). Its Context (the database's
+    connection, migrated) is built when the server starts and closed when it stops."""
     st = ApiState(settings or Settings.from_env())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Before the port takes requests: Slack wants `/clip` answered within 3 s, and the
+        # first request must not be the one that connects and migrates. A database that cannot
+        # be reached fails the start (`clipper up` starts the API again, with backoff).
+        await run_in_threadpool(st.ctx)
         yield
         st.stopping.set()
         st.close()

@@ -24,8 +24,8 @@ ADDRESS_FACTOR = 5
 
 
 class ApiState:
-    """Per app: the settings, one Context (built on first use), the rate limiters, and whether
-    the server is stopping (open event streams end then)."""
+    """Per app: the settings, one Context (built when the server starts), the rate limiters,
+    and whether the server is stopping (open event streams end then)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -37,8 +37,10 @@ class ApiState:
         self._lock = threading.Lock()
 
     def ctx(self) -> Context:
-        # Built on first use, not at import or start-up: building migrates the database, and
-        # `create_app()` must stay cheap (the OpenAPI schema needs no database).
+        # Built by the app's lifespan when the server starts (so the first request, a Slack
+        # `/clip` perhaps, with 3 s to be answered, does not wait for the database's connection
+        # and migration), and here on first use where no server ran the lifespan. Not in
+        # `create_app()`, which must stay cheap (the OpenAPI schema needs no database).
         with self._lock:
             if self._ctx is None:
                 self._ctx = Context.build(self.settings)

@@ -3,6 +3,7 @@ open event streams included."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -15,7 +16,9 @@ import pytest
 from apiserver import add_team
 from polling import poll
 
+from clipper.api.app import create_app
 from clipper.context import Context
+from clipper.storage.database import is_current
 
 pytestmark = pytest.mark.services
 
@@ -24,6 +27,23 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_the_server_connects_and_migrates_as_it_starts(tmp_path, make_settings):
+    # No request needed: the first one (a Slack `/clip`, with 3 s to answer) must not pay
+    # for them. A fresh, empty database is migrated by the start alone.
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    app = create_app(make_settings(url))
+    st = app.state.clipper
+
+    async def start_and_stop() -> None:
+        async with app.router.lifespan_context(app):
+            assert st._ctx is not None
+            assert is_current(st._ctx.db.engine)
+        assert st._ctx is None and st.stopping.is_set()
+
+    assert st._ctx is None  # `create_app()` alone touches no database
+    asyncio.run(start_and_stop())
 
 
 def test_clipper_api_serves_and_stops_on_sigterm(sqlite_ctx: Context):

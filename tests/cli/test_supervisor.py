@@ -25,6 +25,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _api_health(port: int) -> bool:
+    """Whether the API on `port` answers `GET /api/health` with `{"ok": true}`."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=1) as r:
+            return r.status == 200 and json.loads(r.read()) == {"ok": True}
+    except OSError:
+        return False
 
 
 def _health(port: int) -> bool:
@@ -38,7 +45,8 @@ def _health(port: int) -> bool:
 def test_up_runs_the_whole_stack_and_ctrl_c_stops_everything(tmp_path, broadcast):
     home = tmp_path / "home"
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
-    env.update(CLIPPER_HOME=str(home), HF_HUB_OFFLINE="1", CLIPPER_API_PORT=str(_free_port()))
+    api_port = _free_port()
+    env.update(CLIPPER_HOME=str(home), HF_HUB_OFFLINE="1", CLIPPER_API_PORT=str(api_port))
     port = _free_port()
     up = subprocess.Popen([sys.executable, "-m", "clipper.cli", "up", "--workers", "1",
                            "--port", str(port)],
@@ -47,6 +55,7 @@ def test_up_runs_the_whole_stack_and_ctrl_c_stops_everything(tmp_path, broadcast
         state_file = home / "run" / "up.json"
         poll(state_file.exists, 60, "up.json")
         poll(lambda: _health(port), 60, "dashboard health")
+        poll(lambda: _api_health(api_port), 60, "the API's /api/health")
         state = json.loads(state_file.read_text())
         pids = [state["redis_pid"], *state["children"].values()]
         assert all(psutil.pid_exists(p) for p in pids)
