@@ -45,19 +45,20 @@ YIELD_NICENESS = 5
 
 
 def run(stream_or_args: Any, *, what: str, timeout: float | None = None,
-        yield_cpu: bool = False) -> str:
+        yield_cpu: bool = False, cwd: Path | None = None) -> str:
     """Run one ffmpeg command (an ffmpeg-python stream or an argv list); returns stderr.
 
     `yield_cpu`: run it at a lower priority, for picture work (cuts, thumbnails, renders) that
     would otherwise take both cores from a transcription running beside it — the clip waits
     for its transcript, and a burst of clips for the one Whisper; alone it runs as fast.
+    `cwd`: the folder ffmpeg runs in, for file names given relative to it.
     Raises PermanentError naming `what` and the last useful stderr line on failure.
     """
     given = isinstance(stream_or_args, Sequence) and not isinstance(stream_or_args, str)
     args = list(stream_or_args) if given else compile_args(stream_or_args)
     log.debug("ffmpeg %s: %s", what, subprocess.list2cmdline(args))
     with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True) as proc:
+                          text=True, cwd=cwd) as proc:
         if yield_cpu:
             _lower_priority(proc.pid)
         try:

@@ -26,7 +26,9 @@ Settings, chosen from measurements on the 2-vCPU workers (bench/render.py, 60 s 
   ebur128 passes (~0.3 CPU-s each per minute); loudnorm's dynamic mode alone ended 2-3 LU
   short of the target on such speech. Silence is passed through.
 - MP4 with `+faststart`, written to a temp name beside `out`, checked (duration, size) and
-  renamed into place.
+  renamed into place. The captions and progress files go to a folder of their own inside
+  `tmp_dir` (the pipeline passes the run's scratch folder, which the reconciler removes when a
+  killed run leaves it behind); without one, in the system temp folder.
 """
 
 from __future__ import annotations
@@ -325,7 +327,9 @@ def _video_for(v: Any, job: _Job, info: MediaInfo, logo: Any | None) -> Any:
         v = _crop_chain(v, info, job.width, job.height)
     v = v.filter("setsar", 1)
     if job.ass is not None:
-        v = v.filter("ass", str(job.ass))
+        # By name, ffmpeg running in its folder: ffmpeg-python mis-escapes ':' and quotes in a
+        # filter's argument, and the folder may be anywhere under CLIPPER_MEDIA_DIR.
+        v = v.filter("ass", job.ass.name)
     if logo is not None:
         v = _logo_chain(v, logo, job.layout)
     return v.filter("format", "yuv420p")
@@ -413,7 +417,6 @@ def _make_job(r: RenderRequest, info: MediaInfo, work: Path, words: Sequence[Wor
     if words or attribution:
         subs = build_ass(layout, words=words, duration=duration, attribution=attribution,
                          highlight=highlight)
-        # mkdtemp names are free of ':' and quotes, which ffmpeg-python mis-escapes.
         ass = write_ass(subs, work / f"captions-{r.shape}-{r.fit}.ass")
     tmp = Path(r.out).with_name(f".{Path(r.out).stem}.{uuid.uuid4().hex[:8]}.tmp.mp4")
     return _Job(r, width, height, layout, ass, tmp)
@@ -464,20 +467,21 @@ def _encode(src: Path, jobs: Sequence[_Job], info: MediaInfo, trim_in: float, du
     args[1:1] = ["-progress", str(work / "progress.txt"), "-nostats"]
     shapes = ", ".join(j.request.shape for j in jobs)
     with _ProgressWatch(work / "progress.txt", duration, progress, f"rendering {shapes}"):
-        ffrun.run(args, what=f"render {shapes}", yield_cpu=True)
+        ffrun.run(args, what=f"render {shapes}", yield_cpu=True, cwd=work)
 
 
 def render_shapes(src: Path, requests: Sequence[RenderRequest], *, words: Sequence[Word] = (),
                   captions: bool = True, trim_in: float = 0.0, trim_out: float | None = None,
                   attribution: str | None = None, logo: Path | None = None,
                   loudness: float = -14.0, progress: Progress | None = None,
-                  highlight: bool = False) -> list[RenderResult]:
+                  highlight: bool = False, tmp_dir: Path | None = None) -> list[RenderResult]:
     """Render several shapes of one clip in a single ffmpeg process (source decoded once).
 
     `words` are on the clip's timeline; the outputs cover [trim_in, trim_out) and their
     captions are shifted to start with them; `highlight` colours the word being spoken.
     `progress(fraction, stage)` is called from a side thread about twice a second.
-    Each file appears at its `out` only when complete.
+    Each file appears at its `out` only when complete. Working files go to a new folder inside
+    `tmp_dir` (default: the system temp folder), removed when done.
     """
     info = probe_media(Path(src))
     duration = _check(requests, info, trim_in, trim_out)
@@ -485,7 +489,9 @@ def render_shapes(src: Path, requests: Sequence[RenderRequest], *, words: Sequen
     (progress or (lambda _f, _s: None))(0.0, "measuring loudness")
     audio = plan_audio(Path(src), trim_in, duration, loudness) if info.has_audio else None
     shifted = shift_words(words, trim_in, trim_in + duration) if captions else []
-    work = Path(tempfile.mkdtemp(prefix="clipper_render_"))
+    if tmp_dir is not None:
+        Path(tmp_dir).mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="clipper_render_", dir=tmp_dir))
     jobs: list[_Job] = []
     try:
         jobs += [_make_job(r, info, work, shifted, duration, attribution, highlight)
@@ -518,9 +524,10 @@ def render_shape(src: Path, out: Path, *, shape: str, fit: str = "crop",
                  words: Sequence[Word] = (), captions: bool = True, trim_in: float = 0.0,
                  trim_out: float | None = None, attribution: str | None = None,
                  logo: Path | None = None, loudness: float = -14.0,
-                 progress: Progress | None = None, highlight: bool = False) -> RenderResult:
+                 progress: Progress | None = None, highlight: bool = False,
+                 tmp_dir: Path | None = None) -> RenderResult:
     """Render one shape of a clip (see `render_shapes`)."""
     return render_shapes(src, [RenderRequest(Path(out), shape, fit)], words=words,
                          captions=captions, trim_in=trim_in, trim_out=trim_out,
                          attribution=attribution, logo=logo, loudness=loudness,
-                         progress=progress, highlight=highlight)[0]
+                         progress=progress, highlight=highlight, tmp_dir=tmp_dir)[0]

@@ -1,10 +1,13 @@
 """Removing what no clip needs any more: superseded clip versions, fetched sections no clip will
-cut again, and uploads nobody flagged or whose clips are done — so a long campaign never fills
-the disk with leftovers. (Recorded channels have their own retention, `pipeline.retention`.)"""
+cut again, uploads nobody flagged or whose clips are done, and the temporary files of jobs that
+were killed — so a long campaign never fills the disk with leftovers. (Recorded channels have
+their own retention, `pipeline.retention`.)"""
 
 from __future__ import annotations
 
 import logging
+import os
+import re
 import shutil
 import time
 from collections.abc import Iterable, Mapping
@@ -25,6 +28,14 @@ log = logging.getLogger(__name__)
 GRACE_SECONDS = 3600.0
 #: Clip statuses after which the clip's fetched section is never cut again.
 DONE = REVIEWED | {"rejected"}
+#: The names Clipper's writers give a file or folder while it is being made beside its final
+#: place (a dot first, then): `.upload-<hex>.<ext>` (an upload), `<name>.tmp` and
+#: `<name>.<hex>.tmp` (transcripts, subtitles, what Whisper heard, a package's folder and zip),
+#: `<stem>.<hex>.tmp.mp4` (a render), `<stem>.<hex>.part.<ext>` (a cut, a join, audio),
+#: `<stem>.<hex32>.<ext>` (a thumbnail), `<name>.old-<hex>` (a package being replaced),
+#: `cut-…` and `fetch-…` (their work folders). A kill -9 leaves them; nothing else removes them.
+LEFTOVER = re.compile(r"\.(?:upload-.+|cut-.+|fetch-.+|.+\.(?:tmp|part)(?:\.\w+)?"
+                      r"|.+\.old-[0-9a-f]{8}|.+\.[0-9a-f]{32}\.\w+)")
 
 
 @dataclass(frozen=True)
@@ -68,6 +79,50 @@ def superseded(clip_dirs: Mapping[int, list[Path]], clips: Mapping[int, ClipFile
     return out
 
 
+def is_leftover(name: str) -> bool:
+    """Pure: whether a file or folder name is one of the temporary names in `LEFTOVER`."""
+    return LEFTOVER.fullmatch(name) is not None
+
+
+def _newest(path: Path) -> float:
+    """The latest change under `path` (itself, or anything in it when a folder): a folder a job
+    still fills looks young even when the files it hard-links into it are old."""
+    try:
+        newest = path.lstat().st_mtime
+    except FileNotFoundError:  # renamed into place or removed since it was listed
+        return float("inf")
+    if path.is_dir() and not path.is_symlink():
+        for root, _dirs, files in os.walk(path):
+            for name in [root, *(os.path.join(root, f) for f in files)]:
+                try:
+                    newest = max(newest, os.lstat(name).st_mtime)
+                except FileNotFoundError:
+                    continue
+    return newest
+
+
+def leftovers(folder: Path, now: float) -> list[Path]:
+    """Temporary files and folders (see `LEFTOVER`) under `folder` that nothing has written to
+    for GRACE_SECONDS: a younger one may belong to a job still running."""
+    if not folder.is_dir():
+        return []
+    out = []
+    for root, dirs, files in os.walk(folder):
+        here = Path(root)
+        found = [d for d in dirs if is_leftover(d)]
+        dirs[:] = [d for d in dirs if d not in found]  # a leftover folder goes, or stays, whole
+        out += [here / name for name in [*found, *(f for f in files if is_leftover(f))]
+                if now - _newest(here / name) > GRACE_SECONDS]
+    return out
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
 def _clips(ctx: Context, now: float) -> dict[int, ClipFiles]:
     with ctx.db.session() as session:
         rows = session.execute(select(Clip.id, Clip.version, Clip.status, Clip.section_path,
@@ -99,7 +154,12 @@ def tidy(ctx: Context, *, now: float | None = None) -> dict[str, int]:
     retention = ctx.settings.retention_hours * 3600
     clips = _clips(ctx, now)
     media = ctx.settings.media_dir
-    done = {"versions": 0, "sections": 0, "uploads": 0}
+    done = {"versions": 0, "sections": 0, "uploads": 0, "leftovers": 0}
+    # Only the folders of finished files: a run's scratch folder goes whole (runner, reconciler).
+    for folder in (ctx.settings.exports_dir, media / "uploads", media / "clips", media / "sources"):
+        for path in leftovers(folder, now):
+            _remove(path)
+            done["leftovers"] += 1
     clip_dirs = {int(d.name): sorted(d.glob("v*")) for d in (media / "clips").glob("*")
                  if d.name.isdigit()} if (media / "clips").is_dir() else {}
     for d in superseded(clip_dirs, clips):
@@ -126,5 +186,5 @@ def tidy(ctx: Context, *, now: float | None = None) -> dict[str, int]:
             done["uploads"] += 1
     if any(done.values()):
         log.info("housekeeping removed %(versions)d old versions, %(sections)d sections, "
-                 "%(uploads)d uploads", done)
+                 "%(uploads)d uploads, %(leftovers)d temporary files of killed jobs", done)
     return done

@@ -349,7 +349,8 @@ def render(ctx: Context, inp: StageInput) -> StageOutput:
                                     captions=bool(words), trim_in=plan.get("trim_in", 0.0),
                                     trim_out=plan.get("trim_out"),
                                     attribution=plan.get("attribution"),
-                                    progress=lambda f, _shape: inp.progress(f))
+                                    progress=lambda f, _shape: inp.progress(f),
+                                    tmp_dir=scratch)
     # Hashed here, outside any transaction: a package's files are large.
     results = [replace(r, path=publish(r.path, out_dir / r.path.name)) for r in results]
     hashes = [sha256_file(r.path) for r in results]

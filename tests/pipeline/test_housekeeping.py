@@ -1,5 +1,6 @@
-"""Housekeeping removes superseded clip versions, sections no clip will cut again and uploads
-nobody needs — and nothing a clip still uses. A cut refuses (for now) a disk it would fill."""
+"""Housekeeping removes superseded clip versions, sections no clip will cut again, uploads
+nobody needs and the temporary files of killed jobs — and nothing a clip still uses, nor a
+temporary file a job may still be writing. A cut refuses (for now) a disk it would fill."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from clipper.permissions import Actor
 from clipper.pipeline.housekeeping import (
     GRACE_SECONDS,
     ClipFiles,
+    is_leftover,
     keep_sections,
     superseded,
     tidy,
@@ -77,7 +79,7 @@ def test_tidy_on_disk(sqlite_ctx, broadcast):
     _age(heard_recent, GRACE_SECONDS + 60)
     _age(heard_old, sqlite_ctx.settings.retention_hours * 3600 + 60)
     done = tidy(sqlite_ctx)
-    assert done == {"versions": 1, "sections": 1, "uploads": 1}
+    assert done == {"versions": 1, "sections": 1, "uploads": 1, "leftovers": 0}
     assert used.exists() and young.exists() and current.exists()
     assert not stray.exists() and not old_version.parent.exists() and not unflagged.exists()
     assert heard_recent.exists() and not heard_old.exists()
@@ -89,3 +91,74 @@ def test_a_cut_that_would_fill_the_disk_waits_instead(tmp_path):
     check_free_space(tmp_path, 1024)
     with pytest.raises(TransientError, match="Not enough free disk space"):
         check_free_space(tmp_path, free * 2)
+
+
+@pytest.mark.parametrize("name", [
+    ".upload-0123456789abcdef0123456789abcdef.mp4",  # services/review.save_upload
+    ".transcript.json.0123456789abcdef0123456789abcdef.tmp",  # pipeline/transcripts
+    ".clip.srt.tmp", "..clip.srt.0123456789abcdef0123456789abcdef.tmp.tmp",  # subtitles
+    ".16x9-crop.0a1b2c3d.tmp.mp4",  # media/render
+    ".clip.0123456789abcdef0123456789abcdef.part.mp4",  # media/cut, media/concat
+    ".audio.wav.0123456789abcdef0123456789abcdef.part.wav",  # media/extract_audio
+    ".thumb.0123456789abcdef0123456789abcdef.jpg",  # media/thumbnail
+    ".clip-7-budget.0a1b2c3d.tmp", ".clip-7-budget.0a1b2c3d.zip.tmp",  # media/package
+    ".clip-7-budget.old-0a1b2c3d",
+    ".cut-k2j4_x9q", ".fetch-a8b7c6d5",  # their TemporaryDirectory folders
+])
+def test_the_temporary_names_writers_use_are_leftovers(name: str) -> None:
+    assert is_leftover(name)
+
+
+@pytest.mark.parametrize("name", ["clip.mp4", "clip-7-budget", "clip-7-budget.zip", "abc.mp4",
+                                  "transcript.json", ".gitkeep", ".DS_Store", ".tmp", "x.tmp"])
+def test_finished_files_and_other_dot_files_are_not(name: str) -> None:
+    assert not is_leftover(name)
+
+
+def _make(path: Path, age: float = 0.0, *inside: str) -> Path:
+    """A file, or with `inside` a folder of those files, last written `age` seconds ago."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if inside:
+        path.mkdir()
+        for name in inside:
+            _age(_make(path / name), age)
+    else:
+        path.write_bytes(b"x")
+    _age(path, age)
+    return path
+
+
+def test_killed_jobs_leftovers_go_after_the_grace_and_nothing_else(sqlite_ctx):
+    media, exports = sqlite_ctx.settings.media_dir, sqlite_ctx.settings.exports_dir
+    hexes, stale = "0123456789abcdef" * 2, GRACE_SECONDS + 60
+    v1, renders = media / "clips" / "9" / "v1", media / "clips" / "9" / "renders"
+    old = [  # what jobs killed over an hour ago left
+        _make(exports / ".clip-3-vote.0a1b2c3d.tmp", stale, "clip-3-vote_16x9.mp4", "meta.json"),
+        _make(exports / ".clip-3-vote.0a1b2c3d.zip.tmp", stale),
+        _make(exports / ".clip-2-x.old-99aa88bb", stale, "clip-2-x_16x9.mp4"),
+        _make(media / "uploads" / f".upload-{hexes}.mp4", stale),
+        _make(v1 / f".transcript.json.{hexes}.tmp", stale),
+        _make(v1 / "..clip.srt.tmp.tmp", stale),
+        _make(renders / ".16x9-crop.0a1b2c3d.tmp.mp4", stale),
+        _make(media / "sources" / "1" / "heard" / f".k-2.000-5.000.json.{hexes}.tmp", stale)]
+    # A package being built now: its render was hard-linked in (an old file), its metadata
+    # written just now — the folder is in use though the folder entry itself looks old.
+    filling = _make(exports / ".clip-4-now.1a2b3c4d.tmp", stale, "clip-4-now_16x9.mp4")
+    _make(filling / "meta.json")
+    _age(filling, stale)
+    young = [filling, _make(exports / ".clip-4-now.1a2b3c4d.zip.tmp"),
+             _make(media / "uploads" / f".upload-{hexes[::-1]}.mp4"),
+             _make(v1 / f".clip.vtt.{hexes}.tmp")]
+    kept = [  # finished files, however old, and dot-files that are not Clipper's
+        _make(exports / "clip-1-done", stale, "clip-1-done_16x9.mp4"),
+        _make(exports / "clip-1-done.zip", stale), _make(exports / ".keep", stale),
+        _make(media / "uploads" / "f00d.mp4", stale),  # younger than the upload retention
+        _make(v1 / "clip.mp4", stale), _make(v1 / "transcript.json", stale),
+        _make(renders / "16x9-crop.mp4", stale)]
+    assert tidy(sqlite_ctx)["leftovers"] == len(old)
+    assert [f for f in old if f.exists()] == []
+    assert [f for f in young + kept if not f.exists()] == []
+    assert (filling / "meta.json").exists() and (filling / "clip-4-now_16x9.mp4").exists()
+    # Nothing touches them for longer than the grace: now they are leftovers too.
+    assert tidy(sqlite_ctx, now=time.time() + stale)["leftovers"] == len(young)
+    assert [f for f in young if f.exists()] == [] and [f for f in kept if not f.exists()] == []

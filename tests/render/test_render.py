@@ -262,3 +262,26 @@ def test_anamorphic_broadcast_renders_as_people_see_it(tmp_path: Path) -> None:
     # 1x1 crops the sides of the 1024-wide picture: 576 of it, centred, scaled to 1080.
     band = decode_gray(square.path, size="60x60")[0]
     assert band[:3].mean() > 200 and band[6:].mean() < 30
+
+
+def test_working_files_live_in_the_given_folder_and_go_with_the_render(
+        clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A scratch folder under a media dir whose path ffmpeg-python would mis-escape in a filter.
+    scratch = tmp_path / "media:x's" / "tmp" / "run-7"
+    seen: list[tuple[Path, list[str]]] = []
+    real_run = ffrun.run
+
+    def watched(args, **kwargs):  # noqa: ANN001, ANN202 - a spy on ffmpeg runs
+        if kwargs.get("cwd"):  # the encode (the loudness passes write no files)
+            cwd = Path(kwargs["cwd"])
+            seen.append((cwd, sorted(p.name for p in cwd.iterdir())))
+        return real_run(args, **kwargs)
+
+    monkeypatch.setattr(ffrun, "run", watched)
+    out = render_shape(clip, tmp_path / "out.mp4", shape="16x9", words=WORDS, trim_in=1.0,
+                       trim_out=2.0, tmp_dir=scratch)
+    [(work, files)] = seen
+    assert work.parent == scratch and work.name.startswith("clipper_render_")
+    assert "captions-16x9-crop.ass" in files  # burned in by its name, ffmpeg running in `work`
+    assert out.captions and out.path.is_file() and abs(out.duration - 1.0) < 0.1
+    assert list(scratch.iterdir()) == []  # the working folder went; the scratch is the run's

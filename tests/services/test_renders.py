@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from clipper.errors import Conflict, InvalidInput, PermissionDenied
+from clipper.media import ffrun
 from clipper.permissions import Actor
 from clipper.services.clips import clip_events, clip_status
 from clipper.services.flags import file_flag
@@ -26,7 +27,7 @@ def ready_clip(sqlite_ctx, broadcast, run_jobs):
     return res.clip_id
 
 
-def test_render_export_publish(sqlite_ctx, ready_clip, run_jobs, tmp_path):
+def test_render_export_publish(sqlite_ctx, ready_clip, run_jobs, tmp_path, monkeypatch):
     ctx, cid = sqlite_ctx, ready_clip
     with pytest.raises(InvalidInput, match="Unknown format"):
         request_render(ctx, SAM, cid, formats="4x3")
@@ -36,9 +37,17 @@ def test_render_export_publish(sqlite_ctx, ready_clip, run_jobs, tmp_path):
                           trim_out="5", export=False)
     assert plan["trim_in"] == 1.0 and plan["trim_out"] == 5.0
     assert clip_status(ctx, ANN, cid)["status"] == "rendering"
+    folders, real_run = [], ffrun.run
+    monkeypatch.setattr(ffrun, "run", lambda args, **kw: (
+        folders.append(kw.get("cwd")), real_run(args, **kw))[1])
     run_jobs(ctx)
     st = clip_status(ctx, ANN, cid)
     assert st["status"] == "rendered", st["error"]
+    # The render worked inside its run's scratch folder, which a dead run's sweep removes.
+    works = [Path(f) for f in folders if f]  # 16x9 first, then the rest (two ffmpeg runs)
+    assert len(works) == 2 and all(w.parent.parent == ctx.settings.media_dir / "tmp"
+                                   and w.parent.name.startswith("run-") and not w.exists()
+                                   for w in works)
     shapes = {r["format"]: r for r in st["renders"]}
     assert (shapes["9x16"]["width"], shapes["9x16"]["height"]) == (1080, 1920)
     assert shapes["16x9"]["duration"] == pytest.approx(4.0, abs=0.05)
