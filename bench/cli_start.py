@@ -4,12 +4,15 @@
     .venv/bin/python bench/cli_start.py --runs 30 --top 15
 
 Each command runs as its own process (`python -m clipper.cli ...`), as a user runs it, on a
-migrated SQLite home in a temp dir holding one flagged clip; Redis points at a closed port, so
-`flag` (of a loopback URL, allow-listed, never fetched) measures its start and the database
-write, not a queue. Prints, per command, the median and p95 wall time over the runs and the
-median CPU time (user + system: steadier than wall time on a busy machine), then the packages
-that `python -X importtime` charges the most for `status` (self time of every module, summed
-by top-level package; the quickest of three runs).
+migrated SQLite home in a temp dir holding one flagged clip and one channel (nothing recorded);
+Redis points at a closed port, so `flag` (of a loopback URL, allow-listed, never fetched, inside
+the clip: it joins it, nothing to queue; or of the channel's last 30 s, which widens the clip the
+previous run filed and so tries to queue it) measures its start and the database write, not a
+queue. Prints, per command, the median and p95 wall time over the runs and the median CPU time
+(user + system: steadier than wall time on a busy machine), then the packages that
+`python -X importtime` charges the most for `status` (self time of every module, summed by
+top-level package; the quickest of three runs), and what the flags' imports cost, the queue's
+and the cutter's packages among them.
 
 Set PYTHONDONTWRITEBYTECODE=1 and every run compiles Clipper from source; a real install has
 its bytecode cached, as this benchmark assumes.
@@ -40,6 +43,9 @@ from clipper.settings import Settings  # noqa: E402
 NO_REDIS = "redis://127.0.0.1:9/0"
 #: A URL flag is stored and queued without being fetched (a file would be probed by ffprobe).
 SOURCE = "http://127.0.0.1:9/show.mp4"
+CHANNEL = "news"
+#: Packages a flag needs only to queue (redis; rq once Redis answers) or to cut (ffmpeg).
+QUEUE_AND_CUT = ("redis", "rq", "ffmpeg")
 _IMPORT_LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)$")
 
 
@@ -48,12 +54,14 @@ def prepare(home: Path) -> tuple[dict[str, str], int]:
     env = {**os.environ, "CLIPPER_HOME": str(home), "REDIS_URL": NO_REDIS,
            "CLIPPER_URL_ALLOWLIST": "127.0.0.1"}
     env.pop("DATABASE_URL", None)
+    from clipper.services.channels import add_channel
     from clipper.services.flags import file_flag
 
     logging.getLogger("clipper").setLevel(logging.ERROR)  # "stored but not queued" is expected
     ctx = Context.build(Settings.from_env(env))
     try:
         clip_id = file_flag(ctx, Actor.operator("bench"), SOURCE, "1", "5").clip_id
+        add_channel(ctx, Actor.operator("bench"), CHANNEL, "http://127.0.0.1:9/live.m3u8")
     finally:
         ctx.close()
     return env, clip_id
@@ -113,6 +121,8 @@ def main() -> int:
             "status N --json": ["status", str(clip_id), "--json"],
             "flag URL --start 1 --end 5 --json": ["flag", SOURCE, "--start", "1", "--end", "5",
                                                    "--json"],
+            "flag --channel C --last 30 --json": ["flag", "--channel", CHANNEL, "--last", "30",
+                                                  "--json"],
             "--help": ["--help"],
         }
         for label, args in commands.items():
@@ -126,6 +136,11 @@ def main() -> int:
               "costliest packages (self time summed):")
         for name, seconds in sorted(by_package.items(), key=lambda kv: -kv[1])[:opts.top]:
             print(f"  {seconds * 1000:7.1f} ms  {name}")
+        for label in ("flag URL --start 1 --end 5 --json", "flag --channel C --last 30 --json"):
+            total, by_package = import_costs(commands[label], env)
+            parts = ", ".join(f"{name} {by_package[name] * 1000:.1f} ms" if name in by_package
+                              else f"no {name}" for name in QUEUE_AND_CUT)
+            print(f"imports of `clipper {label}`: {total * 1000:.0f} ms in all ({parts})")
     return 0
 
 

@@ -8,12 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import ffmpeg
-
 from clipper.domain import FetchedSection
 from clipper.errors import PermanentError
-from clipper.media import ffrun
-from clipper.media.probe import probe_media
 
 
 @dataclass(frozen=True)
@@ -54,6 +50,13 @@ def join_segments(files: Sequence[SegmentFile], out: Path, *,
     Written to a temporary name beside `out`, then renamed. File time t is wall-clock time
     `offset + t`, with offset the first segment's wall_start.
     """
+    # Here, not at the top: `clipper flag` imports this module (channel_media needs SegmentFile)
+    # and must start without loading ffmpeg-python, which only a join uses.
+    import ffmpeg
+
+    from clipper.media import ffrun
+    from clipper.media.probe import probe_media
+
     files = sorted(files, key=lambda f: f.wall_start)
     out.parent.mkdir(parents=True, exist_ok=True)
     token = uuid.uuid4().hex

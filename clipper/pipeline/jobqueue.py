@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-
-import redis
-from rq import Queue, Retry
-from rq.exceptions import DuplicateJobError, NoSuchJobError
-from rq.job import Job, JobStatus
+from typing import TYPE_CHECKING
 
 from clipper.context import Context
 from clipper.errors import ClipperError
-from clipper.pipeline.jobs import run_stage_job
 from clipper.pipeline.stages import QUEUES, STAGES, due_stages
 from clipper.storage.tables import Clip
+
+# The Redis client, rq and the job function (which imports rq) load where they are used, not
+# here: a `clipper flag` that queues nothing (it joins a clip without widening it) loads none of
+# them, and one that finds no Redis reachable stores the flag and exits without rq.
+if TYPE_CHECKING:
+    import redis
+    from rq.job import JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +46,15 @@ def goes_first(urgency: str, version: int) -> bool:
     return urgency == "high" or version == 1
 
 
-ACTIVE_JOB_STATES = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
+#: rq's JobStatus QUEUED, STARTED, DEFERRED and SCHEDULED by value: JobStatus is a str enum, so
+#: its members are found here, and this module loads without rq.
+ACTIVE_JOB_STATES = {"queued", "started", "deferred", "scheduled"}
 
 
 def job_state(conn: redis.Redis, jid: str) -> JobStatus | None:
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+
     try:
         return Job.fetch(jid, connection=conn).get_status(refresh=False)
     except NoSuchJobError:
@@ -65,6 +72,13 @@ def enqueue_stage(conn: redis.Redis, job: StageJob, *, timeout: int, first: bool
     run's lease has passed) also replaces a job Redis still calls started.
     """
     with conn.lock(f"clipper:enqueue:{job.id}", timeout=10, blocking_timeout=10):
+        # Once Redis has answered (the lock): with none reachable, a flag never loads rq.
+        from rq import Queue, Retry
+        from rq.exceptions import DuplicateJobError
+        from rq.job import JobStatus
+
+        from clipper.pipeline.jobs import run_stage_job
+
         state = job_state(conn, job.id)
         if state in ACTIVE_JOB_STATES and not (replace_started and state == JobStatus.STARTED):
             return False
@@ -85,6 +99,9 @@ def enqueue_stage(conn: redis.Redis, job: StageJob, *, timeout: int, first: bool
 
 
 def _delete(conn: redis.Redis, jid: str) -> None:
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+
     try:
         Job.fetch(jid, connection=conn).delete()
     except NoSuchJobError:
@@ -92,6 +109,8 @@ def _delete(conn: redis.Redis, jid: str) -> None:
 
 
 def queue_lengths(conn: redis.Redis) -> dict[str, int]:
+    from rq import Queue
+
     return {name: Queue(name, connection=conn).count for name in QUEUES}
 
 
@@ -106,6 +125,8 @@ def queue_clip(ctx: Context, clip_id: int) -> bool:
         first = goes_first(clip.urgency, clip.version)
     if not jobs:
         return False
+    import redis  # for its errors; `ctx.redis` loads it anyway
+
     try:
         for job in jobs:
             enqueue_stage(ctx.redis, job, timeout=ctx.settings.job_timeout, first=first)
