@@ -15,14 +15,14 @@ from clipper.media.captions_ass import shift_words
 from clipper.media.package import PackageSpec, build_package, default_folder_name, sha256_file
 from clipper.media.render import RenderResult
 from clipper.pipeline.delivery import queue_delivery
-from clipper.pipeline.lifecycle import can_move, log_event, move
+from clipper.pipeline.lifecycle import can_move, lock_clip, log_event, move
 from clipper.pipeline.notifications import notify_exported
 from clipper.pipeline.transcripts import load_transcript
 from clipper.storage.tables import Clip, RenderRow
 
 
-def _get_clip(session: Session, clip_id: int) -> Clip:
-    clip = session.get(Clip, clip_id)
+def _get_clip(session: Session, clip_id: int, *, lock: bool = False) -> Clip:
+    clip = lock_clip(session, clip_id) if lock else session.get(Clip, clip_id)
     if clip is None:
         raise NotFound(f"No clip with id {clip_id}.", "List clips with `clipper list`.")
     return clip
@@ -84,7 +84,9 @@ def export_clip(ctx: Context, clip_id: int, *, by: str,
     folder = Path(out_dir) if out_dir else default
     result = build_package(spec, folder)
     with ctx.db.session() as session:
-        clip = _get_clip(session, clip_id)
+        # Locked (source, then clip: the one order) and read fresh: a reject or re-render that
+        # commits while the package was built is seen here, not overwritten with "exported".
+        clip = _get_clip(session, clip_id, lock=True)
         clip.export_path = str(result.path)
         details = {"path": str(result.path), "zip": str(result.zip_path)}
         if can_move(clip.status, "exported") and clip.status != "published":

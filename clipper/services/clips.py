@@ -11,7 +11,7 @@ from clipper.context import Context
 from clipper.errors import Conflict, NotFound
 from clipper.permissions import Actor, requires
 from clipper.pipeline.delivery import delivery_status
-from clipper.pipeline.lifecycle import move
+from clipper.pipeline.lifecycle import lock_clip, move
 from clipper.storage.tables import Clip, Event, Flag, Publication, RenderRow, StageRun
 from clipper.timecode import format_wallclock
 
@@ -20,9 +20,11 @@ def _missing(clip_id: int) -> NotFound:
     return NotFound(f"No clip with id {clip_id}.", "List clips with `clipper list`.")
 
 
-def get_clip(session: Session, clip_id: int) -> Clip:
-    """The clip row, or NotFound (for services that have already checked the actor's role)."""
-    clip = session.get(Clip, clip_id)
+def get_clip(session: Session, clip_id: int, *, lock: bool = False) -> Clip:
+    """The clip row, or NotFound (for services that have already checked the actor's role).
+    `lock` for a change decided on its status: locked in the one order (`lock_clip`), so a
+    status another transaction has just changed is seen, not overwritten (PostgreSQL)."""
+    clip = lock_clip(session, clip_id) if lock else session.get(Clip, clip_id)
     if clip is None:
         raise _missing(clip_id)
     return clip
@@ -130,7 +132,7 @@ def clip_events(ctx: Context, actor: Actor, clip_id: int) -> list[dict[str, Any]
 def retry_clip(ctx: Context, actor: Actor, clip_id: int) -> int:
     """Send a failed clip back through the pipeline as a new version."""
     with ctx.db.session() as session:
-        clip = get_clip(session, clip_id)
+        clip = get_clip(session, clip_id, lock=True)
         if clip.status != "failed":
             raise Conflict(f"Clip {clip_id} is {clip.status}, not failed; nothing to retry.")
         clip.version += 1

@@ -63,7 +63,7 @@ def request_render(ctx: Context, actor: Actor, clip_id: int, *,
     """Queue renders of a clip (status -> rendering); the package is exported after when
     `export`."""
     with ctx.db.session() as session:
-        clip = get_clip(session, clip_id)
+        clip = get_clip(session, clip_id, lock=True)
         if clip.status not in RENDERABLE or not clip.media_path:
             raise Conflict(f"Clip {clip_id} is {clip.status}; "
                            "only a clip with its media can be rendered.",
@@ -100,7 +100,7 @@ def mark_published(ctx: Context, actor: Actor, clip_id: int, *, platform: str, u
         raise InvalidInput("A publication needs a platform and the post's http(s) URL.",
                            "For example --platform x --url https://x.com/team/status/1.")
     with ctx.db.session() as session:
-        clip = get_clip(session, clip_id)
+        clip = get_clip(session, clip_id, lock=True)
         session.add(Publication(clip_id=clip_id, platform=platform, url=url, by=actor.name))
         details = {"platform": platform, "url": url}
         if can_move(clip.status, "published"):

@@ -89,7 +89,7 @@ def _claim_info(ctx: Context, clip: Clip, now: datetime) -> str | None:
 def review_queue(ctx: Context, actor: Actor) -> list[dict[str, Any]]:
     """Clips waiting for review, most urgent then oldest first, with flaggers' notes and tags."""
     now = utcnow()
-    with ctx.db.session() as session:
+    with ctx.db.read() as session:
         clips = list(session.scalars(select(Clip).where(Clip.status.in_(REVIEWABLE))).unique())
         clips.sort(key=lambda c: queue_order(c.urgency, c.created_at))
         out = []
@@ -142,7 +142,7 @@ def release(ctx: Context, actor: Actor, clip_id: int) -> None:
 def my_claim(ctx: Context, actor: Actor) -> int | None:
     """The ready clip `actor` holds a live claim on, if any."""
     now = utcnow()
-    with ctx.db.session() as session:
+    with ctx.db.read() as session:
         rows = session.scalars(select(Clip).where(Clip.claimed_by == actor.name,
                                                   Clip.status.in_(REVIEWABLE)).order_by(Clip.id))
         for clip in rows.unique():
@@ -275,7 +275,7 @@ def package_files(clip: dict[str, Any]) -> list[Path]:
 @requires("view_own_flags")
 def my_flags(ctx: Context, actor: Actor, *, limit: int = 50) -> list[dict[str, Any]]:
     """The actor's flags, newest first, with their clip's live status."""
-    with ctx.db.session() as session:
+    with ctx.db.read() as session:
         rows = session.scalars(select(Flag).where(Flag.by == actor.name)
                                .order_by(Flag.id.desc()).limit(limit))
         out = []

@@ -241,7 +241,7 @@ def set_timezone(ctx: Context, actor: Actor, name: str, tz: str) -> None:
 def my_account(ctx: Context, actor: Actor) -> dict[str, Any]:
     """The actor's own account: `{"name", "role", "timezone", "email"}`; `timezone` is the one
     their times are shown in (CLIPPER_TIMEZONE unless they chose one), `email` None when unset."""
-    with ctx.db.session() as session:
+    with ctx.db.read() as session:
         user = _get(session, actor.name)
         tz = user.timezone if user.timezone in time_zones() else ctx.settings.timezone
         return {"name": user.name, "role": user.role, "timezone": tz, "email": user.email}
@@ -394,18 +394,22 @@ def user_for_token(ctx: Context, token: str | None) -> Actor | None:
     """The logged-in person for a session token; None when unknown, expired or disabled."""
     if not token:
         return None
-    with ctx.db.session() as session:
-        row = session.get(LoginSession, _token_hash(token))
+    key, now = _token_hash(token), utcnow()
+    # Every page load asks: a read, so it neither takes nor waits for SQLite's one write lock.
+    with ctx.db.read() as session:
+        row = session.get(LoginSession, key)
         if row is None:
             return None
-        if row.expires_at <= utcnow():
-            session.delete(row)
-            return None
-        user = session.get(User, row.user_id)
+        expired = row.expires_at <= now
+        user = None if expired else session.get(User, row.user_id)
         # Only account roles log in: a row saying "operator" (edited by hand) gets nothing.
-        if user is None or user.disabled or user.role not in ROLES:
-            return None
-        return Actor(user.name, user.role)
+        actor = (Actor(user.name, user.role)
+                 if user is not None and not user.disabled and user.role in ROLES else None)
+    if expired:  # the rare write, in its own short transaction (another page may beat us)
+        with ctx.db.session() as session:
+            session.execute(delete(LoginSession).where(LoginSession.token_hash == key,
+                                                       LoginSession.expires_at <= now))
+    return actor
 
 
 def logout(ctx: Context, token: str | None) -> None:

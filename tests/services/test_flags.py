@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import sqlite3
+
+import psycopg.errors
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from clipper.errors import InvalidInput, UnsafeURL
 from clipper.permissions import Actor
+from clipper.services import flags
 from clipper.services.clips import clip_status
 from clipper.services.flags import file_flag
 from clipper.storage.tables import Clip, Event, Flag, Source
@@ -116,3 +121,77 @@ def test_clip_tags_collect_every_flaggers_tags(ctx, broadcast):
     with ctx.db.session() as s:
         tags = sorted(s.scalars(select(ClipTag.tag).where(ClipTag.clip_id == a.clip_id)))
     assert tags == ["debate", "health", "nhs"]
+
+
+# ---- storing a flag again after a deadlock, a serialisation failure or a busy database --------
+
+URL = "http://127.0.0.1:9/debate.mp4"  # never fetched: no worker runs in these tests
+LOCKED = sqlite3.OperationalError("database is locked")
+DEADLOCK = psycopg.errors.DeadlockDetected("deadlock detected")
+STORE = flags._store  # the real one, whatever a test has patched in
+
+
+class _Psycopg2Error(Exception):
+    """What psycopg2 raises: the SQLSTATE as `pgcode` rather than `sqlstate`."""
+
+    pgcode = "40P01"
+
+
+@pytest.mark.parametrize("exc,retry", [
+    (OperationalError("INSERT", {}, DEADLOCK), True),
+    (OperationalError("UPDATE", {}, psycopg.errors.SerializationFailure("could not serialize")),
+     True),
+    (OperationalError("UPDATE", {}, _Psycopg2Error("deadlock detected")), True),
+    (OperationalError("BEGIN IMMEDIATE", {}, LOCKED), True),
+    # Two first flags of one source: the retry finds the other's source row.
+    (IntegrityError("INSERT", {}, sqlite3.IntegrityError("UNIQUE constraint failed")), True),
+    (OperationalError("INSERT", {}, psycopg.errors.AdminShutdown("terminating connection")),
+     False),
+    (OperationalError("INSERT", {}, psycopg.errors.QueryCanceled("statement timeout")), False),
+    (OperationalError("INSERT", {}, sqlite3.OperationalError("disk I/O error")), False),
+])
+def test_retryable_only_for_failures_that_storing_again_fixes(exc, retry):
+    assert flags._retryable(exc) is retry
+
+
+def _fail_after_storing(monkeypatch, orig: Exception, times: int) -> list[int]:
+    """`_store` does all its work (source, clip, flag, event flushed), then its transaction
+    fails with `orig` the first `times` calls; returns the list the calls are counted in."""
+    calls: list[int] = []
+
+    def store(session, *args):
+        out = STORE(session, *args)
+        session.flush()
+        calls.append(out[0].flag_id)
+        if len(calls) <= times:
+            raise OperationalError("COMMIT", {}, orig)
+        return out
+    monkeypatch.setattr(flags, "_store", store)
+    monkeypatch.setattr(flags.time, "sleep", lambda _s: None)
+    return calls
+
+
+@pytest.mark.parametrize("orig", [LOCKED, DEADLOCK], ids=["locked", "deadlock"])
+def test_a_flag_whose_transaction_fails_once_is_stored_exactly_once(ctx, monkeypatch, orig):
+    calls = _fail_after_storing(monkeypatch, orig, times=1)
+    res = file_flag(ctx, VOL, URL, "10", "20", note="waiting lists promise")
+    assert len(calls) == 2  # stored, rolled back, stored again
+    assert _counts(ctx) == (1, 1, 1)
+    with ctx.db.session() as s:
+        flag = s.scalars(select(Flag)).one()
+        assert (flag.id, flag.clip_id, flag.note) == (res.flag_id, res.clip_id,
+                                                      "waiting lists promise")
+        assert s.scalar(select(func.count()).select_from(Event)
+                        .where(Event.action == "flag.created")) == 1
+    assert not res.merged and res.status == "queued"
+
+
+def test_a_flag_is_not_stored_again_after_other_failures_or_too_many(ctx, monkeypatch):
+    calls = _fail_after_storing(monkeypatch, sqlite3.OperationalError("disk I/O error"), 1)
+    with pytest.raises(OperationalError, match="disk I/O"):
+        file_flag(ctx, VOL, URL, "10", "20")
+    assert len(calls) == 1 and _counts(ctx) == (0, 0, 0)
+    calls = _fail_after_storing(monkeypatch, LOCKED, times=flags.STORE_TRIES)
+    with pytest.raises(OperationalError, match="locked"):
+        file_flag(ctx, VOL, URL, "10", "20")
+    assert len(calls) == flags.STORE_TRIES and _counts(ctx) == (0, 0, 0)

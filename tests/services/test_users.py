@@ -130,6 +130,8 @@ def test_session_expiry_logout_and_disable(sqlite_ctx):
     with sqlite_ctx.db.session() as s:
         s.scalars(select(LoginSession)).one().expires_at = utcnow() - timedelta(seconds=1)
     assert users.user_for_token(sqlite_ctx, token) is None
+    with sqlite_ctx.db.read() as s:  # the expired row is removed (a write after the read)
+        assert s.scalars(select(LoginSession)).all() == []
     token = users.authenticate(sqlite_ctx, "vera", "correct horse")
     users.logout(sqlite_ctx, token)
     assert users.user_for_token(sqlite_ctx, token) is None
