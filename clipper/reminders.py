@@ -4,7 +4,10 @@
   while Clipper was down is still sent when it comes back, as long as the shift has not started;
   once the 1 h reminder is due the 24 h one is superseded (never both at once).
 - Coordinators are alerted once when a shift starting in the next 24 h is short of people, and
-  once for each late cancellation of a shift that has not ended.
+  once for each late cancellation of a shift that has not ended: each coordinator by email in
+  their own zone, the team once by its webhook in CLIPPER_TIMEZONE.
+- Every text gives times in the zone of the person it is for (their setting, else
+  CLIPPER_TIMEZONE), named, so nobody has to convert from UTC.
 - When a coordinator edits or cancels a shift, everyone signed up to it is emailed; when they
   take a person off one, that person is. Once each (per change Event and person), while the
   shift has not ended and the change is less than CHANGE_WINDOW old; times in the person's zone.
@@ -99,6 +102,30 @@ def span(start: datetime, end: datetime, tz: str) -> str:
     a, b = start.astimezone(z), end.astimezone(z)
     until = f"{b:%H:%M}" if a.date() == b.date() else f"{b:%a %d %b %H:%M}"
     return f"{a:%a %d %b %H:%M}–{until} ({tz})"
+
+
+def reminder_message(kind: str, *, name: str, channel: str, tz: str, start: datetime,
+                     end: datetime, note: str = "") -> tuple[str, str]:
+    """Subject and text of the `kind` (`24h` or `1h`) reminder to `name`, times in `tz`."""
+    return (f"Clipper: your shift on {channel}",
+            f"Reminder: {name}, your shift watching {channel} is {span(start, end, tz)}, "
+            f"starting in about {kind}." + (f" Note: {note}" if note else ""))
+
+
+def short_message(*, shift_id: int, channel: str, tz: str, start: datetime, end: datetime,
+                  needs: int, people: int) -> tuple[str, str]:
+    """Subject and text of the alert that a shift is short of people, times in `tz`."""
+    return (f"Clipper: shift on {channel} is short",
+            f"Shift {shift_id} on {channel}, {span(start, end, tz)}, is short: {people} of "
+            f"{needs} people.")
+
+
+def late_cancel_message(*, shift_id: int, channel: str, tz: str, start: datetime,
+                        end: datetime, user: str) -> tuple[str, str]:
+    """Subject and text of the alert that `user` left a shift late, times in `tz`."""
+    return (f"Clipper: late cancellation on {channel}",
+            f"Late cancellation: {user} is off shift {shift_id} on {channel}, "
+            f"{span(start, end, tz)}.")
 
 
 def change_message(kind: str, *, name: str, channel: str, tz: str, start: datetime,

@@ -1,17 +1,26 @@
-"""The rota's pure decisions: times, weekly repeats across daylight saving, coverage, overlap
-and gaps. No database: the services in `clipper.services.rota` store and load, this decides.
+"""The rota's pure decisions: times, weekly repeats across daylight saving, coverage, overlap,
+gaps and the coverage grid. No database: the services in `clipper.services.rota` store and
+load, this decides.
 
 Gaps, as decided here: a gap is a stretch of time in which a channel's shifts are short of
 people. Only shifts count (a period with no shift at all is not a gap: nobody planned to watch
 it). Short or empty shifts of one channel that touch or overlap are merged into one maximal
 interval, and its `missing` is the most people missing at any one of the merged shifts.
+
+The coverage grid, as decided here: each channel's time is cut into slots of SLOT_HOURS hours
+of local wall time from midnight in the viewer's zone (00:00-03:00, 03:00-06:00, ... : eight a
+day, so a day always has the same columns; on a daylight-saving day one slot lasts 2 or 4 real
+hours). A slot is covered when every shift overlapping it has its people, empty when nobody is
+on any of them, short in between (the shift statuses of `status`), and `NONE` when no shift
+overlaps it at all: like gaps, time nobody planned to watch is not coloured as missing people.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from clipper.errors import Conflict, InvalidInput
@@ -21,6 +30,10 @@ MAX_REPEATS = 60
 
 ACTIVE = ("signed", "checked_in")  # signup states that fill a place on a shift
 STATES = ("signed", "cancelled", "checked_in", "missed")
+#: Length of a coverage-grid slot, in hours of local wall time; divides 24.
+SLOT_HOURS = 3
+#: Grid cell for a slot without any shift planned.
+NONE = "none"
 
 
 def zone(name: str) -> ZoneInfo:
@@ -138,6 +151,49 @@ def merge_gaps(shifts: Iterable[tuple[str, datetime, datetime, int, int]]) -> li
         else:
             out.append(Gap(ch, s, e, missing))
     return out
+
+
+def slot_bounds(first: date, days: int, tz: str, hours: int = SLOT_HOURS) -> list[datetime]:
+    """The grid's slot edges as aware UTC times: local wall times 00:00, 03:00, ... of each day
+    from `first` for `days` days, then midnight after the last day (`days * 24 / hours + 1`
+    edges; slot i is `[edges[i], edges[i + 1])`)."""
+    if hours < 1 or 24 % hours:
+        raise InvalidInput(f"A grid slot must divide the day into whole hours, not {hours!r}.")
+    z = zone(tz)
+    edges = [datetime.combine(first + timedelta(days=d), time(h), z).astimezone(UTC)
+             for d in range(int(days)) for h in range(0, 24, hours)]
+    return edges + [datetime.combine(first + timedelta(days=int(days)), time(), z)
+                    .astimezone(UTC)]
+
+
+def coverage(statuses: Iterable[str]) -> str:
+    """A grid cell from the statuses of the shifts overlapping it: NONE without any, covered
+    when every one is covered, empty when every one is empty, short otherwise."""
+    seen = set(statuses)
+    if not seen:
+        return NONE
+    if seen == {"covered"}:
+        return "covered"
+    return "empty" if seen == {"empty"} else "short"
+
+
+def grid_cells(shifts: Iterable[tuple[str, datetime, datetime, str]], edges: list[datetime],
+               channels: Iterable[str] = ()) -> dict[str, list[str]]:
+    """Coverage of each channel per slot (see the module's docstring) from `(channel, start,
+    end, status)` shifts and the `slot_bounds` edges: channel -> one cell per slot. Every name
+    in `channels` gets a row, with or without shifts."""
+    n = len(edges) - 1
+    found: dict[str, list[list[str]]] = {c: [[] for _ in range(n)] for c in channels}
+    for channel, start, end, state in shifts:
+        row = found.setdefault(channel, [[] for _ in range(n)])
+        # The first slot that can hold the start, then on while slots begin before the end:
+        # a few slots per shift rather than every slot of the week.
+        i = max(bisect_right(edges, start) - 1, 0)
+        while i < n and edges[i] < end:
+            if start < edges[i + 1]:
+                row[i].append(state)
+            i += 1
+    return {c: [coverage(cell) for cell in row] for c, row in found.items()}
 
 
 def iso(t: datetime) -> str:

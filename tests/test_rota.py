@@ -99,3 +99,42 @@ def test_gaps_cover_every_short_shift_and_never_touch(raw):
         assert g.start < g.end
         if g.channel == h.channel:
             assert g.end < h.start  # maximal: merged gaps neither overlap nor touch
+
+
+def test_slot_bounds_are_local_wall_times_across_daylight_saving():
+    """3-hour slots from local midnight: eight a day whatever the clocks do; on London's
+    spring-forward day the 00:00 slot lasts two real hours, on the autumn one four."""
+    week = rota.slot_bounds(date(2027, 1, 4), 7, "UTC")
+    assert len(week) == 7 * 8 + 1 and week[0] == utc(2027, 1, 4) and week[-1] == utc(2027, 1, 11)
+    assert all(b - a == timedelta(hours=3) for a, b in zip(week, week[1:], strict=False))
+    spring = rota.slot_bounds(date(2027, 3, 28), 1, "Europe/London")
+    assert spring[:3] == [utc(2027, 3, 28, 0), utc(2027, 3, 28, 2), utc(2027, 3, 28, 5)]
+    assert spring[-1] == utc(2027, 3, 28, 23)  # midnight BST
+    autumn = rota.slot_bounds(date(2027, 10, 31), 1, "Europe/London")
+    assert autumn[1] - autumn[0] == timedelta(hours=4) and len(autumn) == 9
+    assert rota.slot_bounds(date(2027, 1, 4), 1, "UTC", hours=6)[1] == utc(2027, 1, 4, 6)
+    with pytest.raises(InvalidInput, match="whole hours"):
+        rota.slot_bounds(date(2027, 1, 4), 1, "UTC", hours=5)
+
+
+def test_grid_cells_colour_each_slot_by_the_shifts_in_it():
+    """A covered evening and an empty morning on one day are two cells, not one "short" day;
+    a slot half covered and half empty is short; a slot without shifts is NONE."""
+    edges = rota.slot_bounds(date(2027, 1, 4), 1, "UTC")  # 00, 03, ..., 21, 24
+    t = [utc(2027, 1, 4, h) for h in range(24)]
+    got = rota.grid_cells([
+        ("news", t[6], t[9], "empty"),                           # the 06:00 slot
+        ("news", t[19], t[21], "covered"),                       # inside the 18:00 slot
+        ("sport", t[10], t[14], "covered"),                      # 09:00 and 12:00 slots
+        ("sport", t[14], t[15], "empty"),                        # 12:00 slot: now mixed
+        ("sport", t[20], utc(2027, 1, 5, 2), "short"),           # 18:00, 21:00, then off grid
+        ("sport", utc(2027, 1, 3, 22), t[1], "covered"),         # from the day before
+    ], edges, ["c4", "news"])
+    n, e, c, s = rota.NONE, "empty", "covered", "short"
+    assert got == {"c4": [n] * 8,
+                   "news": [n, n, e, n, n, n, c, n],
+                   "sport": [c, n, n, c, s, n, s, s]}
+    # Touching a slot's edge is not overlapping it (half-open, like shifts).
+    assert rota.grid_cells([("x", t[3], t[6], "covered")], edges)["x"] == [n, c] + [n] * 6
+    assert [rota.coverage(x) for x in ([], ["covered"], ["empty", "empty"], ["covered", "short"],
+                                       ["covered", "empty"])] == [n, c, e, s, s]

@@ -3,7 +3,9 @@
 `run_reminders(ctx, now)` marks missed shifts, then sends what `clipper.reminders` says is due
 by email (CLIPPER_SMTP_URL, to users with an email address) and by the team's webhook
 (CLIPPER_WEBHOOK_URL); shift changes (edited, cancelled, a person taken off), which the services
-already posted to the webhook, by email only. Each is stored per channel in `sent_reminders`
+already posted to the webhook, by email only. Times in each text are in its reader's zone (see
+`clipper.reminders`), so a coordinators' alert is one email per coordinator and one webhook post
+in CLIPPER_TIMEZONE. Each is stored per channel in `sent_reminders`
 once delivered, so a restart never sends it again; one that failed (mail server down) is tried
 on the next run.
 A crash between delivering and storing may repeat that one message: at least once, not lost.
@@ -12,8 +14,10 @@ A crash between delivering and storing may repeat that one message: at least onc
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import func, select
@@ -54,18 +58,18 @@ def mark_missed(ctx: Context, now: datetime, *, by: str = "clipper") -> int:
         return len(rows)
 
 
-def _when(t: datetime) -> str:
-    return t.astimezone(UTC).strftime("%a %d %b %H:%M UTC")
-
-
 def due_notices(ctx: Context, now: datetime) -> list[Notice]:
-    """Everything due at `now`, sent or not (the caller skips what was sent)."""
+    """Everything due at `now`, sent or not (the caller skips what was sent). Times in each
+    text are in the zone of the person it is for; the team's webhook reads CLIPPER_TIMEZONE."""
     t = now.astimezone(UTC)
+    team_tz = ctx.settings.timezone
     out: list[Notice] = []
     with ctx.db.session() as session:
-        coordinators = [e for (e,) in session.execute(
-            select(User.email).where(User.role == "coordinator", User.disabled.is_(False),
-                                     User.email.is_not(None)).order_by(User.id)) if e]
+        coordinators = [(uid, email, reminders.person_zone(tz, team_tz))
+                        for uid, email, tz in session.execute(
+                            select(User.id, User.email, User.timezone)
+                            .where(User.role == "coordinator", User.disabled.is_(False),
+                                   User.email.is_not(None)).order_by(User.id)) if email]
         upcoming = session.execute(
             select(Shift, Channel.name).join(Channel, Channel.id == Shift.channel_id)
             .where(Shift.cancelled.is_(False), Shift.start > t,
@@ -76,33 +80,33 @@ def due_notices(ctx: Context, now: datetime) -> list[Notice]:
                                                         Signup.state.in_(rota.ACTIVE))
             .group_by(Signup.shift_id)).all()) if ids else {}
         signed = session.execute(
-            select(Signup.shift_id, User.id, User.name, User.email)
+            select(Signup.shift_id, User.id, User.name, User.email, User.timezone)
             .join(User, User.id == Signup.user_id)
             .where(Signup.shift_id.in_(ids), Signup.state.in_(rota.ACTIVE))).all() if ids else []
         by_id = {s.id: (s, n) for s, n in upcoming}
-        for shift_id, user_id, name, email in signed:
+        for shift_id, user_id, name, email, tz in signed:
             shift, channel = by_id[shift_id]
             kind = reminders.volunteer_due(shift.start, t)
             if kind is None:
                 continue
-            text = (f"Reminder: {name}, your shift watching {channel} starts {_when(shift.start)}"
-                    f" (in about {kind}), until {_when(shift.end)}."
-                    + (f" Note: {shift.note}" if shift.note else ""))
+            # Their reminder, in their zone, on both channels: the webhook post is theirs too.
+            subject, text = reminders.reminder_message(
+                kind, name=name, channel=channel, tz=reminders.person_zone(tz, team_tz),
+                start=shift.start, end=shift.end, note=shift.note or "")
             out.append(Notice(reminders.key(shift_id, kind, user_id=user_id), kind,
-                              [email] if email else [], f"Clipper: your shift on {channel}",
-                              text, {"event": "rota.reminder", "kind": kind, "user": name,
-                                     "shift_id": shift_id, "channel": channel,
-                                     "start": rota.iso(shift.start)}))
+                              [email] if email else [], subject, text,
+                              {"event": "rota.reminder", "kind": kind, "user": name,
+                               "shift_id": shift_id, "channel": channel,
+                               "start": rota.iso(shift.start)}))
         for shift, channel in upcoming:
             n = people.get(shift.id, 0)
             if reminders.short_due(shift.start, shift.needs, n, t):
-                text = (f"Shift {shift.id} on {channel} at {_when(shift.start)} is short: "
-                        f"{n} of {shift.needs} people.")
-                out.append(Notice(reminders.key(shift.id, "short"), "short", coordinators,
-                                  f"Clipper: shift on {channel} is short", text,
-                                  {"event": "rota.short", "shift_id": shift.id,
-                                   "channel": channel, "start": rota.iso(shift.start),
-                                   "missing": shift.needs - n}))
+                out.extend(_for_coordinators(
+                    coordinators, team_tz, shift.id, "short", None,
+                    partial(reminders.short_message, shift_id=shift.id, channel=channel,
+                            start=shift.start, end=shift.end, needs=shift.needs, people=n),
+                    {"event": "rota.short", "shift_id": shift.id, "channel": channel,
+                     "start": rota.iso(shift.start), "missing": shift.needs - n}))
         cancels = session.execute(select(Event.id, Event.details)
                                   .where(Event.action == "rota.cancelled")).all()
         late = [(eid, d) for eid, d in cancels if isinstance(d, dict) and d.get("late")]
@@ -115,15 +119,30 @@ def due_notices(ctx: Context, now: datetime) -> list[Notice]:
             if found is None or not reminders.late_cancel_due(found[0].end, t):
                 continue
             shift, channel = found
-            text = (f"Late cancellation: {d.get('user')} is off shift {shift.id} on {channel} "
-                    f"at {_when(shift.start)}.")
-            out.append(Notice(reminders.key(shift.id, "late-cancel", event_id=eid),
-                              "late-cancel", coordinators,
-                              f"Clipper: late cancellation on {channel}", text,
-                              {"event": "rota.late_cancel", "shift_id": shift.id,
-                               "channel": channel, "user": d.get("user"),
-                               "start": rota.iso(shift.start)}))
-        out.extend(_change_notices(session, t, ctx.settings.timezone))
+            out.extend(_for_coordinators(
+                coordinators, team_tz, shift.id, "late-cancel", eid,
+                partial(reminders.late_cancel_message, shift_id=shift.id, channel=channel,
+                        start=shift.start, end=shift.end, user=str(d.get("user"))),
+                {"event": "rota.late_cancel", "shift_id": shift.id, "channel": channel,
+                 "user": d.get("user"), "start": rota.iso(shift.start)}))
+        out.extend(_change_notices(session, t, team_tz))
+    return out
+
+
+def _for_coordinators(coordinators: list[tuple[int, str, str]], team_tz: str, shift_id: int,
+                      kind: str, event_id: int | None,
+                      message: Callable[..., tuple[str, str]],
+                      payload: dict[str, Any]) -> list[Notice]:
+    """A coordinators' alert: one email to each (`(user id, email, zone)`), in their own zone
+    and so keyed per person, and one post to the team's webhook in `team_tz`. `message(tz=...)`
+    gives the subject and text in a zone."""
+    subject, text = message(tz=team_tz)
+    out = [Notice(reminders.key(shift_id, kind, event_id=event_id), kind, [], subject, text,
+                  payload, channels=("webhook",))]
+    for uid, email, tz in coordinators:
+        subject, text = message(tz=tz)
+        out.append(Notice(reminders.key(shift_id, kind, user_id=uid, event_id=event_id), kind,
+                          [email], subject, text, channels=("email",)))
     return out
 
 

@@ -54,6 +54,16 @@ def _active_signup(session: Session, shift: Shift, person: User) -> Signup:
     return mine
 
 
+def _not_ended(shift: Shift, now: datetime, name: str) -> None:
+    """Refuse to take `name` off a shift that has ended (Conflict), for coordinators too: its
+    sign-ups are the record of who watched it and who missed it."""
+    if shift.end <= now:
+        raise Conflict(f"Shift {shift.id} ended at {rota.iso(shift.end)}: {name} can no longer "
+                       "be taken off it.",
+                       "A shift's sign-ups stay once it is over: they record who watched it "
+                       "and who missed it.")
+
+
 def _for_self_or_manager(actor: Actor, user: str | None, what: str) -> str:
     """The person acted on: the actor unless `user` names someone else (needs manage_rota)."""
     name = (user or "").strip() or actor.name
@@ -141,7 +151,7 @@ def list_shifts(ctx: Context, actor: Actor, *, start_day: str | date | None = No
            else rota.parse_day(start_day, field="from"))
     lo = datetime.combine(day, time(), z).astimezone(UTC)
     hi = datetime.combine(day + timedelta(days=int(days)), time(), z).astimezone(UTC)
-    with ctx.db.session() as session:
+    with ctx.db.read() as session:
         rows = _window(session, lo, hi, channel)
         people = _people(session, [s.id for s, _ in rows])
         return [_shift_dict(s, n, people[s.id]) for s, n in rows]
@@ -191,12 +201,13 @@ def signup(ctx: Context, actor: Actor, shift_id: int, user: str | None = None, *
 def cancel_signup(ctx: Context, actor: Actor, shift_id: int, user: str | None = None, *,
                   at: datetime | None = None) -> dict[str, Any]:
     """Take `user` (default: the actor) off a shift. Less than CLIPPER_ROTA_LATE_CANCEL_HOURS
-    before the start (or later) needs a coordinator."""
+    before the start (or later) needs a coordinator; once the shift has ended nobody may."""
     name = _for_self_or_manager(actor, user, "cancel a shift")
     now = _now(at)
     with ctx.db.session() as session:
         shift = _shift(session, shift_id)
         person = _user(session, name)
+        _not_ended(shift, now, name)
         mine = _active_signup(session, shift, person)
         hours = ctx.settings.rota_late_cancel_hours
         late = shift.start - now < timedelta(hours=hours)
@@ -328,12 +339,15 @@ def cancel_shift(ctx: Context, actor: Actor, shift_id: int, *,
 
 
 @requires("manage_rota")
-def remove_person(ctx: Context, actor: Actor, shift_id: int, user: str) -> dict[str, Any]:
-    """A coordinator takes `user` off a shift, at any time; they are told (the team's webhook
-    now, they by email on the next reminders pass)."""
+def remove_person(ctx: Context, actor: Actor, shift_id: int, user: str, *,
+                  at: datetime | None = None) -> dict[str, Any]:
+    """A coordinator takes `user` off a shift, at any time until it ends; they are told (the
+    team's webhook now, they by email on the next reminders pass)."""
+    now = _now(at)
     with ctx.db.session() as session:
         shift = _shift(session, shift_id)
         person = _user(session, user)
+        _not_ended(shift, now, person.name)
         mine = _active_signup(session, shift, person)
         mine.state = "cancelled"
         channel = session.get(Channel, shift.channel_id).name
@@ -354,11 +368,12 @@ def gaps(ctx: Context, actor: Actor, *, days: int = 7,
     per channel (see `clipper.rota`); a gap already under way starts now."""
     lo = _now(now)
     hi = lo + timedelta(days=int(days))
-    with ctx.db.session() as session:
+    with ctx.db.read() as session:
         rows = _window(session, lo, hi)
         people = _people(session, [s.id for s, _ in rows])
-    merged = rota.merge_gaps((n, max(s.start, lo), s.end, s.needs, len(people[s.id]))
-                             for s, n in rows)
+        # Inside: a read session's rollback expires its rows, which then cannot load again.
+        spans = [(n, max(s.start, lo), s.end, s.needs, len(people[s.id])) for s, n in rows]
+    merged = rota.merge_gaps(spans)
     return [{"channel": g.channel, "start": rota.iso(g.start), "end": rota.iso(g.end),
              "missing": g.missing} for g in merged]
 
@@ -367,11 +382,11 @@ def gaps(ctx: Context, actor: Actor, *, days: int = 7,
 def now(ctx: Context, actor: Actor, *, at: datetime | None = None) -> list[dict[str, Any]]:
     """Who is watching what now: the shifts running at `at` (default now)."""
     t = _now(at)
-    with ctx.db.session() as session:
+    with ctx.db.read() as session:
         rows = _window(session, t, t + timedelta(microseconds=1))
         people = _people(session, [s.id for s, _ in rows])
-    return [{"channel": n, "shift_id": s.id, "volunteers": people[s.id],
-             "until": rota.iso(s.end)} for s, n in rows]
+        return [{"channel": n, "shift_id": s.id, "volunteers": people[s.id],
+                 "until": rota.iso(s.end)} for s, n in rows]
 
 
 @requires("signup")
@@ -411,7 +426,7 @@ def mark_missed(ctx: Context, actor: Actor, *, now: datetime) -> int:
 def stats(ctx: Context, actor: Actor, user: str | None = None) -> dict[str, int]:
     """A person's shifts done (checked in), missed, flags filed and flags whose clip was
     published. Someone else's need manage_rota."""
-    with ctx.db.session() as session:
+    with ctx.db.read() as session:
         name = _for_self_or_manager(actor, user, "see the stats")
         person = _user(session, name)
 
@@ -436,7 +451,7 @@ def team_stats(ctx: Context, actor: Actor) -> list[dict[str, Any]]:
     """`stats` for every enabled person but admins, by name: `{"name", "role", "shifts_done",
     "missed", "flags_filed", "flags_published"}`. Four queries however big the team (one per
     kind of count, grouped), not one set per person."""
-    with ctx.db.session() as session:
+    with ctx.db.read() as session:
         people = session.execute(
             select(User.id, User.name, User.role)
             .where(User.disabled.is_(False), User.role != "admin").order_by(User.name)).all()
@@ -464,7 +479,7 @@ def missed_shifts(ctx: Context, actor: Actor, *, days: int = 14, limit: int = 10
     if isinstance(days, bool) or int(days) < 1:
         raise InvalidInput(f"days must be at least 1, not {days!r}.")
     t = _now(now)
-    with ctx.db.session() as session:
+    with ctx.db.read() as session:
         rows = session.execute(
             select(User.name, Channel.name, Shift.id, Shift.start, Shift.end)
             .select_from(Signup).join(Shift, Shift.id == Signup.shift_id)
@@ -483,11 +498,12 @@ def ical(ctx: Context, actor: Actor, user: str) -> str:
     with STATUS:CANCELLED. Only their own calendar unless the actor has manage_rota."""
     from icalendar import Calendar, Event
 
-    with ctx.db.session() as session:
+    with ctx.db.read() as session:
         name = _for_self_or_manager(actor, user, "get the calendar")
         person = _user(session, name)
         rows = session.execute(
-            select(Shift, Channel.name).join(Channel, Channel.id == Shift.channel_id)
+            select(Shift.id, Shift.start, Shift.end, Shift.note, Shift.cancelled, Channel.name)
+            .join(Channel, Channel.id == Shift.channel_id)
             .join(Signup, Signup.shift_id == Shift.id)
             .where(Signup.user_id == person.id, Signup.state != "cancelled")
             .order_by(Shift.start, Shift.id)).all()
@@ -497,15 +513,15 @@ def ical(ctx: Context, actor: Actor, user: str) -> str:
     cal.add("calscale", "GREGORIAN")
     cal.add("x-wr-calname", f"Clipper rota: {name}")
     stamp = datetime.now(UTC).replace(microsecond=0)
-    for shift, channel in rows:
+    for shift_id, start, end, note, cancelled, channel in rows:
         ev = Event()
-        ev.add("uid", f"shift-{shift.id}@clipper")
+        ev.add("uid", f"shift-{shift_id}@clipper")
         ev.add("dtstamp", stamp)
-        ev.add("dtstart", shift.start)
-        ev.add("dtend", shift.end)
+        ev.add("dtstart", start)
+        ev.add("dtend", end)
         ev.add("summary", f"Watch {channel}")
-        if shift.note:
-            ev.add("description", shift.note)
-        ev.add("status", "CANCELLED" if shift.cancelled else "CONFIRMED")
+        if note:
+            ev.add("description", note)
+        ev.add("status", "CANCELLED" if cancelled else "CONFIRMED")
         cal.add_component(ev)
     return cal.to_ical().decode()

@@ -1,10 +1,11 @@
 """Read-only views of the rota for the dashboard: a person's time zone, the week grid
-(channel x local day, coloured covered / short / empty), a person's own shifts, and the channels
-nobody is watching now."""
+(channel x 3-hour slot of local time, coloured covered / short / empty), a person's own shifts,
+and the channels nobody is watching now."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 from sqlalchemy import func, select
@@ -16,14 +17,14 @@ from clipper.permissions import Actor, requires
 from clipper.services.rota import list_shifts
 from clipper.storage.tables import Channel, Shift, Signup, User
 
-#: Grid cell for a channel and day without any shift planned.
-NONE = "none"
+#: Grid cell for a channel and slot without any shift planned.
+NONE = rota.NONE
 
 
 @requires("view_rota")
 def my_timezone(ctx: Context, actor: Actor) -> str:
     """The actor's own time zone (users.timezone), else CLIPPER_TIMEZONE."""
-    with ctx.db.session() as session:
+    with ctx.db.read() as session:
         tz = session.scalar(select(User.timezone).where(User.name == actor.name))
     if tz:
         try:
@@ -34,44 +35,35 @@ def my_timezone(ctx: Context, actor: Actor) -> str:
     return ctx.settings.timezone
 
 
-def _cell(statuses: list[str]) -> str:
-    if not statuses:
-        return NONE
-    if all(s == "covered" for s in statuses):
-        return "covered"
-    if all(s == "empty" for s in statuses):
-        return "empty"
-    return "short"
-
-
 @requires("view_rota")
 def week_grid(ctx: Context, actor: Actor, *, start_day: str | date | None = None,
-              days: int = 7, tz: str | None = None) -> dict[str, Any]:
-    """Coverage by channel and local day in `tz` (default CLIPPER_TIMEZONE):
-    `{"days": ["YYYY-MM-DD", ...], "rows": [{"channel", "cells": [status, ...]}]}`, a cell being
-    covered (every shift that day full), empty (nobody on any), short (in between) or none (no
-    shift). Every channel has a row, with or without shifts."""
-    z = rota.zone(tz or ctx.settings.timezone)
-    first = (datetime.now(z).date() if start_day in (None, "")
+              days: int = 7, tz: str | None = None,
+              slot_hours: int = rota.SLOT_HOURS) -> dict[str, Any]:
+    """Coverage by channel and time slot: `days` local days from `start_day` (default today) in
+    `tz` (default CLIPPER_TIMEZONE), each cut into slots of `slot_hours` hours of wall time
+    from midnight (see `clipper.rota`). Returns `{"days": ["YYYY-MM-DD", ...], "times":
+    ["00:00", "03:00", ...], "slots": [{"day", "time", "start", "end"}, ...], "rows":
+    [{"channel", "cells": [status, ...]}]}`: slot i is day `i // len(times)` at
+    `times[i % len(times)]`, `start`/`end` ISO 8601 UTC; a cell is covered, short, empty or
+    none (no shift). Every channel has a row, with or without shifts."""
+    name = tz or ctx.settings.timezone
+    first = (datetime.now(rota.zone(name)).date() if start_day in (None, "")
              else rota.parse_day(start_day, field="from"))
-    day_list = [first + timedelta(days=i) for i in range(int(days))]
+    edges = rota.slot_bounds(first, int(days), name, int(slot_hours))
     # list_shifts counts local days in CLIPPER_TIMEZONE: ask for one more day on each side.
     shifts = list_shifts(ctx, actor, start_day=first - timedelta(days=1), days=int(days) + 2)
-    with ctx.db.session() as session:
+    with ctx.db.read() as session:
         channels = list(session.scalars(select(Channel.name).order_by(Channel.name)))
-    bounds = [(datetime.combine(d, time(), z).astimezone(UTC),
-               datetime.combine(d + timedelta(days=1), time(), z).astimezone(UTC))
-              for d in day_list]
-    cells: dict[str, list[list[str]]] = {c: [[] for _ in day_list] for c in channels}
-    for s in shifts:
-        start, end = rota.parse_time(s["start"], "UTC"), rota.parse_time(s["end"], "UTC")
-        row = cells.setdefault(s["channel"], [[] for _ in day_list])
-        for i, (lo, hi) in enumerate(bounds):
-            if start < hi and end > lo:
-                row[i].append(s["status"])
-    return {"days": [d.isoformat() for d in day_list],
-            "rows": [{"channel": c, "cells": [_cell(x) for x in cells[c]]}
-                     for c in sorted(cells)]}
+    cells = rota.grid_cells(((s["channel"], rota.parse_time(s["start"], "UTC"),
+                              rota.parse_time(s["end"], "UTC"), s["status"]) for s in shifts),
+                            edges, channels)
+    times = [f"{h:02d}:00" for h in range(0, 24, int(slot_hours))]
+    slots = [{"day": (first + timedelta(days=i // len(times))).isoformat(),
+              "time": times[i % len(times)], "start": rota.iso(lo), "end": rota.iso(hi)}
+             for i, (lo, hi) in enumerate(pairwise(edges))]
+    return {"days": [(first + timedelta(days=i)).isoformat() for i in range(int(days))],
+            "times": times, "slots": slots,
+            "rows": [{"channel": c, "cells": cells[c]} for c in sorted(cells)]}
 
 
 @requires("signup")
@@ -95,7 +87,7 @@ def unwatched(ctx: Context, actor: Actor, *, at: datetime | None = None) -> list
                .exists())
     following = select(func.min(Shift.start)).where(*live, Shift.start > t).scalar_subquery()
     # One query, however many channels: correlated subqueries rather than a loop.
-    with ctx.db.session() as session:
+    with ctx.db.read() as session:
         rows = session.execute(select(Channel.name, following)
                                .where(Channel.paused.is_(False), ~watched)
                                .order_by(Channel.name)).all()

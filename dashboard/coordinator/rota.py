@@ -1,8 +1,9 @@
 """Coordinator page: the rota's gaps and week grid, and every change a coordinator makes to it.
 
-The gaps, who is watching what now, the week grid, create shifts (or a weekly repeat), assign
-people, edit or cancel a shift, take a person off one, missed shifts and each volunteer's
-numbers. One column, so it reads on a phone.
+The gaps, who is watching what now, the week grid (channel x 3-hour slot), the upcoming shifts
+with who is on each, create shifts (or a weekly repeat), assign people, edit or cancel a shift,
+take a person off one, missed shifts and each volunteer's numbers. One column, so it reads on
+a phone.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ ctx = context()
 TZ = my_timezone(ctx, actor)
 DONE = "rota_done"
 MARK = {"covered": "🟢 covered", "short": "🟡 short", "empty": "🔴 empty", "none": "⚪ —"}
+EVERYONE = "All people"
 
 
 def local(when: str) -> str:
@@ -47,6 +49,13 @@ def local(when: str) -> str:
 def iso_local(day: date, at: time) -> str:
     """A date and time typed in the coordinator's zone, as ISO 8601 with its offset."""
     return datetime.combine(day, at, ZoneInfo(TZ)).isoformat()
+
+
+def period(s: dict[str, Any]) -> str:
+    """`Mon 30 Nov 19:00–21:00` in the coordinator's zone; the end's day too when it differs."""
+    start, end = (as_datetime(s[k]).astimezone(ZoneInfo(TZ)) for k in ("start", "end"))
+    until = f"{end:%H:%M}" if end.date() == start.date() else local(s["end"])
+    return f"{local(s['start'])}–{until}"
 
 
 def label(s: dict[str, Any]) -> str:
@@ -95,13 +104,44 @@ for r in running:
 st.subheader("This week")
 grid = week_grid(ctx, actor, tz=TZ)
 if grid["rows"]:
-    labels = [f"{date.fromisoformat(d):%a %d}" for d in grid["days"]]
+    times = grid["times"]
+    # A row per day and channel, a column per slot of the day: the week reads downwards, as a
+    # phone scrolls, rather than a column for every slot of the week across.
+    lines = [(day, r["channel"], r["cells"][d * len(times):(d + 1) * len(times)])
+             for d, day in enumerate(grid["days"]) for r in grid["rows"]]
     st.dataframe(
-        {"Channel": [r["channel"] for r in grid["rows"]],
-         **{label: [MARK[r["cells"][i]] for r in grid["rows"]] for i, label in enumerate(labels)}},
-        hide_index=True, key="rota_grid")
+        {"Day": [f"{date.fromisoformat(day):%a %d}" for day, _, _ in lines],
+         "Channel": [channel for _, channel, _ in lines],
+         **{t: [MARK[cells[i]] for _, _, cells in lines] for i, t in enumerate(times)}},
+        hide_index=True, key="rota_grid",
+        column_config={"Day": st.column_config.TextColumn(pinned=True),
+                       "Channel": st.column_config.TextColumn(pinned=True)})
+    st.caption(f"Each column is the {24 // len(times)} hours from that time ({TZ}): 🟢 every "
+               "shift in them has its people, 🟡 some are short, 🔴 nobody is on them, "
+               "⚪ no shift planned.")
 else:
     st.caption("No channels yet: an admin adds them on the Live page's admin side.")
+
+st.subheader("Upcoming shifts")
+shifts = [s for s in list_shifts(ctx, actor, days=14)
+          if as_datetime(s["end"]) > datetime.now(ZoneInfo(TZ))]
+on_rota = sorted({name for s in shifts for name in s["volunteers"]})
+# No user name has a space (services.users), so this choice can never be someone's name.
+whose = st.selectbox("Shifts of", [EVERYONE, *on_rota], key="rota_shifts_person")
+shown = shifts if whose == EVERYONE else [s for s in shifts if whose in s["volunteers"]]
+if shown:
+    st.dataframe({"Shift": [f"#{s['id']}" for s in shown],
+                  "Channel": [s["channel"] for s in shown],
+                  "When": [period(s) for s in shown],
+                  "Volunteers": [", ".join(s["volunteers"]) or "—" for s in shown],
+                  "Needs": [s["needs"] for s in shown],
+                  "Status": [MARK[s["status"]] for s in shown],
+                  "Note": [s["note"] for s in shown]},
+                 hide_index=True, key="rota_shifts")
+    st.caption(f"The next 14 days, times in {TZ}.")
+else:
+    st.caption("No upcoming shift in the next 14 days." if whose == EVERYONE
+               else f"{whose} is on no upcoming shift.")
 
 channels = [c["name"] for c in list_channels(ctx, actor)]
 st.subheader("Create shifts")
@@ -132,8 +172,6 @@ if create:
         show_error(exc)
 
 st.subheader("Assign a person")
-shifts = [s for s in list_shifts(ctx, actor, days=14)
-          if as_datetime(s["end"]) > datetime.now(ZoneInfo(TZ))]
 with st.form("rota_assign"):
     options = {label(s): s["id"] for s in shifts}
     choice = st.selectbox("Shift", list(options), key="rota_assign_shift")

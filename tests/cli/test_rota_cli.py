@@ -6,8 +6,14 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 
 import pytest
+
+from clipper.context import Context
+from clipper.permissions import Actor
+from clipper.services import rota
+from clipper.settings import Settings
 
 pytestmark = pytest.mark.services
 
@@ -68,6 +74,17 @@ def test_rota_edit_refusals_missed_and_team(tmp_path, sqlite_url):
     assert r.returncode == 2 and "already has 2 people" in r.stderr
     r = clip("rota", "edit", str(past), "--needs", "3")
     assert r.returncode == 2 and "has ended" in r.stderr
+    # ann was on the 2020 shift (signed up then, through the services): now it is over, not
+    # even the operator (a coordinator) may take her off it; her sign-up stays.
+    ctx = Context.build(Settings.from_env(env))
+    try:
+        rota.signup(ctx, Actor.operator("test"), past, "ann", at=datetime(2020, 3, 21, tzinfo=UTC))
+        r = clip("rota", "cancel", str(past), "--user", "ann")
+        assert r.returncode == 2 and f"Shift {past} ended at 2020-03-21T20:00:00Z" in r.stderr
+        assert rota.list_shifts(ctx, Actor.operator("test"), start_day="2020-03-21")[0][
+            "volunteers"] == ["ann"]
+    finally:
+        ctx.close()
     assert json.loads(clip("rota", "missed", "--json").stdout) == []
     assert json.loads(clip("rota", "team", "--json").stdout) == [
         {"name": n, "role": "volunteer", "shifts_done": 0, "missed": 0, "flags_filed": 0,

@@ -48,9 +48,71 @@ def test_coordinator_lands_on_rota_and_creates_a_weekly_repeat(desk, open_app, p
     made = rota.list_shifts(desk, OPERATOR, days=21, channel="bbc1")
     assert len(made) == 3 and all(s["needs"] == 2 and s["note"] == "leaders' debate" for s in made)
     assert "bbc1" in page_text(at) and "2 missing" in page_text(at)  # the 7-day gaps list
-    grid = at.dataframe[0].value
-    assert list(grid["Channel"]) == ["bbc1"]
-    assert "🔴 empty" in list(grid.iloc[0])
+    grid = at.dataframe[0].value  # a row per day and channel, a column per 3-hour slot
+    assert list(grid["Channel"]) == ["bbc1"] * 7
+    assert list(grid.columns) == ["Day", "Channel", "00:00", "03:00", "06:00", "09:00", "12:00",
+                                  "15:00", "18:00", "21:00"]
+    today = grid.iloc[0]  # today's 19:00-21:00 shift, in the 18:00 slot alone
+    assert today["Day"] == f"{day:%a %d}" and today["18:00"] == "🔴 empty"
+    assert [today[t] for t in grid.columns[2:] if t != "18:00"] == ["⚪ —"] * 7
+
+
+def test_grid_colours_each_slot_and_the_shift_table_lists_who_is_on(desk, open_app):
+    """A day with an empty morning and a covered evening shows both, slot by slot, in the
+    coordinator's zone; the upcoming shifts list who is on each and filters by person."""
+    from sqlalchemy import update
+
+    from clipper.storage.tables import User
+
+    channels(desk, "bbc1", "itv")
+    day = (datetime.now(UTC) + timedelta(days=2)).replace(hour=0, minute=0, second=0,
+                                                          microsecond=0)
+    morning = shift(desk, "bbc1", day + timedelta(hours=7))                # 07-09, nobody
+    evening = shift(desk, "bbc1", day + timedelta(hours=19), needs=2)      # 19-21, full
+    late = shift(desk, "itv", day + timedelta(hours=22), hours=1, needs=2)  # 22-23, 1 of 2
+    for sid, name in ((evening, "vera"), (evening, "eddie"), (late, "vera")):
+        rota.signup(desk, OPERATOR, sid, user=name)
+
+    def tables(at) -> tuple:
+        """The grid and the upcoming shifts, as data frames."""
+        frames = [d.value for d in at.dataframe]
+        return (next(f for f in frames if "Day" in f.columns),
+                next(f for f in frames if "Volunteers" in f.columns))
+
+    at = open_app("cora", ROTA)
+    at.run()
+    assert not at.exception
+    grid, shifts = tables(at)
+    rows = {r["Channel"]: r for _, r in grid[grid["Day"] == f"{day:%a %d}"].iterrows()}
+    assert (rows["bbc1"]["06:00"], rows["bbc1"]["18:00"]) == ("🔴 empty", "🟢 covered")
+    assert rows["bbc1"]["09:00"] == rows["bbc1"]["00:00"] == "⚪ —"
+    assert rows["itv"]["21:00"] == "🟡 short" and rows["itv"]["18:00"] == "⚪ —"
+
+    by_id = {r["Shift"]: r for _, r in shifts.iterrows()}
+    assert list(by_id) == [f"#{morning}", f"#{evening}", f"#{late}"]
+    row = by_id[f"#{evening}"]
+    assert (row["Channel"], row["When"], row["Volunteers"], row["Needs"], row["Status"]) == (
+        "bbc1", f"{day:%a %d %b} 19:00–21:00", "vera, eddie", 2, "🟢 covered")
+    assert (by_id[f"#{morning}"]["Volunteers"], by_id[f"#{morning}"]["Status"]) == (
+        "—", "🔴 empty")
+    box = at.selectbox(key="rota_shifts_person")
+    assert box.options == ["All people", "eddie", "vera"]
+    box.select("vera").run()
+    assert list(tables(at)[1]["Shift"]) == [f"#{evening}", f"#{late}"]
+    at.selectbox(key="rota_shifts_person").select("eddie").run()
+    assert list(tables(at)[1]["Shift"]) == [f"#{evening}"]
+
+    # In Tokyo (UTC+9) the evening shift is 04:00-06:00 the next day: grid and table agree.
+    with desk.db.session() as s:
+        s.execute(update(User).where(User.name == "cora").values(timezone="Asia/Tokyo"))
+    at = open_app("cora", ROTA)
+    at.run()
+    grid, shifts = tables(at)
+    next_day = day + timedelta(days=1)
+    tokyo = grid[(grid["Day"] == f"{next_day:%a %d}") & (grid["Channel"] == "bbc1")].iloc[0]
+    assert tokyo["03:00"] == "🟢 covered" and tokyo["18:00"] == "⚪ —"
+    assert shifts[shifts["Shift"] == f"#{evening}"].iloc[0]["When"] == (
+        f"{next_day:%a %d %b} 04:00–06:00")
 
 
 def test_coordinator_refused_end_before_start_stores_nothing(desk, open_app, page_text):

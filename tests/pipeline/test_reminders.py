@@ -6,11 +6,14 @@ are counted."""
 from __future__ import annotations
 
 import dataclasses
+import email
+import email.policy
 import socket
 import ssl
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -116,6 +119,95 @@ def test_pure_change_notices() -> None:
     subject, text = reminders.change_message("removed", name="bob", channel="news",
                                              tz="UTC", start=start, end=end, by="cat")
     assert subject == "Clipper: you are off the shift on news" and "cat took you off" in text
+
+
+def test_pure_reminder_and_alert_texts_in_a_zone() -> None:
+    start = datetime(2027, 3, 21, 19, tzinfo=UTC)
+    end = start + timedelta(hours=2)
+    assert reminders.reminder_message("24h", name="ann", channel="news", tz="Asia/Tokyo",
+                                      start=start, end=end, note="leaders' debate") == (
+        "Clipper: your shift on news",
+        "Reminder: ann, your shift watching news is Mon 22 Mar 04:00–06:00 (Asia/Tokyo), "
+        "starting in about 24h. Note: leaders' debate")
+    assert reminders.reminder_message("1h", name="bob", channel="news", tz="UTC", start=start,
+                                      end=end)[1].endswith("(UTC), starting in about 1h.")
+    assert reminders.short_message(shift_id=4, channel="news", tz="America/New_York",
+                                   start=start, end=end, needs=2, people=1) == (
+        "Clipper: shift on news is short",
+        "Shift 4 on news, Sun 21 Mar 15:00–17:00 (America/New_York), is short: 1 of 2 people.")
+    assert reminders.late_cancel_message(shift_id=4, channel="news", tz="Europe/London",
+                                         start=start, end=end, user="bob") == (
+        "Clipper: late cancellation on news",
+        "Late cancellation: bob is off shift 4 on news, Sun 21 Mar 19:00–21:00 (Europe/London).")
+
+
+def test_reminders_and_alerts_read_in_each_persons_zone(ctx, smtp) -> None:
+    """Each volunteer's reminder in their zone (theirs, else CLIPPER_TIMEZONE, not UTC); each
+    coordinator's alert by email in theirs, once each; the team's webhook in
+    CLIPPER_TIMEZONE, once."""
+    ctl, inbox = smtp
+    with hook_server([]) as hook:
+        ctx.settings = dataclasses.replace(
+            ctx.settings, smtp_url=f"smtp://127.0.0.1:{ctl.port}", webhook_url=url_of(hook),
+            timezone="Europe/London")
+        add_channel(ctx, OP, "news", URL)
+        zones = {"ann": "Asia/Tokyo", "bob": None, "cat": "America/New_York", "cy": None}
+        for name, tz in zones.items():
+            add_user(ctx, OP, name, "coordinator" if name in ("cat", "cy") else "volunteer",
+                     "password-1234")
+            set_email(ctx, OP, name, f"{name}@example.org")
+            if tz:
+                set_timezone(ctx, OP, name, tz)
+        start = (datetime.now(UTC) + timedelta(days=3)).replace(hour=10, minute=0, second=0,
+                                                                microsecond=0)
+        sid = rota.add_shifts(ctx, OP, "news", start.isoformat(),
+                              (start + timedelta(hours=2)).isoformat(), needs=3)[0]
+        for name in ("ann", "bob"):
+            rota.signup(ctx, OP, sid, name)
+
+        def local(name: str) -> str:
+            """The shift's start as `name` reads it, with the zone."""
+            tz = zones[name] or "Europe/London"
+            return f"{start.astimezone(ZoneInfo(tz)):%a %d %b %H:%M}–"
+
+        def mails() -> dict[str, str]:
+            """Recipient name -> the text of their one email, decoded (quoted-printable)."""
+            got = {rcpt[0].split("@")[0]: email.message_from_string(
+                body, policy=email.policy.default).get_content()
+                for rcpt, body, _ in inbox.mails}
+            assert len(got) == len(inbox.mails)  # one each
+            return got
+
+        assert run_reminders(ctx, start - timedelta(hours=23))["sent"] == 7
+        assert run_reminders(ctx, start - timedelta(hours=23))["sent"] == 0  # as after a restart
+        got = mails()
+        assert sorted(got) == ["ann", "bob", "cat", "cy"]
+        for name in zones:
+            zone = zones[name] or "Europe/London"
+            assert local(name) in got[name] and f"({zone})" in got[name], (name, got[name])
+            assert "UTC" not in got[name]
+        assert "starting in about 24h" in got["ann"] and "is short: 2 of 3" in got["cat"]
+        posted = {b.get("kind") or b["event"]: b["text"] for _, b in hook.bodies
+                  if b.get("user") != "bob"}
+        assert len(hook.bodies) == 3
+        assert local("ann") in posted["24h"] and "(Asia/Tokyo)" in posted["24h"]  # ann's own
+        assert local("cy") in posted["rota.short"] and "(Europe/London)" in posted["rota.short"]
+
+        inbox.mails.clear()
+        rota.cancel_signup(ctx, OP, sid, "bob", at=start - timedelta(hours=2))
+        run_reminders(ctx, start - timedelta(hours=1, minutes=50))
+        run_reminders(ctx, start - timedelta(hours=1, minutes=50))
+        got = mails()
+        assert sorted(got) == ["cat", "cy"]  # ann's 1 h reminder is not due yet
+        assert all("Late cancellation: bob is off shift" in got[n] and local(n) in got[n]
+                   for n in ("cat", "cy"))
+        assert [b["event"] for _, b in hook.bodies[3:]] == ["rota.late_cancel"]
+        assert "(Europe/London)" in hook.bodies[3][1]["text"]
+        with ctx.db.session() as session:
+            keys = set(session.scalars(select(SentReminder.key)))
+        assert f"shift-{sid}:short/webhook" in keys
+        assert sum(k.startswith(f"shift-{sid}:user-") and k.endswith(":short/email")
+                   for k in keys) == 2
 
 
 def test_shift_changes_are_emailed_once_to_each_person(ctx, smtp) -> None:

@@ -371,3 +371,27 @@ def test_missed_shifts_latest_first_within_days(team):
         rota.missed_shifts(ctx, cat, days=0)
     with pytest.raises(PermissionDenied):
         rota.missed_shifts(ctx, Actor("ann", "volunteer"))
+
+
+def test_nobody_is_taken_off_a_shift_that_has_ended(team):
+    """Not by themselves, not by a coordinator (cancel or remove): once a shift is over its
+    sign-ups are the record of who watched it; while it runs a coordinator still may."""
+    ctx, ann, cat = team, Actor("ann", "volunteer"), Actor("cat", "coordinator")
+    t0 = (datetime.now(UTC) + timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
+    h = timedelta(hours=1)
+    sid, = rota.add_shifts(ctx, cat, "news", iso(t0), iso(t0 + 2 * h), needs=2)
+    rota.signup(ctx, ann, sid)
+    rota.signup(ctx, cat, sid, "bob")
+    after = t0 + 2 * h
+    for call in (lambda: rota.cancel_signup(ctx, cat, sid, "ann", at=after),
+                 lambda: rota.cancel_signup(ctx, ann, sid, at=after + h),
+                 lambda: rota.remove_person(ctx, cat, sid, "bob", at=after)):
+        with pytest.raises(Conflict, match=f"Shift {sid} ended at .*can no longer be taken off"
+                           ) as ended:
+            call()
+        assert "record who watched it" in ended.value.hint
+    assert rota.list_shifts(ctx, cat, start_day=t0.date())[0]["volunteers"] == ["ann", "bob"]
+    # While it runs, a coordinator may still take people off.
+    assert rota.cancel_signup(ctx, cat, sid, "ann", at=after - h)["late"] is True
+    assert rota.remove_person(ctx, cat, sid, "bob", at=after - h / 60)["state"] == "cancelled"
+    assert rota.list_shifts(ctx, cat, start_day=t0.date())[0]["volunteers"] == []

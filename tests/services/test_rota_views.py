@@ -1,8 +1,9 @@
-"""The rota's read-only views on both databases: which channels nobody is watching now."""
+"""The rota's read-only views on both databases: the coverage grid by time slot, and which
+channels nobody is watching now."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -10,7 +11,7 @@ from clipper.errors import PermissionDenied
 from clipper.permissions import Actor
 from clipper.services import rota
 from clipper.services.channels import add_channel, pause_channel, remove_channel
-from clipper.services.rota_views import unwatched
+from clipper.services.rota_views import unwatched, week_grid
 from clipper.services.users import add_user
 
 pytestmark = pytest.mark.services
@@ -85,3 +86,38 @@ def test_unwatched_defaults_to_now_and_needs_view_rota(desk):
     assert rows[0]["next_shift"] is None
     with pytest.raises(PermissionDenied):
         unwatched(ctx, Actor("ghost", "nobody"))
+
+
+def test_week_grid_colours_each_three_hour_slot_in_the_viewers_zone(desk):
+    """A covered evening and an empty morning on one day are two cells (not one "short" day),
+    in the slots of the viewer's zone; cancelled shifts and unplanned time are "none"."""
+    ctx = desk
+    day = date(2030, 7, 1)  # summer: London is UTC+1
+    at = datetime(2030, 7, 1, tzinfo=UTC)
+    shift(ctx, "bbc", at + 7 * H, at + 9 * H)                       # empty morning
+    evening = shift(ctx, "bbc", at + 18 * H, at + 20 * H)           # covered evening
+    rota.signup(ctx, OP, evening, user="ann")
+    short = shift(ctx, "itv", at + 22 * H, at + 26 * H, needs=2)    # 1 of 2, past midnight
+    rota.signup(ctx, OP, short, user="bob")
+    rota.cancel_shift(ctx, OP, shift(ctx, "sky", at + 12 * H, at + 13 * H))
+
+    grid = week_grid(ctx, Actor("ann", "volunteer"), start_day=day, days=2)
+    assert grid["days"] == ["2030-07-01", "2030-07-02"]
+    assert grid["times"] == ["00:00", "03:00", "06:00", "09:00", "12:00", "15:00", "18:00",
+                             "21:00"]
+    assert len(grid["slots"]) == 16 and grid["slots"][9] == {
+        "day": "2030-07-02", "time": "03:00", "start": "2030-07-02T03:00:00Z",
+        "end": "2030-07-02T06:00:00Z"}
+    n, e, c, s = "none", "empty", "covered", "short"
+    cells = {r["channel"]: r["cells"] for r in grid["rows"]}
+    assert list(cells) == ["bbc", "c4", "c5", "itv", "sky"]  # every channel, by name
+    assert cells["bbc"] == [n, n, e, n, n, n, c, n] + [n] * 8
+    assert cells["itv"] == [n] * 7 + [s, s] + [n] * 7
+    assert cells["sky"] == cells["c4"] == [n] * 16
+
+    # In London the same shifts fall an hour later: 08:00-10:00 spans two slots.
+    london = week_grid(ctx, OP, start_day=day, days=1, tz="Europe/London")
+    assert london["slots"][0]["start"] == "2030-06-30T23:00:00Z"
+    assert {r["channel"]: r["cells"] for r in london["rows"]}["bbc"] == [n, n, e, e, n, n, c, n]
+    with pytest.raises(PermissionDenied):
+        week_grid(ctx, Actor("ghost", "nobody"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,10 @@ from clipper.context import Context
 from clipper.permissions import Actor
 from clipper.services.channels import list_channels
 from clipper.services.clips import list_clips
+from clipper.services.review import my_claim, my_flags, review_queue
+from clipper.services.rota import list_shifts
+from clipper.services.rota_views import my_shifts, my_timezone, week_grid
+from clipper.services.users import add_user, authenticate, user_for_token
 from clipper.settings import Settings
 from clipper.storage.database import (
     Database,
@@ -24,7 +29,7 @@ from clipper.storage.database import (
     is_current,
     migrate,
 )
-from clipper.storage.tables import Channel
+from clipper.storage.tables import Channel, Clip, Flag, Shift, Signup, Source, User, utcnow
 
 
 def test_connection_settings(db_url: str) -> None:
@@ -101,15 +106,46 @@ def _short_busy_timeout(dbapi_conn: Any, _record: Any) -> None:
     dbapi_conn.execute("PRAGMA busy_timeout=200")
 
 
+def _desk(db: Database) -> int:
+    """Committed before the writer starts: a clip flagged by vera and claimed by sam, and a
+    shift on channel bbc with vera on it. Returns the clip's id."""
+    now = utcnow()
+    with db.session() as session:
+        channel = Channel(name="bbc", url="https://example.org/bbc.m3u8")
+        src = Source(kind="url", key="url:https://news.example/x",
+                     location="https://news.example/x")
+        session.add_all([channel, src])
+        session.flush()
+        clip = Clip(source_id=src.id, start=10.0, end=16.0, status="ready",
+                    claimed_by="sam", claimed_at=now)
+        session.add(clip)
+        session.flush()
+        session.add(Flag(clip_id=clip.id, source_id=src.id, start=10.0, end=16.0,
+                         note="waiting lists promise", by="vera"))
+        shift = Shift(channel_id=channel.id, start=now + timedelta(hours=1),
+                      end=now + timedelta(hours=3), needs=1, created_by="ann")
+        session.add(shift)
+        session.flush()
+        vera = session.scalars(select(User).where(User.name == "vera")).one()
+        session.add(Signup(shift_id=shift.id, user_id=vera.id, state="signed"))
+        return clip.id
+
+
 def test_sqlite_reads_neither_take_nor_wait_for_the_write_lock(
         sqlite_url: str, make_settings: Callable[..., Settings]) -> None:
-    """A writer holds SQLite's one write lock (an open `session()`, BEGIN IMMEDIATE): clip and
-    channel lists still answer at once, from the last committed state, while it holds it."""
+    """A writer holds SQLite's one write lock (an open `session()`, BEGIN IMMEDIATE): the
+    dashboard's reads (clip and channel lists, a volunteer's flags, the review queue and claim,
+    the rota and its week grid, the login check of every page load) still answer at once, from
+    the last committed state, while it holds it."""
     db = Database(sqlite_url)
-    event.listen(db.engine, "connect", _short_busy_timeout)
-    db.engine.dispose()  # the connection that checked the schema had the long timeout
     ctx = Context(settings=make_settings(sqlite_url), db=db)
     operator = Actor.operator("ann")
+    vera, sam = Actor("vera", "volunteer"), Actor("sam", "social")
+    add_user(ctx, operator, "vera", "volunteer", "correct horse")
+    token = authenticate(ctx, "vera", "correct horse")
+    clip_id = _desk(db)
+    event.listen(db.engine, "connect", _short_busy_timeout)
+    db.engine.dispose()  # the connections opened so far had the long timeout
     holding, release = threading.Event(), threading.Event()
     failure: list[BaseException] = []
 
@@ -128,10 +164,22 @@ def test_sqlite_reads_neither_take_nor_wait_for_the_write_lock(
     thread.start()
     try:
         assert holding.wait(30) and not failure
-        assert list_clips(ctx, operator) == []
-        assert list_channels(ctx, operator) == []  # the writer's row is not committed yet
+        assert [c["id"] for c in list_clips(ctx, operator)] == [clip_id]
+        # The writer's row is not committed yet.
+        assert [c["name"] for c in list_channels(ctx, operator)] == ["bbc"]
         with db.read() as session:
-            assert session.scalar(select(func.count(Channel.id))) == 0
+            assert session.scalar(select(func.count(Channel.id))) == 1
+        assert [(f["clip_id"], f["status"]) for f in my_flags(ctx, vera)] == [(clip_id, "ready")]
+        assert [(c["id"], c["claimed_by"]) for c in review_queue(ctx, sam)] == [(clip_id, "sam")]
+        assert my_claim(ctx, sam) == clip_id
+        assert [(s["channel"], s["volunteers"]) for s in list_shifts(ctx, operator)] == [
+            ("bbc", ["vera"])]
+        grid = week_grid(ctx, operator)
+        assert [r["channel"] for r in grid["rows"]] == ["bbc"]
+        assert "covered" in grid["rows"][0]["cells"]
+        assert [s["channel"] for s in my_shifts(ctx, vera)] == ["bbc"]
+        assert my_timezone(ctx, vera) == ctx.settings.timezone
+        assert user_for_token(ctx, token) == vera
         assert thread.is_alive() and not release.is_set()  # the lock was held all along
         # A second writer does wait for it (and gives up after the short busy timeout).
         with pytest.raises(OperationalError, match="locked"), db.session() as session:
@@ -141,7 +189,7 @@ def test_sqlite_reads_neither_take_nor_wait_for_the_write_lock(
         thread.join(30)
     try:
         assert not failure
-        assert [c["name"] for c in list_channels(ctx, operator)] == ["news"]
+        assert [c["name"] for c in list_channels(ctx, operator)] == ["bbc", "news"]
     finally:
         db.dispose()
 
