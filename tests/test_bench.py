@@ -36,6 +36,9 @@ def test_rota_benchmark_runs_on_both_databases() -> None:
         for label in ("grid", "list_shifts", "gaps"):
             assert re.search(rf"\[{backend}\] {label} +\d+ rows  median +[\d.]+ ms, "
                              rf"p95 +[\d.]+ ms over 3 runs", out), out
+        for page in ("rota", "my_shifts"):  # the dashboard pages, run under AppTest
+            assert re.search(rf"\[{backend}\] page {page} +\d+ choices  median +[\d.]+ ms, "
+                             rf"p95 +[\d.]+ ms over 2 runs", out), out
 
 
 def test_live_asr_benchmark_quick_mode_runs() -> None:

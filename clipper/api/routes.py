@@ -220,8 +220,8 @@ def shifts(ctx: Ctx, actor: CurrentActor,
     require(actor, "manage_rota")  # before any lookup: a refusal says nothing about `name`
     rota.stats(ctx, actor, name)  # NotFound, with the CLI's words, for no such person
     now = datetime.now(UTC)
-    return [s for s in rota.list_shifts(ctx, actor, days=days)
-            if name in s["volunteers"] and rota_rules.parse_time(s["end"], "UTC") > now]
+    return [s for s in rota.list_shifts(ctx, actor, days=days, user=name)
+            if rota_rules.parse_time(s["end"], "UTC") > now]
 
 
 # ---- alerts -----------------------------------------------------------------------------------

@@ -70,8 +70,8 @@ def week_grid(ctx: Context, actor: Actor, *, start_day: str | date | None = None
 def my_shifts(ctx: Context, actor: Actor, *, days: int = 28) -> list[dict[str, Any]]:
     """The actor's shifts (signed or checked in) not yet ended, from today for `days` days."""
     now = datetime.now(UTC)
-    return [s for s in list_shifts(ctx, actor, days=days)
-            if actor.name in s["volunteers"] and rota.parse_time(s["end"], "UTC") > now]
+    return [s for s in list_shifts(ctx, actor, days=days, user=actor.name)
+            if rota.parse_time(s["end"], "UTC") > now]
 
 
 @requires("view_rota")

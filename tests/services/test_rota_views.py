@@ -1,5 +1,5 @@
-"""The rota's read-only views on both databases: the coverage grid by time slot, and which
-channels nobody is watching now."""
+"""The rota's read-only views on both databases: the coverage grid by time slot, a person's own
+shifts, and which channels nobody is watching now."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from clipper.errors import PermissionDenied
 from clipper.permissions import Actor
 from clipper.services import rota
 from clipper.services.channels import add_channel, pause_channel, remove_channel
-from clipper.services.rota_views import unwatched, week_grid
+from clipper.services.rota_views import my_shifts, unwatched, week_grid
 from clipper.services.users import add_user
 
 pytestmark = pytest.mark.services
@@ -121,3 +121,31 @@ def test_week_grid_colours_each_three_hour_slot_in_the_viewers_zone(desk):
     assert {r["channel"]: r["cells"] for r in london["rows"]}["bbc"] == [n, n, e, e, n, n, c, n]
     with pytest.raises(PermissionDenied):
         week_grid(ctx, Actor("ghost", "nobody"))
+
+
+def test_my_shifts_are_the_persons_own_live_sign_ups_with_everyone_on_them(desk):
+    """Filtered in SQL (list_shifts' `user`): signed or checked in, not yet ended, not cancelled,
+    each shift still listing everyone on it."""
+    ctx = desk
+    now = datetime.now(UTC).replace(microsecond=0)
+    both = shift(ctx, "bbc", T, T + H, needs=2)
+    for name in ("ann", "bob"):
+        rota.signup(ctx, OP, both, user=name)
+    bobs = shift(ctx, "itv", T + 2 * H, T + 3 * H)
+    rota.signup(ctx, OP, bobs, user="bob")
+    left = shift(ctx, "sky", T + 4 * H, T + 5 * H)
+    rota.signup(ctx, OP, left, user="ann")
+    rota.cancel_signup(ctx, OP, left, user="ann")
+    dropped = shift(ctx, "c4", T + 6 * H, T + 7 * H)
+    rota.signup(ctx, OP, dropped, user="ann")
+    rota.cancel_shift(ctx, OP, dropped)
+    ended = shift(ctx, "c5", now - 3 * H, now - 2 * H)
+    rota.signup(ctx, OP, ended, user="ann", at=now - 4 * H)
+
+    mine = my_shifts(ctx, Actor("ann", "volunteer"))
+    assert [(s["id"], s["volunteers"]) for s in mine] == [(both, ["ann", "bob"])]
+    assert [s["channel"] for s in my_shifts(ctx, Actor("bob", "volunteer"))] == ["bbc", "itv"]
+    assert my_shifts(ctx, Actor("cy", "volunteer")) == []
+    assert [s["id"] for s in rota.list_shifts(ctx, OP, days=3, channel="itv", user="bob")] == [
+        bobs]
+    assert rota.list_shifts(ctx, OP, days=3, channel="itv", user="ann") == []
