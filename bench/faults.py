@@ -9,25 +9,34 @@ split over two clips, flaggers not credited.
 
 The faults, each on a fresh `clipper up --no-dashboard` (2 workers; CLIPPER_LEASE_SECONDS and
 CLIPPER_RECONCILE_SECONDS at their shipped defaults unless --lease / --reconcile say otherwise)
-with clips in flight: a worker killed -9 mid-fetch/cut/asr/render; every
-process of the stack killed -9 and `clipper up` started again; Ctrl-C and started again; Redis
-killed -9 and started empty; PostgreSQL cut off for 10 s (a proxy drops and refuses its
-connections); SQLite held by a 10 s reader; the media disk full during a cut and during a
-transcription (a 32 MiB tmpfs; needs root). Printed: recovery time (from the fault's end until
-every clip is ready), and whether any clip failed, any moment has two clips, any result was
-written twice, or any temporary file was left.
+with clips in flight, on both databases unless said: a worker killed -9 mid-fetch/cut/asr/
+render; every process of the stack killed -9 and `clipper up` started again; Ctrl-C and started
+again (SQLite); Redis killed -9 and started empty; Redis with an append-only file (the compose
+layout) killed -9 and started from it; PostgreSQL cut off for 10 s (a proxy drops and refuses its
+connections); SQLite held by a 10 s reader; the media disk full during a cut, a transcription and
+a fetch (a 32 MiB tmpfs; needs root); the team's webhook down, slow (one byte a second) or
+answering 500 while clips become ready (all three on SQLite, the slow one on PostgreSQL too);
+the recorder killed -9 mid-segment with an HLS and a TS channel recording. Printed: recovery time
+(from the fault's end until every clip is ready; for the webhook, until every clip-ready message
+is delivered; for the recorder, until both channels record again), and whether any clip failed,
+any moment has two clips, any result was written twice, or any temporary file was left.
 
-Writes the table to docs/reliability.md.
-Usage: python bench/faults.py [--quick] [--only surge,worker,host,ctrl-c,redis,postgres,sqlite,disk]
+Writes the tables to docs/reliability.md: a whole run rewrites it; a run of some cases (--only,
+--database) replaces those rows (and adds new ones), marking them with when and where they were
+measured, and keeps the rest.
+Usage: python bench/faults.py [--quick] [--only CASE,...] [--database sqlite|postgresql]
                               [--lease S] [--reconcile S] [--no-doc]
+CASE: surge, worker, host, ctrl-c, redis, aof, postgres, sqlite, disk, webhook, recorder.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import os
 import platform
+import re
 import shutil
 import signal
 import sqlite3
@@ -35,6 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,11 +54,28 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests" / "faults"))
 
+from faultparts import (  # noqa: E402  (tests/faults/faultparts.py: the newer injectors)
+    AofRedis,
+    WebHook,
+    channel_gaps,
+    channel_segments,
+    job_known,
+    outbox_rows,
+    recorder_pid,
+    requeued,
+    stage_jobs,
+    unix,
+    unqueued,
+    up_log_size,
+    waiting_jobs,
+)
 from figures import percentile  # noqa: E402  (bench/figures.py, beside this script)
 from pgdb import scratch_postgres  # noqa: E402  (tests/pgdb.py: throwaway PostgreSQL databases)
 
 from clipper.context import Context  # noqa: E402
+from clipper.media.live import PTS_HZ, pts_delta  # noqa: E402
 from clipper.permissions import Actor  # noqa: E402
 from clipper.pipeline.reconciler import reconcile  # noqa: E402
 from clipper.services import review  # noqa: E402
@@ -73,6 +100,7 @@ from testmedia.faults import (  # noqa: E402
     via_proxy,
     wait_for,
 )
+from testmedia.live import LiveServer, make_live_media  # noqa: E402
 from testmedia.mediagen import make_video, serve_dir  # noqa: E402
 
 CACHE = ROOT / "bench" / "out" / "faults"
@@ -94,13 +122,15 @@ TIMING = {"lease": 30.0, "reconcile": 30.0}
 
 # ---- media ---------------------------------------------------------------------------------
 
-def media() -> Path:
-    """The 30 s broadcast of the tests, and a 10-minute one (the surge's 3 sources are copies of
-    it under 3 names), cached under bench/out/faults."""
+def media(*, surge: bool = True) -> Path:
+    """The 30 s broadcast of the tests, and (for the `surge`) a 10-minute one (the surge's 3
+    sources are copies of it under 3 names), cached under bench/out/faults."""
     CACHE.mkdir(parents=True, exist_ok=True)
     short = CACHE / "show.mp4"
     if not short.exists():
         make_video(short, 30, gop=50, speech=TEXT)
+    if not surge:
+        return CACHE
     long = CACHE / "long.mp4"
     if not long.exists():
         make_video(long, 600, gop=50, speech=" ".join([TEXT] * 36))
@@ -143,12 +173,13 @@ class World:
 
 
 @contextlib.contextmanager
-def world(database: str, *, embedded_redis: bool = False) -> Iterator[World]:
+def world(database: str, *, embedded_redis: bool = False, aof: bool = False) -> Iterator[World]:
+    """`aof`: the private Redis keeps an append-only file (the compose layout's)."""
     home = Path(tempfile.mkdtemp(prefix="clipper-faults-"))
     with contextlib.ExitStack() as stack:
         w = World(home, database)
         if not embedded_redis:
-            w.redis = stack.enter_context(RedisServer())
+            w.redis = stack.enter_context(AofRedis() if aof else RedisServer())
         if database == "postgresql":
             w.database_url = stack.enter_context(scratch_postgres("clipper_faults")).url
         try:
@@ -364,10 +395,10 @@ def worker(env: dict[str, str], queues: str, *, burst: bool = False) -> subproce
                             stderr=subprocess.DEVNULL)
 
 
-def disk_full_cut(url: str) -> FaultRow:
+def disk_full_cut(database: str, url: str) -> FaultRow:
     """Fetch and transcribe first (a worker on those queues), fill the disk, then a worker on
     the media queue cuts: the cut meets the full disk; space comes back once it has."""
-    with world("sqlite") as w, tmpfs(w.home / "disk", "32m") as disk:
+    with world(database) as w, tmpfs(w.home / "disk", "32m") as disk:
         env = w.env(CLIPPER_MEDIA_DIR=str(disk / "media"))
         ctx = w.context(env)
         clips = flag_all(ctx, url, MOMENTS[:2])
@@ -389,10 +420,10 @@ def disk_full_cut(url: str) -> FaultRow:
                     p.wait(10)
 
 
-def disk_full_before_flag(source: str, stage: str) -> FaultRow:
+def disk_full_before_flag(database: str, source: str, stage: str) -> FaultRow:
     """The media disk full before the flag: `stage` is the first to write there (a local file
     is not copied, so its transcription is; a URL's fetch is)."""
-    with world("sqlite") as w, tmpfs(w.home / "disk", "32m") as disk:
+    with world(database) as w, tmpfs(w.home / "disk", "32m") as disk:
         env = w.env(CLIPPER_MEDIA_DIR=str(disk / "media"))
         stack = w.up(env, workers=1)
         ctx = w.context(stack.env)
@@ -406,6 +437,168 @@ def disk_full_before_flag(source: str, stage: str) -> FaultRow:
         kind = "URL" if "://" in source else "local file"
         return row(f"disk full during a {stage}", w, ctx, len(clips), 0.0, t0,
                    note=f"32 MiB tmpfs, full before the flag; {kind} source")
+
+
+def redis_aof(database: str, url: str) -> FaultRow:
+    """The compose layout's Redis (append-only file, fsync every second) killed -9 with jobs
+    waiting and a stage running, then started from its file on the same port: nothing should
+    need rebuilding but a job a worker had taken and not started (the reconciler's)."""
+    import redis
+
+    from clipper.pipeline.jobqueue import taken_unstarted
+
+    with world(database, aof=True) as w:
+        stack = w.up()
+        ctx = w.context(stack.env)
+        clips = flag_all(ctx, url)
+        assert isinstance(w.redis, AofRedis)
+        conn = redis.Redis.from_url(w.redis.url(), socket_timeout=5)
+        waiting = wait_for(lambda: (waiting_jobs(conn) or None) if open_stages(ctx) else None,
+                           60, "jobs waiting while a stage runs", every=0.02)
+        log_from = up_log_size(stack)
+        w.redis.restart()
+        since = time.monotonic()
+        gone = sorted(j for j in waiting if not job_known(conn, j))
+        cut_off = sorted(j for j in stage_jobs(conn) if taken_unstarted(conn, j))
+        r = row("Redis (append-only file) kill -9, restarted from it", w, ctx, len(clips), 0.0,
+                since)
+        # The reconciler's by design: jobs cut off from Redis between their dequeue and start,
+        # and next stages a worker could not queue while Redis was away.
+        expected = sorted({int(j.split("-")[1]) for j in cut_off} | unqueued(stack))
+        again = sorted(requeued(stack, after=log_from))
+        repeated = {k: n for k, n in Counter(stage_run_keys(ctx)).items() if n > 1}
+        r.broken.update({k: v for k, v in {
+            "jobs_lost_with_the_kill": gone, "requeued_beyond_cut_off": again != expected
+            and again, "stages_run_twice": repeated}.items() if v})
+        r.note = (f"{len(waiting)} jobs waiting at the kill, {len(waiting) - len(gone)} kept; "
+                  f"{len(cut_off)} taken by a worker and not started; clips re-queued by the "
+                  f"reconciler: {len(again)}; stage runs repeated: {sum(repeated.values())}")
+        conn.close()
+        return r
+
+
+def stage_run_keys(ctx: Context) -> list[tuple[int, int, str]]:
+    from sqlalchemy import select
+
+    from clipper.storage.tables import StageRun
+
+    with ctx.db.read() as s:
+        return [tuple(k) for k in s.execute(select(StageRun.clip_id, StageRun.clip_version,
+                                                   StageRun.stage))]
+
+
+#: The webhook's faults: WebHook mode, words for the table, what its failed attempts say.
+HOOK_FAULTS = {"down": ("webhook down (connections refused)", "Connection refused"),
+               "drip": ("webhook slow (answers 1 byte/s)", "timed out"),
+               "500": ("webhook answering 500", "HTTP 500")}
+
+
+def webhook_fault(database: str, mode: str, url: str) -> FaultRow:
+    """The team's webhook broken from before the flags until every clip is ready and every
+    clip-ready message has failed at least once; then it works. Recovery: from then until the
+    stack's own deliverer has delivered every message (the outbox's backoff: 5, 15, 45 s)."""
+    from clipper.net.webhook import ATTEMPT_SECONDS
+
+    name, error = HOOK_FAULTS[mode]
+    with world(database) as w, WebHook(mode) as hook:
+        stack = w.up(w.env(CLIPPER_WEBHOOK_URL=hook.url))
+        ctx = w.context(stack.env)
+        t0 = time.monotonic()
+        clips = flag_all(ctx, url)
+        ready, outcome = recover(ctx, len(clips), t0)
+        if ready is None:
+            return FaultRow(name, database, len(clips), 0.0, None, "clips " + outcome,
+                            problems(check_invariants(ctx), ignore=("not_done", "failed")),
+                            retried_runs(ctx))
+
+        def failed_once() -> list[Any] | None:
+            rows = outbox_rows(ctx)
+            return rows if len(rows) == len(clips) and all(r.attempts for r in rows) else None
+        rows = wait_for(failed_once, 60 + len(clips) * ATTEMPT_SECONDS, "every message tried")
+        wrong = [r.last_error for r in rows if error not in (r.last_error or "")]
+        hook.set("200")
+        back = time.monotonic()
+        delivered = None
+        with contextlib.suppress(TimeoutError):
+            wait_for(lambda: {r.state for r in outbox_rows(ctx)} == {"delivered"}, GIVE_UP,
+                     "every message delivered", every=0.25)
+            delivered = time.monotonic() - back
+        rows = outbox_rows(ctx)
+        sent = Counter(b["clip_id"] for b in hook.delivered)
+        broken = settle(ctx)
+        broken.update({k: v for k, v in {
+            "messages_not_delivered": [r.payload.get("clip_id") for r in rows
+                                       if r.state != "delivered"],
+            "sent_twice": [c for c, n in sent.items() if n > 1],
+            "not_sent": sorted(set(clips) - set(sent)),
+            "unexpected_errors": wrong[:2]}.items() if v})
+        attempts = [r.attempts for r in rows]
+        r = FaultRow(name, database, len(clips), back - t0, delivered,
+                     "all ready; every clip-ready message delivered once" if delivered
+                     else f"messages: {Counter(r.state for r in rows)}", broken,
+                     retried_runs(ctx),
+                     f"clips ready {ready:.0f} s after the flags meanwhile; attempts per "
+                     f"message {min(attempts)}-{max(attempts)}")
+    print(f"  {name} [{database}]: delivered {_s(delivered)} after the hook came back, "
+          f"outage {r.outage:.0f} s" + (f", BROKEN {r.broken}" if r.broken else ""), flush=True)
+    return r
+
+
+def recorder_kill(database: str) -> FaultRow:
+    """The recorder killed -9 half-way through a segment of a TS stream channel (an HLS
+    channel recorded by the same process); flags on both channels around the kill. Recovery:
+    from the kill until both channels have stored new segments."""
+    from clipper.services.channels import add_channel
+    from clipper.services.flags import flag_channel
+
+    before_s, after_s = 6.0, 14.0
+    with world(database) as w, LiveServer(make_live_media(seg_seconds=2.0)) as live:
+        live.add("hls")
+        live.add("ts")
+        stack = w.up()
+        ctx = w.context(stack.env)
+        add_channel(ctx, ANN, "hls", live.url("hls"))
+        add_channel(ctx, ANN, "ts", live.url("ts", "stream.ts"))
+        wait_for(lambda: len(channel_segments(ctx, "ts")) >= 3
+                 and len(channel_segments(ctx, "hls")) >= 6, 60, "both channels recording")
+        wait_for(lambda: 1.5 <= time.time() - unix(channel_segments(ctx, "ts")[-1].arrived_at)
+                 <= 3.0, 20, "half-way through a TS segment", every=0.05)
+        old = recorder_pid(stack)
+        assert old is not None
+        before = {n: channel_segments(ctx, n) for n in ("hls", "ts")}
+        os.kill(old, signal.SIGKILL)
+        killed, t0 = time.time(), time.monotonic()
+        clips = [flag_channel(ctx, ANN, n, start=killed - before_s, end=killed + after_s).clip_id
+                 for n in ("hls", "ts")]
+        wait_for(lambda: recorder_pid(stack) not in (None, old), 30, "a new recorder")
+        restarted = time.monotonic() - t0
+        wait_for(lambda: all(len(channel_segments(ctx, n)) > len(before[n]) for n in before),
+                 GIVE_UP, "both channels recording again")
+        resumed = time.monotonic() - t0
+        ready, outcome = recover(ctx, len(clips), t0)
+        ts = channel_segments(ctx, "ts")
+        gaps = {n: channel_gaps(ctx, n) for n in ("hls", "ts")}
+        last = before["ts"][-1]
+        first = next(s for s in ts if s.wall_start > last.wall_start)
+        missing = pts_delta(last.first_pts, first.first_pts) / PTS_HZ - last.duration
+        broken = settle(ctx) if ready is not None else problems(
+            check_invariants(ctx), ignore=("not_done", "failed", "open_runs"))
+        gap = gaps["ts"][0][1] - gaps["ts"][0][0] if len(gaps["ts"]) == 1 else None
+        broken.update({k: v for k, v in {
+            "hls_gaps": gaps["hls"], "ts_gaps_not_one": len(gaps["ts"]) != 1 and gaps["ts"],
+            "ts_gap_not_the_media_missing": gap is not None and abs(gap - missing) > 0.15
+            and (gap, missing)}.items() if v})
+        r = FaultRow("recorder kill -9 mid-segment (an HLS and a TS channel)", database,
+                     len(clips), 0.0, resumed,
+                     outcome if ready is None else
+                     f"recording resumed; both flags' clips ready {ready:.0f} s after the kill",
+                     broken, retried_runs(ctx),
+                     f"restarted in {restarted:.1f} s; TS gap {_s(gap)} (media missing "
+                     f"{missing:.1f} s), HLS none; flags {before_s:g} s before to {after_s:g} s "
+                     "after the kill")
+    print(f"  {r.fault} [{database}]: recording again {resumed:.1f} s after the kill; {r.outcome}"
+          + (f", BROKEN {r.broken}" if r.broken else "") + f" ({r.note})", flush=True)
+    return r
 
 
 # ---- the surge -----------------------------------------------------------------------------
@@ -507,88 +700,39 @@ def _s(v: float | None) -> str:
     return "never" if v is None else f"{v:.1f} s"
 
 
-def write_doc(surges: list[SurgeRow], faults: list[FaultRow], args: argparse.Namespace,
-              took: float, load: tuple[float, float]) -> None:
-    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    timing = (": the shipped defaults" if TIMING == defaults() else
-              ", not the shipped defaults")
-    run = "python bench/faults.py" + (" --quick" if args.quick else "") + (
-        f" --only {args.only}" if args.only else "") + (
-        "" if TIMING == defaults() or args.quick
-        else f" --lease {args.lease:g} --reconcile {args.reconcile:g}")
-    lines = [
-        "# Reliability: the fault suite's figures",
-        "",
-        f"Measured {when} by `{run}` ({took / 60:.1f} minutes), on {machine()}. The "
-        f"machine's 1-minute load average was {load[0]:.1f} at the start and {load[1]:.1f} at "
-        "the end.",
-        "",
-        "Everything runs for real: `clipper up --no-dashboard` (two workers, "
-        f"`CLIPPER_LEASE_SECONDS={TIMING['lease']:g}`, `CLIPPER_RECONCILE_SECONDS="
-        f"{TIMING['reconcile']:g}`{timing}), a Redis of the bench's own (or `clipper "
-        "up`'s embedded one where the whole stack is killed or stopped), SQLite in the home or a "
-        "scratch database on the machine's PostgreSQL, and ffmpeg and Whisper (tiny.en) on a "
-        "30 s broadcast with speech served over loopback HTTP. The same checks as "
-        "`tests/faults/` (`testmedia/faults.py`): every flag on a clip, no moment with two "
-        "clips, no result written twice, no temporary file left.",
-        "",
-        "Targets: p99 time to accept a flag <= 200 ms on PostgreSQL and <= 500 ms on SQLite; "
-        "recovery <= 90 s after any fault; 0 flags lost, 0 duplicates, 0 clips failed by a "
-        "fault.",
-        "",
-    ]
-    if surges:
-        s0 = surges[0]
-        lines += [
-            "## The surge",
-            "",
-            f"{s0.flags} flags planned over {s0.seconds:g} s from {s0.clients} long-lived "
-            f"clients (threads of one process calling `file_flag` as the dashboard's sessions "
-            f"do; {CLI_SHARE:.0%} through `clipper flag --json` subprocesses) over "
-            f"{s0.moments} moments on 3 "
-            "sources, each moment's flags clustered just after it airs (so its first flags "
-            "race), while the two workers fetch, cut and transcribe and a reviewer claims and "
-            "approves every clip that is ready. Accept time: the `file_flag` call, from the "
-            "client's side (the CLI's includes starting Python, so it is shown apart). Load: "
-            "the machine's 1-minute load average before and after (other work on a shared "
-            "machine shows here).",
-            "",
-            "| database | flags accepted | wall | accept p50 | accept p99 (target) | CLI p50 / p99 "
-            "| lost | duplicates | uncredited | errors | approved (lost races) | load |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|",
-        ]
-        for r in surges:
-            mark = "ok" if r.p99_ms <= r.target_ms else "MISSED"
-            lines.append(
-                f"| {r.database} | {r.flags - len(r.errors)}/{r.flags} ({r.via_cli} by CLI) | "
-                f"{r.wall:.0f} s | {r.p50_ms:.0f} ms | {r.p99_ms:.0f} ms ({r.target_ms:.0f}, "
-                f"{mark}) | {r.cli_p50_s:.2f} s / {r.cli_p99_s:.2f} s | {r.lost} | "
-                f"{r.duplicates} | {r.uncredited} | {len(r.errors)} | {r.approved} "
-                f"({r.conflicts}) | {r.load[0]:.1f} -> {r.load[1]:.1f} |")
-        lines.append("")
-    if faults:
-        lines += [
-            "## Faults",
-            "",
-            "Recovery: seconds from the fault's end (its injection, for a kill) until every "
-            "clip is ready (the render case: exported). Retried runs: stage runs that ended in "
-            "a temporary error or were lost with their worker, and were run again.",
-            "",
-            "| fault | database | clips | outage | recovery (<= 90 s) | outcome | retried runs "
-            "| invariants | note |",
-            "|---|---|---|---|---|---|---|---|---|",
-        ]
-        for f in faults:
-            broken = "ok" if not f.broken else ", ".join(f"{k}: {v}" for k, v in f.broken.items())
-            outcome = f.outcome.replace("|", "/")
-            lines.append(
-                f"| {f.fault} | {f.database} | {f.clips} | {f.outage:g} s | {_s(f.recovery)} "
-                f"{'ok' if f.ok else 'MISSED'} | {outcome[:300]} | {f.retries} | "
-                f"{broken[:200]} | {f.note} |")
-        lines.append("")
+SURGE_HEADER = ("| database | flags accepted | wall | accept p50 | accept p99 (target) "
+                "| CLI p50 / p99 | lost | duplicates | uncredited | errors "
+                "| approved (lost races) | load |")
+FAULT_HEADER = ("| fault | database | clips | outage | recovery (<= 90 s) | outcome "
+                "| retried runs | invariants | note |")
+#: How a row from a run of some cases is marked (in its note, or its database cell).
+MEASURED = "measured {when}"
+
+
+def _surge_line(r: SurgeRow, when: str = "") -> str:
+    mark = "ok" if r.p99_ms <= r.target_ms else "MISSED"
+    database = r.database + (f" ({MEASURED.format(when=when)})" if when else "")
+    return (f"| {database} | {r.flags - len(r.errors)}/{r.flags} ({r.via_cli} by CLI) | "
+            f"{r.wall:.0f} s | {r.p50_ms:.0f} ms | {r.p99_ms:.0f} ms ({r.target_ms:.0f}, "
+            f"{mark}) | {r.cli_p50_s:.2f} s / {r.cli_p99_s:.2f} s | {r.lost} | "
+            f"{r.duplicates} | {r.uncredited} | {len(r.errors)} | {r.approved} "
+            f"({r.conflicts}) | {r.load[0]:.1f} -> {r.load[1]:.1f} |")
+
+
+def _fault_line(f: FaultRow, when: str = "") -> str:
+    broken = "ok" if not f.broken else ", ".join(f"{k}: {v}" for k, v in f.broken.items())
+    outcome = f.outcome.replace("|", "/")
+    note = "; ".join(filter(None, [MEASURED.format(when=when) if when else "", f.note]))
+    return (f"| {f.fault} | {f.database} | {f.clips} | {f.outage:.0f} s | {_s(f.recovery)} "
+            f"{'ok' if f.ok else 'MISSED'} | {outcome[:300]} | {f.retries} | "
+            f"{broken[:200].replace('|', '/')} | {note.replace('|', '/')} |")
+
+
+def _misses(surges: list[SurgeRow], faults: list[FaultRow]) -> list[str]:
     misses = [f"- {f.fault} [{f.database}]: {f.outcome[:240]}"
-               + "".join(f" — {why}" for text, why in KNOWN.items() if text in f.outcome)
-               for f in faults if not f.ok]
+              + (f"; broken: {f.broken}"[:300] if f.broken else "")
+              + "".join(f" — {why}" for text, why in KNOWN.items() if text in f.outcome)
+              for f in faults if not f.ok]
     misses += [f"- the surge [{r.database}]: accept p99 {r.p99_ms:.0f} ms over the "
                f"{r.target_ms:.0f} ms target, at a load average of {r.load[0]:.1f} -> "
                f"{r.load[1]:.1f} on {os.cpu_count()} vCPU (the two workers' ffmpeg and Whisper "
@@ -597,24 +741,158 @@ def write_doc(surges: list[SurgeRow], faults: list[FaultRow], args: argparse.Nam
     misses += [f"- the surge [{r.database}]: {r.lost} lost, {r.duplicates} duplicates, "
                f"{r.uncredited} uncredited, errors {r.errors[:3]}, broken {r.broken}"
                for r in surges if r.lost or r.duplicates or r.uncredited or r.errors or r.broken]
+    return misses
+
+
+def _table(text: str, header: str) -> list[str]:
+    """The rows of the table under `header` in a document."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith(header[:20]):
+            return list(itertools.takewhile(lambda x: x.startswith("|"), lines[i + 2:]))
+    return []
+
+
+def _key(line: str, cells: int) -> tuple[str, ...]:
+    """A table row's first `cells` cells, less any "(measured ...)" mark."""
+    parts = [c.strip() for c in line.strip().strip("|").split("|")][:cells]
+    return tuple(re.sub(r" \(measured [^)]*\)$", "", c) for c in parts)
+
+
+def _merge(old: list[str], new: list[str], cells: int) -> list[str]:
+    """`old` rows with those of `new` that have the same key in their place; the other new
+    rows after them."""
+    fresh = {_key(line, cells): line for line in new}
+    kept = [fresh.pop(_key(line, cells), line) for line in old]
+    return kept + list(fresh.values())
+
+
+def _section(text: str, title: str) -> list[str]:
+    """The non-blank lines of a document's `## title` section."""
+    lines = text.splitlines()
+    if f"## {title}" not in lines:
+        return []
+    body = itertools.takewhile(lambda x: not x.startswith("## "),
+                               lines[lines.index(f"## {title}") + 1:])
+    return [line for line in body if line.strip()]
+
+
+def write_doc(surges: list[SurgeRow], faults: list[FaultRow], args: argparse.Namespace,
+              took: float, load: tuple[float, float]) -> None:
+    """The whole document from a whole run; from a run of some cases (--only, --database),
+    the document as it was with those rows replaced or added, marked with when and where
+    they were measured."""
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    timing = (": the shipped defaults" if TIMING == defaults() else
+              ", not the shipped defaults")
+    run = "python bench/faults.py" + (" --quick" if args.quick else "") + (
+        f" --only {args.only}" if args.only else "") + (
+        f" --database {args.database}" if args.database else "") + (
+        "" if TIMING == defaults() or args.quick
+        else f" --lease {args.lease:g} --reconcile {args.reconcile:g}")
+    about = (f"by `{run}` ({took / 60:.1f} minutes), on {machine()}. The machine's 1-minute "
+             f"load average was {load[0]:.1f} at the start and {load[1]:.1f} at the end.")
+    partial = bool(args.only or args.database) and DOC.exists()
+    mark = when if partial else ""
+    surge_lines = [_surge_line(r, mark) for r in surges]
+    fault_lines = [_fault_line(f, mark) for f in faults]
+    misses = _misses(surges, faults)
+    measured = [f"Measured {when} {about}"]
+    if partial:
+        old = DOC.read_text()
+        surge_lines = _merge(_table(old, SURGE_HEADER), surge_lines, 1)
+        fault_lines = _merge(_table(old, FAULT_HEADER), fault_lines, 2)
+        rerun = ({f"- {f.fault} [{f.database}]:" for f in faults}
+                 | {f"- the surge [{r.database}]:" for r in surges})
+        misses = [m for m in _section(old, "Missed")
+                  if not any(m.startswith(k) for k in rerun)] + misses
+        rows = "\n".join(surge_lines + fault_lines)
+        earlier = [line for line in old.splitlines() if line.startswith("Rows noted")]
+        # A note about rows measured earlier stays while any of its rows does.
+        earlier = [line for line in earlier
+                   if (m := re.search(r"“measured ([^”]+)”", line)) and m.group(1) in rows]
+        measured = [line for line in old.splitlines() if line.startswith("Measured ")][:1]
+        measured += earlier + [f"Rows noted “{MEASURED.format(when=when)}” were measured "
+                               f"then, {about}"]
+    lines = ["# Reliability: the fault suite's figures", ""]
+    for paragraph in measured:
+        lines += [paragraph, ""]
+    lines += [
+        "Everything runs for real: `clipper up --no-dashboard` (two workers, "
+        f"`CLIPPER_LEASE_SECONDS={TIMING['lease']:g}`, `CLIPPER_RECONCILE_SECONDS="
+        f"{TIMING['reconcile']:g}`{timing}), a Redis of the bench's own (or `clipper "
+        "up`'s embedded one where the whole stack is killed or stopped), SQLite in the home or a "
+        "scratch database on the machine's PostgreSQL, and ffmpeg and Whisper (tiny.en) on a "
+        "30 s broadcast with speech served over loopback HTTP (and live channels from a "
+        "loopback server for the recorder). The same checks as `tests/faults/` "
+        "(`testmedia/faults.py`): every flag on a clip, no moment with two clips, no result "
+        "written twice, no temporary file left.",
+        "",
+        "Targets: p99 time to accept a flag <= 200 ms on PostgreSQL and <= 500 ms on SQLite; "
+        "recovery <= 90 s after any fault; 0 flags lost, 0 duplicates, 0 clips failed by a "
+        "fault.",
+        "",
+    ]
+    if surge_lines:
+        s0 = surges[0] if surges else None
+        size = (f"{s0.flags} flags planned over {s0.seconds:g} s from {s0.clients} long-lived "
+                f"clients" if s0 else "500 flags planned over 60 s from 50 long-lived clients")
+        lines += [
+            "## The surge",
+            "",
+            f"{size} (threads of one process calling `file_flag` as the dashboard's sessions "
+            f"do; {CLI_SHARE:.0%} through `clipper flag --json` subprocesses) over 60 moments "
+            "on 3 sources, each moment's flags clustered just after it airs (so its first flags "
+            "race), while the two workers fetch, cut and transcribe and a reviewer claims and "
+            "approves every clip that is ready. Accept time: the `file_flag` call, from the "
+            "client's side (the CLI's includes starting Python, so it is shown apart). Load: "
+            "the machine's 1-minute load average before and after (other work on a shared "
+            "machine shows here).",
+            "",
+            SURGE_HEADER,
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+            *surge_lines,
+            "",
+        ]
+    if fault_lines:
+        lines += [
+            "## Faults",
+            "",
+            "Recovery: seconds from the fault's end (its injection, for a kill) until every "
+            "clip is ready (the render case: exported; the webhook cases: until every "
+            "clip-ready message is delivered, from when the hook works again; the recorder "
+            "case: until both channels record again). Outage: how long the fault lasted (the "
+            "webhook cases: from the flags until the hook works again). Retried runs: stage "
+            "runs that ended in a temporary error or were lost with their worker, and were run "
+            "again.",
+            "",
+            FAULT_HEADER,
+            "|---|---|---|---|---|---|---|---|---|",
+            *fault_lines,
+            "",
+        ]
     if misses:
         lines += ["## Missed", "", *misses, ""]
     lines += [
         "## Rerunning",
         "",
         "```sh",
-        ".venv/bin/python bench/faults.py           # everything (about 12 minutes)",
+        ".venv/bin/python bench/faults.py           # everything (about 20 minutes)",
         ".venv/bin/python bench/faults.py --quick   # CI-sized surge, one worker kill, the "
-        "tests' timing (about 4 minutes)",
+        "tests' timing (about 8 minutes)",
         ".venv/bin/python bench/faults.py --only surge,redis --no-doc",
+        ".venv/bin/python bench/faults.py --only webhook,recorder,aof   # these rows replaced, "
+        "the others kept",
+        ".venv/bin/python bench/faults.py --only worker,host,disk --database postgresql",
         ".venv/bin/python bench/faults.py --lease 3 --reconcile 2   # the tests' timing",
         "```",
         "",
         "It needs what `scripts/test.sh` starts (PostgreSQL on 127.0.0.1:5432, `redis-server` "
         "on the PATH), ffmpeg and espeak-ng, and root for the disk-full cases (a tmpfs is "
         "mounted); media is generated once into `bench/out/faults/`. The CI-sized versions of "
-        "these cases are `tests/faults/test_stack_faults.py` and `tests/faults/test_surge.py` "
-        "(marker `faults`).",
+        "these cases are in `tests/faults/` (`test_stack_faults.py`, `test_worker_faults.py`, "
+        "`test_redis_aof.py`, `test_webhook_faults.py`, `test_recorder_faults.py`, "
+        "`test_surge.py`; marker `faults`).",
         "",
     ]
     DOC.write_text("\n".join(lines))
@@ -641,7 +919,9 @@ def defaults() -> dict[str, float]:
             "reconcile": float(by_env["CLIPPER_RECONCILE_SECONDS"])}
 
 
-ALL = ("surge", "worker", "host", "ctrl-c", "redis", "postgres", "sqlite", "disk")
+ALL = ("surge", "worker", "host", "ctrl-c", "redis", "aof", "postgres", "sqlite", "disk",
+       "webhook", "recorder")
+DATABASES = ("sqlite", "postgresql")
 
 
 def main() -> None:
@@ -650,6 +930,8 @@ def main() -> None:
                     help="a CI-sized surge (150 flags, 30 clients, 20 s), one worker-kill case, "
                          "and the tests' lease and reconcile timing")
     ap.add_argument("--only", default="", help=f"comma-separated, of: {','.join(ALL)}")
+    ap.add_argument("--database", choices=DATABASES, default=None,
+                    help="run the cases of this database only (default: both)")
     ap.add_argument("--no-doc", action="store_true", help=f"do not write {DOC.name}")
     ap.add_argument("--lease", type=float, default=None,
                     help="CLIPPER_LEASE_SECONDS of the stacks (default: the shipped default; "
@@ -666,41 +948,56 @@ def main() -> None:
     unknown = only - set(ALL)
     if unknown:
         ap.error(f"unknown case(s): {', '.join(sorted(unknown))}")
+    dbs = [d for d in DATABASES if args.database in (None, d)]
+    quick = args.quick
     t0, load = time.monotonic(), os.getloadavg()[0]
-    folder = media()
+    folder = media(surge="surge" in only)
     print(f"media ready ({time.monotonic() - t0:.0f} s)", flush=True)
     surges: list[SurgeRow] = []
     faults: list[FaultRow] = []
-    size = dict(flags=150, clients=30, seconds=20.0) if args.quick else dict(
+    size = dict(flags=150, clients=30, seconds=20.0) if quick else dict(
         flags=500, clients=50, seconds=60.0)
     with serve_dir(folder) as (base, _):
         url = f"{base}/show.mp4"
         if "surge" in only:
-            for database in ("sqlite", "postgresql"):
+            for database in dbs:
                 surges.append(surge(database, folder, **size))
         if "worker" in only:
-            for stage in (("cut",) if args.quick else ("fetch", "cut", "asr", "render")):
-                faults.append(worker_kill("sqlite", stage, url))
-            if not args.quick:
-                faults.append(worker_kill("postgresql", "asr", url))
+            for database in dbs[:1] if quick else dbs:
+                for stage in ("cut",) if quick else ("fetch", "cut", "asr", "render"):
+                    faults.append(worker_kill(database, stage, url))
         if "host" in only:
-            faults.append(host_kill("sqlite", url))
-        if "ctrl-c" in only:
+            for database in dbs:
+                faults.append(host_kill(database, url))
+        if "ctrl-c" in only and "sqlite" in dbs:
             faults.append(ctrl_c("sqlite", url))
         if "redis" in only:
-            for database in ("sqlite", "postgresql"):
+            for database in dbs:
                 faults.append(redis_restart(database, url))
-        if "postgres" in only:
+        if "aof" in only:
+            for database in dbs:
+                faults.append(redis_aof(database, url))
+        if "postgres" in only and "postgresql" in dbs:
             faults.append(postgres_cut(url))
-        if "sqlite" in only:
+        if "sqlite" in only and "sqlite" in dbs:
             faults.append(sqlite_reader(url))
         if "disk" in only:
             if os.geteuid() != 0:
                 print("  disk full: skipped (mounting a tmpfs needs root)")
             else:
-                faults.append(disk_full_cut(url))
-                faults.append(disk_full_before_flag(str(folder / "show.mp4"), "transcription"))
-                faults.append(disk_full_before_flag(url, "fetch"))
+                for database in dbs:
+                    faults.append(disk_full_cut(database, url))
+                    faults.append(disk_full_before_flag(database, str(folder / "show.mp4"),
+                                                        "transcription"))
+                    faults.append(disk_full_before_flag(database, url, "fetch"))
+        if "webhook" in only:
+            for database in dbs:
+                # All three on SQLite; the slow hook (the longest attempts) on PostgreSQL.
+                for mode in HOOK_FAULTS if database == "sqlite" else ("drip",):
+                    faults.append(webhook_fault(database, mode, url))
+        if "recorder" in only:
+            for database in dbs:
+                faults.append(recorder_kill(database))
     took = time.monotonic() - t0
     print(f"done in {took / 60:.1f} minutes")
     if not args.no_doc:

@@ -43,6 +43,7 @@ AUDIO_STREAM_TYPES = frozenset({0x03, 0x04, 0x0F, 0x11, 0x1C, 0x2D, 0x81, 0x82, 
 _AUDIO_DESCRIPTORS = frozenset({0x6A, 0x7A, 0x7B, 0x7C})  # AC-3, E-AC-3, DTS, AAC in type 0x06
 _EARLY_CUT = 0.9  # a chopped segment may end at a keyframe from 90% of its target length
 _VIDEO_PES_SAMPLES = 3  # open-GOP leading B-frames may precede the first keyframe in time
+_MAX_SPAN = 60.0  # a chopped piece's media longer than this (s) is a timestamp jump, not a burst
 
 
 # ---------------------------------------------------------------- timestamps
@@ -364,7 +365,9 @@ class ChoppedSegment:
 
     data: bytes
     arrived_at: float
-    duration: float  # arrival time of the next piece minus this one's (for the last: so far)
+    # Arrival time of the next piece minus this one's (for the last: so far), or its video's
+    # length by its timestamps when that is longer (a burst; arrived_at is then moved back).
+    duration: float
 
 
 @dataclass
@@ -515,6 +518,7 @@ class TsChopper:
     def _split(self, cut: int) -> ChoppedSegment:
         start_time = self._marks[0][1]
         next_time = self._arrival(cut)
+        span = None if self._leading else self._media_span(cut)
         data = b"" if self._leading else self._with_psi(self._buf, cut)
         del self._buf[:cut]
         self._marks = [(0, next_time)] + [(o - cut, t) for o, t in self._marks if o > cut]
@@ -522,7 +526,33 @@ class TsChopper:
         if self._leading:
             self._leading = False
             return ChoppedSegment(b"", start_time, 0.0)
-        return ChoppedSegment(data, start_time, max(0.0, next_time - start_time))
+        took = max(0.0, next_time - start_time)
+        if span is not None and span > took:
+            # What aired before it arrived (a server's burst on connecting, or after a stall)
+            # came faster than it aired: the piece lasts as long as its media, and began no
+            # later than the next piece arrived less that. By arrival alone a burst piece is
+            # stored short and late, its media overlapping the next piece's time.
+            return ChoppedSegment(data, next_time - span, span)
+        return ChoppedSegment(data, start_time, took)
+
+    def _video_pts(self, off: int) -> int | None:
+        """The PTS of the video PES the packet at `off` begins, if it begins one."""
+        buf = self._buf
+        if (self._video is None or off + TS_PACKET > len(buf) or not buf[off + 1] & 0x40
+                or _pid(buf, off) != self._video[0]):
+            return None
+        start = _payload_start(buf, off)
+        return None if start is None else _pes_pts(buf, start, off + TS_PACKET)
+
+    def _media_span(self, cut: int) -> float | None:
+        """Seconds of video from the piece's first packet to `cut`, by their timestamps (both
+        keyframes, or video PES starts); None when unknown or not believable (a timestamp
+        jump: negative, or longer than any burst)."""
+        first, last = self._video_pts(0), self._video_pts(cut)
+        if first is None or last is None:
+            return None
+        span = pts_delta(first, last) / PTS_HZ
+        return span if 0 < span <= _MAX_SPAN else None
 
     def _with_psi(self, buf: bytearray, end: int) -> bytes:
         """`buf[:end]` as bytes, the PAT and PMT in front unless it starts with them (one

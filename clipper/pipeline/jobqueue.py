@@ -61,6 +61,26 @@ def job_state(conn: redis.Redis, jid: str) -> JobStatus | None:
         return None
 
 
+def taken_unstarted(conn: redis.Redis, jid: str) -> bool:
+    """Whether a job Redis calls queued is in no list of its queue: a worker's dequeue took it
+    and the worker never started it (it lost Redis in between, or died). Nothing will run it,
+    yet its status alone would keep it from being queued again."""
+    from rq import Queue
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+
+    try:
+        job = Job.fetch(jid, connection=conn)
+    except NoSuchJobError:
+        return False
+    if job.get_status(refresh=False) != "queued" or not job.origin:
+        return False
+    queue = Queue(job.origin, connection=conn)
+    # A worker on one queue moves a job through an intermediate list (which RQ clears itself).
+    return (queue.get_job_position(jid) is None
+            and jid not in queue.intermediate_queue.get_job_ids())
+
+
 def enqueue_stage(conn: redis.Redis, job: StageJob, *, timeout: int, first: bool = False,
                   replace_started: bool = False) -> bool:
     """Queue one stage (at the front of its queue when `first`, see `goes_first`); False when
@@ -69,7 +89,8 @@ def enqueue_stage(conn: redis.Redis, job: StageJob, *, timeout: int, first: bool
     Check, delete a leftover and enqueue happen under one short Redis lock per job id, so two
     processes queueing the same stage (a worker's follower, the reconciler) never delete a job
     the other has just queued. `replace_started` (the reconciler, once the database shows the
-    run's lease has passed) also replaces a job Redis still calls started.
+    run's lease has passed) also replaces a job Redis still calls started, or calls queued while
+    no queue holds it (`taken_unstarted`).
     """
     with conn.lock(f"clipper:enqueue:{job.id}", timeout=10, blocking_timeout=10):
         # Once Redis has answered (the lock): with none reachable, a flag never loads rq.
@@ -80,7 +101,9 @@ def enqueue_stage(conn: redis.Redis, job: StageJob, *, timeout: int, first: bool
         from clipper.pipeline.jobs import run_stage_job
 
         state = job_state(conn, job.id)
-        if state in ACTIVE_JOB_STATES and not (replace_started and state == JobStatus.STARTED):
+        lost = replace_started and (state == JobStatus.STARTED or (
+            state == JobStatus.QUEUED and taken_unstarted(conn, job.id)))
+        if state in ACTIVE_JOB_STATES and not lost:
             return False
         if state is not None:  # finished/failed/stopped leftovers block a re-run under this id
             _delete(conn, job.id)

@@ -63,10 +63,15 @@ def job_lost(conn: redis.Redis, jid: str, *, now: datetime | None = None,
     """Given no live lease: whether Redis has nothing waiting for this job either.
 
     A job Redis calls started is lost once a run of it has begun (its lease, no longer live,
-    says its worker is gone), or, when no run began, after START_GRACE."""
+    says its worker is gone), or, when no run began, after START_GRACE. So is one Redis calls
+    queued that no queue holds (a worker took it and lost Redis, or died, before starting it:
+    seen after Redis restarted from its append-only file), START_GRACE after it was queued."""
     state = jobqueue.job_state(conn, jid)
     if state is None or state not in jobqueue.ACTIVE_JOB_STATES:
         return True
+    if state == JobStatus.QUEUED and jobqueue.taken_unstarted(conn, jid):
+        queued = Job.fetch(jid, connection=conn).enqueued_at
+        return queued is None or _aware(queued) + START_GRACE < (now or utcnow())
     if state == JobStatus.STARTED:
         started = Job.fetch(jid, connection=conn).started_at
         if started is None:

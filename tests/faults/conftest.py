@@ -1,13 +1,19 @@
-"""Fixtures of the stack fault cases: a private Redis, and real `clipper up` stacks stopped
-(and cleared) after each test whatever state the case left them in."""
+"""Fixtures of the stack fault cases: a private Redis (with or without an append-only file), a
+misbehaving webhook, and real `clipper up` stacks stopped (and cleared) after each test whatever
+state the case left them in."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from testmedia.faults import ClipperUp, RedisServer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from faultparts import AofRedis, WebHook  # noqa: E402  (beside this file; bench/faults.py too)
 
 
 @pytest.fixture
@@ -15,6 +21,21 @@ def private_redis() -> Iterator[RedisServer]:
     """A redis-server of this test's own (a free port, nothing saved): kill -9 it at will."""
     with RedisServer() as server:
         yield server
+
+
+@pytest.fixture
+def aof_redis() -> Iterator[AofRedis]:
+    """The compose layout's Redis (append-only file, fsync every second), of this test's own:
+    kill -9 it and it comes back with what it had."""
+    with AofRedis() as server:
+        yield server
+
+
+@pytest.fixture
+def webhook() -> Iterator[WebHook]:
+    """A team webhook on a loopback port of its own, down until the test says otherwise."""
+    with WebHook("down") as hook:
+        yield hook
 
 
 @pytest.fixture
