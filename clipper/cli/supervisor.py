@@ -18,7 +18,7 @@ import psutil
 import redis
 
 from clipper.context import Context
-from clipper.errors import Conflict
+from clipper.errors import ClipperError, Conflict
 from clipper.permissions import Actor
 from clipper.pipeline.delivery import PackageDeliveryLoop
 from clipper.pipeline.notifications import DeliveryLoop
@@ -210,6 +210,7 @@ class Stack:
     settings: Settings
     children: list[Child] = field(default_factory=list)
     redis: broker.EmbeddedRedis | None = None
+    redis_next_start: float = 0.0  # monotonic: when a dead embedded Redis may be started again
     demo_server: object | None = None
     port: int | None = None  # the dashboard's, when there is one
 
@@ -387,7 +388,7 @@ def supervise(stack: Stack, stop_flag: list[bool]) -> None:
     try:
         while not stop_flag[0]:
             now = time.monotonic()
-            restarted = False
+            restarted = _keep_redis(stack, now)
             for child in stack.children:
                 if not child.alive() and now >= child.next_start:
                     if child.proc is not None:
@@ -413,6 +414,29 @@ def supervise(stack: Stack, stop_flag: list[bool]) -> None:
         packages.stop()
         deliverer.stop()
         ctx.close()
+
+
+#: Seconds between attempts to start a dead embedded Redis again.
+REDIS_RESTART_SECONDS = 2.0
+
+
+def _keep_redis(stack: Stack, now: float) -> bool:
+    """Start the embedded Redis again if it died (True when it was). It replays its AOF, so
+    the queued jobs are back; what it lost, the reconciler queues again from the database.
+    Until it answers, the workers exit and are restarted with backoff like any child."""
+    embedded = stack.redis
+    if embedded is None or embedded.alive() or now < stack.redis_next_start:
+        return False
+    log.warning("the embedded Redis exited (rc %s); starting it again", embedded.proc.returncode)
+    stack.redis_next_start = now + REDIS_RESTART_SECONDS
+    embedded.stop()  # its socket file and client connections
+    try:
+        stack.redis = broker.EmbeddedRedis(stack.settings)
+    except ClipperError as exc:
+        log.warning("the embedded Redis did not start again: %s", exc)
+        return False
+    _drop_scheduler_locks(stack.redis.client)
+    return True
 
 
 def _reconcile(ctx: Context) -> None:

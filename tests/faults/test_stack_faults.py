@@ -277,3 +277,26 @@ def _runs_with_errors(ctx: Context) -> list[tuple[str]]:
 
     with ctx.db.read() as s:
         return list(s.execute(select(StageRun.stage).where(StageRun.error.is_not(None))))
+
+
+def test_the_embedded_redis_killed_alone_is_started_again(tmp_path, broadcast, up, stack_ctx):
+    """`clipper up`'s own Redis dies (kill -9) with clips in flight: the supervisor starts it
+    again from its AOF (the workers, which exit without it, are restarted as usual), and every
+    clip becomes ready."""
+    import psutil
+
+    stack = up(stack_env(tmp_path / "home", redis_url=""))
+    ctx = context(stack.env, stack_ctx)
+    first = (stack.state() or {}).get("redis_pid")
+    assert first and psutil.pid_exists(first)
+    clips = flag_moments(ctx, broadcast)
+    poll(lambda: in_flight(ctx), 60, "a stage under way", every=0.02)
+    os.kill(first, signal.SIGKILL)
+    since = time.monotonic()
+
+    def restarted() -> int | None:
+        pid = (stack.state() or {}).get("redis_pid")
+        return pid if pid and pid != first and psutil.pid_exists(pid) else None
+    poll(restarted, 30, "the embedded Redis started again", every=0.1)
+    assert_recovered(ctx, len(clips), since)
+    assert "the embedded Redis exited" in (stack.home / "up.out").read_text(), stack.log()
