@@ -340,6 +340,28 @@ def ctrl_c(database: str, url: str) -> FaultRow:
                    note=f"stopped in {stopped:.1f} s (rc {rc}), embedded Redis")
 
 
+def embedded_redis_kill(database: str, url: str) -> FaultRow:
+    """Only `clipper up`'s own Redis dies: its supervisor starts it again from its AOF."""
+    import psutil
+
+    with world(database, embedded_redis=True) as w:
+        stack = w.up()
+        ctx = w.context(stack.env)
+        clips = flag_all(ctx, url)
+        wait_for(lambda: in_flight(ctx), 60, "a stage under way", every=0.05)
+        pid = (stack.state() or {}).get("redis_pid")
+        psutil.Process(pid).kill()
+        since = time.monotonic()
+
+        def again() -> bool:
+            new = (stack.state() or {}).get("redis_pid")
+            return bool(new and new != pid and psutil.pid_exists(new))
+        wait_for(again, 60, "the embedded Redis started again", every=0.1)
+        back = time.monotonic() - since
+        return row("embedded Redis kill -9 (alone)", w, ctx, len(clips), 0.0, since,
+                   note=f"started again by clipper up in {back:.1f} s")
+
+
 def redis_restart(database: str, url: str) -> FaultRow:
     with world(database) as w:
         stack = w.up()
@@ -974,6 +996,7 @@ def main() -> None:
         if "redis" in only:
             for database in dbs:
                 faults.append(redis_restart(database, url))
+                faults.append(embedded_redis_kill(database, url))
         if "aof" in only:
             for database in dbs:
                 faults.append(redis_aof(database, url))

@@ -122,7 +122,10 @@ class FasterWhisperEngine:
                 pieces, info = self._decoder(batch).transcribe(
                     audio.samples, beam_size=self.beam_size, word_timestamps=True,
                     vad_filter=True, language="en" if english_only else None,
-                    **({"batch_size": batch} if batch > 1 else {}))
+                    # With timestamps, as the one-pass decoder predicts them: the batched
+                    # pass's default (none) misheard a whole phrase of a short clip on some
+                    # CPUs ("300 new schools" as "$300 who's cooled") that the one pass got.
+                    **({"batch_size": batch, "without_timestamps": False} if batch > 1 else {}))
             language = info.language
             with step("whisper decode"):
                 raw = _raw(pieces, 0.0, progress, audio.duration)
