@@ -253,8 +253,10 @@ def test_coordinator_edits_then_cancels_a_shift(desk, open_app, page_text):
         end.strftime("%Y-%m-%dT%H:%M:%SZ"), 3, "leaders' debate")
     assert got["start"] == start.strftime("%Y-%m-%dT%H:%M:%SZ")  # the untouched start stays
     # End before start: refused.
-    at.date_input(key=f"rota_edit_ed_{sid}").set_value(start.date())
-    at.time_input(key=f"rota_edit_et_{sid}").set_value((start - timedelta(hours=1)).time())
+    # (an hour before the start, its date included: a start at midnight ends the day before)
+    before = start - timedelta(hours=1)
+    at.date_input(key=f"rota_edit_ed_{sid}").set_value(before.date())
+    at.time_input(key=f"rota_edit_et_{sid}").set_value(before.time())
     at.button(key="FormSubmitter:rota_edit-Save changes").click().run()
     assert "must end after it starts" in page_text(at)
     assert rota.list_shifts(desk, OPERATOR, days=3)[0]["end"] == got["end"]
