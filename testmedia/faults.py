@@ -195,6 +195,9 @@ class RedisServer:
     """`redis-server --port P --save "" --appendonly no` of our own: kill -9 it, start it again
     empty on the same port."""
 
+    #: How it keeps its data (a subclass with an append-only file replays it on a start).
+    PERSISTENCE: tuple[str, ...] = ("--appendonly", "no")
+
     def __init__(self, port: int = 0) -> None:
         self.port = port or free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="clipper-redis-"))
@@ -212,7 +215,7 @@ class RedisServer:
     def start(self, timeout: float = 10.0) -> RedisServer:
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.dir)],
+             *self.PERSISTENCE, "--dir", str(self.dir)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         try:
             wait_for(self.answers, timeout, f"redis-server on port {self.port}")

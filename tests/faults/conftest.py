@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from clipper.context import Context
 from testmedia.faults import ClipperUp, RedisServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -51,3 +52,12 @@ def up() -> Iterator[Callable[..., ClipperUp]]:
     yield start
     for stack in stacks:
         stack.stop()
+
+
+@pytest.fixture
+def stack_ctx() -> Iterator[list[Context]]:
+    """Contexts a test builds on a stack's settings, closed after it."""
+    made: list[Context] = []
+    yield made
+    for ctx in made:
+        ctx.close()

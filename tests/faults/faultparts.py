@@ -14,14 +14,13 @@ from __future__ import annotations
 import http.server
 import json
 import re
-import subprocess
 import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from testmedia.faults import ClipperUp, RedisServer, free_port, wait_for
+from testmedia.faults import ClipperUp, RedisServer, free_port
 
 #: Seconds between the bytes of a dripping hook's answer (the issue's "one byte a second").
 DRIP_EVERY = 1.0
@@ -131,17 +130,11 @@ class AofRedis(RedisServer):
     free port, its files in a folder of its own. `restart()` is kill -9 and a start on the same
     port and folder: Redis replays its append-only file, as a container restarting does."""
 
+    PERSISTENCE = ("--appendonly", "yes", "--appendfsync", "everysec")
+
     def start(self, timeout: float = 30.0) -> AofRedis:
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(self.dir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        try:
-            # answers() is False while Redis replays the file (it refuses with LOADING).
-            wait_for(self.answers, timeout, f"redis-server on port {self.port}")
-        except BaseException:
-            self.stop()
-            raise
+        # A longer wait: answers() is False while Redis replays the file (LOADING).
+        super().start(timeout)
         return self
 
     def aof_bytes(self) -> int:

@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,14 +38,6 @@ SEG = 2.0  # the live channels' segment length (and the TS stream's keyframe int
 #: The flags: from this long before the kill to this long after it (past the first segment
 #: the new recorder stores, into the next).
 BEFORE, AFTER = 6.0, 14.0
-
-
-@pytest.fixture
-def stack_ctx() -> Iterator[list[Context]]:
-    made: list[Context] = []
-    yield made
-    for ctx in made:
-        ctx.close()
 
 
 def probed_duration(path: str) -> float:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
 
 import pytest
 import redis
@@ -38,14 +37,6 @@ pytestmark = [pytest.mark.faults, pytest.mark.services, pytest.mark.slow]
 ANN = Actor.operator("ann")
 #: Four moments of the 30 s broadcast, one clip each.
 MOMENTS = ((1.0, 7.0), (8.0, 14.0), (15.0, 21.0), (22.0, 28.0))
-
-
-@pytest.fixture
-def stack_ctx() -> Iterator[list[Context]]:
-    made: list[Context] = []
-    yield made
-    for ctx in made:
-        ctx.close()
 
 
 def stage_runs(ctx: Context) -> list[tuple[int, int, str, str | None]]:

@@ -50,15 +50,6 @@ MOMENTS = ((1.0, 7.0), (8.0, 14.0), (15.0, 21.0), (22.0, 28.0))
 RECOVERY = 90.0
 
 
-@pytest.fixture
-def stack_ctx() -> Iterator[list[Context]]:
-    """Contexts the test builds on a stack's settings, closed after it."""
-    made: list[Context] = []
-    yield made
-    for ctx in made:
-        ctx.close()
-
-
 def context(env: dict[str, str], made: list[Context], **settings: str) -> Context:
     """A Context on a stack's database and Redis (as the dashboard would build one)."""
     from clipper.settings import Settings

@@ -10,7 +10,6 @@ by the latest retry the rows were given, plus the drip's 10 s attempt deadlines.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -37,14 +36,6 @@ ANN = Actor.operator("ann")
 MOMENTS = ((1.0, 7.0), (10.0, 16.0), (20.0, 26.0))
 #: What a failed attempt in each fault leaves as the message's last error.
 ERRORS = {"down": "Connection refused", "500": "HTTP 500", "drip": "timed out"}
-
-
-@pytest.fixture
-def stack_ctx() -> Iterator[list[Context]]:
-    made: list[Context] = []
-    yield made
-    for ctx in made:
-        ctx.close()
 
 
 @pytest.mark.parametrize("fault", ["down", "drip", "500"])

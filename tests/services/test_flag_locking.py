@@ -173,21 +173,8 @@ def test_an_export_that_waits_while_the_clip_is_rejected_does_not_undo_the_rejec
     """The export records itself under lock_clip: it waits for a reject that holds the clip
     and then sees `rejected`, instead of writing `exported` over it from a stale read."""
     clip_id = rendered_clip(pg, tmp_path)
-    result: list = []
-    errors: list[BaseException] = []
-
-    def export() -> None:
-        try:
-            result.append(export_clip(pg, clip_id, by="sam"))
-        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
-            errors.append(exc)
-
-    with pg.db.session() as s:
-        move(s, lock_clip(s, clip_id), "rejected", actor="sam")
-        exporter = threading.Thread(target=export)
-        exporter.start()
-        poll(lambda: waiting_on_a_lock(pg), 20, "the export to wait for the clip")
-    exporter.join(30)
+    result = _while_rejected(pg, clip_id, lambda: export_clip(pg, clip_id, by="sam"))
+    errors = [r for r in result if isinstance(r, BaseException)]
     assert errors == [] and len(result) == 1
     with pg.db.session() as s:
         clip = s.get(Clip, clip_id)
