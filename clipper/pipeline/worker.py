@@ -12,6 +12,7 @@ import os
 import socket
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
 
 import redis
 from rq import Queue, SimpleWorker
@@ -70,6 +71,23 @@ def lower_priority(step: int = BACKGROUND_NICE) -> None:
     try:
         os.nice(step)
     except OSError:  # not permitted here: run at the normal priority
+        pass
+    if os.getsid(0) == os.getpid():
+        _lower_autogroup(step)
+
+
+#: Linux's autogroup scheduling (on by default on desktops and most servers) shares the CPU
+#: between sessions first and applies nice only within one: a worker that leads its own session
+#: (as `clipper up` starts each child) competes with the dashboard and the database as an equal
+#: however niced it is. Only a session leader lowers its group: otherwise it would be the
+#: terminal's whole session.
+AUTOGROUP = Path("/proc/self/autogroup")
+
+
+def _lower_autogroup(step: int, path: Path = AUTOGROUP) -> None:
+    try:
+        path.write_text(f"{step}\n")
+    except OSError:  # no autogroup in this kernel, or not permitted: nice alone it is
         pass
 
 
