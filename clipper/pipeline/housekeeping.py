@@ -32,8 +32,9 @@ DONE = REVIEWED | {"rejected"}
 #: place (a dot first, then): `.upload-<hex>.<ext>` (an upload), `<name>.tmp` and
 #: `<name>.<hex>.tmp` (transcripts, subtitles, what Whisper heard, a package's folder and zip),
 #: `<stem>.<hex>.tmp.mp4` (a render), `<stem>.<hex>.part.<ext>` (a cut, a join, audio),
-#: `<stem>.<hex32>.<ext>` (a thumbnail), `<name>.old-<hex>` (a package being replaced),
-#: `cut-…` and `fetch-…` (their work folders). A kill -9 leaves them; nothing else removes them.
+#: `<stem>.<hex32>.<ext>` (a thumbnail), `<segment>.<pid>.<thread>.part` (a recorded segment),
+#: `<name>.old-<hex>` (a package being replaced), `cut-…` and `fetch-…` (their work folders).
+#: A kill -9 leaves them; nothing else removes them.
 LEFTOVER = re.compile(r"\.(?:upload-.+|cut-.+|fetch-.+|.+\.(?:tmp|part)(?:\.\w+)?"
                       r"|.+\.old-[0-9a-f]{8}|.+\.[0-9a-f]{32}\.\w+)")
 
@@ -156,7 +157,8 @@ def tidy(ctx: Context, *, now: float | None = None) -> dict[str, int]:
     media = ctx.settings.media_dir
     done = {"versions": 0, "sections": 0, "uploads": 0, "leftovers": 0}
     # Only the folders of finished files: a run's scratch folder goes whole (runner, reconciler).
-    for folder in (ctx.settings.exports_dir, media / "uploads", media / "clips", media / "sources"):
+    for folder in (ctx.settings.exports_dir, media / "uploads", media / "clips", media / "sources",
+                   media / "channels"):
         for path in leftovers(folder, now):
             _remove(path)
             done["leftovers"] += 1

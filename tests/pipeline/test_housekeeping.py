@@ -103,6 +103,7 @@ def test_a_cut_that_would_fill_the_disk_waits_instead(tmp_path):
     ".thumb.0123456789abcdef0123456789abcdef.jpg",  # media/thumbnail
     ".clip-7-budget.0a1b2c3d.tmp", ".clip-7-budget.0a1b2c3d.zip.tmp",  # media/package
     ".clip-7-budget.old-0a1b2c3d",
+    ".7-1764531600000.ts.812.140233.part",  # pipeline/recorder (a segment being written)
     ".cut-k2j4_x9q", ".fetch-a8b7c6d5",  # their TemporaryDirectory folders
 ])
 def test_the_temporary_names_writers_use_are_leftovers(name: str) -> None:
@@ -140,7 +141,10 @@ def test_killed_jobs_leftovers_go_after_the_grace_and_nothing_else(sqlite_ctx):
         _make(v1 / f".transcript.json.{hexes}.tmp", stale),
         _make(v1 / "..clip.srt.tmp.tmp", stale),
         _make(renders / ".16x9-crop.0a1b2c3d.tmp.mp4", stale),
-        _make(media / "sources" / "1" / "heard" / f".k-2.000-5.000.json.{hexes}.tmp", stale)]
+        _make(media / "sources" / "1" / "heard" / f".k-2.000-5.000.json.{hexes}.tmp", stale),
+        # a recorder killed -9 while writing a segment (pipeline/recorder._write_file)
+        _make(media / "channels" / "bbc" / "2026-11-30" / "19" / ".7-1764531600000.ts.812.140.part",
+              stale)]
     # A package being built now: its render was hard-linked in (an old file), its metadata
     # written just now — the folder is in use though the folder entry itself looks old.
     filling = _make(exports / ".clip-4-now.1a2b3c4d.tmp", stale, "clip-4-now_16x9.mp4")
@@ -154,7 +158,8 @@ def test_killed_jobs_leftovers_go_after_the_grace_and_nothing_else(sqlite_ctx):
         _make(exports / "clip-1-done.zip", stale), _make(exports / ".keep", stale),
         _make(media / "uploads" / "f00d.mp4", stale),  # younger than the upload retention
         _make(v1 / "clip.mp4", stale), _make(v1 / "transcript.json", stale),
-        _make(renders / "16x9-crop.mp4", stale)]
+        _make(renders / "16x9-crop.mp4", stale),
+        _make(media / "channels" / "bbc" / "2026-11-30" / "19" / "6-1764531594000.ts", stale)]
     assert tidy(sqlite_ctx)["leftovers"] == len(old)
     assert [f for f in old if f.exists()] == []
     assert [f for f in young + kept if not f.exists()] == []
