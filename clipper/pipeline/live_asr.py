@@ -92,11 +92,58 @@ QUICK_SPAN = 20.0
 KEEP_UP_SHARE = 0.7
 
 
+#: The quick pass stops this far under KEEP_UP_SHARE of measured CPU: a window it starts just
+#: under the line still costs ~0.02 of QUICK_SPAN (8 s heard: ~0.4 CPU s in 20 s), and a stored
+#: window that falls due meanwhile more. bench/live_asr.py --capacity 8: at 0.03 compute/elapsed
+#: 0.678, at 0.05 0.655 (before the measured check: 0.83-0.87).
+QUICK_HEADROOM = 0.05
+#: Seconds of CPU history needed before the measured share is trusted (the estimate before).
+CPU_HISTORY = 5.0
+
+
 def quick_share(stored_loads: Iterable[float | None]) -> float:
     """Pure: the share of a core the quick pass may take, given each Whisper channel's stored
     transcript load (CPU seconds per audio second; None before its first window)."""
     stored = sum(load for load in stored_loads if load)
     return round(min(QUICK_SHARE, max(0.0, KEEP_UP_SHARE - stored)), 4)
+
+
+def quick_allowed(quick_spent: float, cpu_share: float | None,
+                  stored_loads: Iterable[float | None], *, span: float = QUICK_SPAN) -> bool:
+    """Pure: whether the quick pass may hear one more window, given the seconds it spent over
+    the last `span`, the whole transcriber's measured CPU share over it (its ffmpeg included;
+    None before CPU_HISTORY seconds of it) and the stored transcripts' loads. The estimate
+    (`quick_share`) misses what the loads leave out (database reads, decoding, the quick pass's
+    own ffmpeg-free decode); the measured share catches it."""
+    if quick_spent >= quick_share(stored_loads) * span:
+        return False
+    return cpu_share is None or cpu_share < KEEP_UP_SHARE - QUICK_HEADROOM
+
+
+class CpuMeter:
+    """This process's CPU share (its threads and the children it waited for, i.e. its ffmpeg)
+    over about the last `span` seconds of the monotonic clock."""
+
+    def __init__(self, span: float = QUICK_SPAN, *,
+                 cpu: Callable[[], float] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.span, self._cpu, self._clock = span, cpu or _cpu_seconds, clock
+        self._marks: collections.deque = collections.deque()  # (monotonic, cpu seconds)
+
+    def share(self) -> float | None:
+        """CPU seconds per second since the oldest mark within `span` (one mark older kept as
+        the baseline); None until CPU_HISTORY seconds are known."""
+        now, cpu = self._clock(), self._cpu()
+        self._marks.append((now, cpu))
+        while len(self._marks) > 2 and self._marks[1][0] <= now - self.span:
+            self._marks.popleft()
+        then, cpu0 = self._marks[0]
+        return (cpu - cpu0) / (now - then) if now - then >= CPU_HISTORY else None
+
+
+def _cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 def wants_whisper(transcribe: str | None, transcript_source: str | None) -> bool:
@@ -223,6 +270,7 @@ class LiveTranscriber:
         self._quick: dict[int, float] = {}  # channel id -> end of its last quick window
         self._heard: dict[int, list[Said]] = {}  # channel id -> words its quick pass heard
         self._quick_spent: collections.deque = collections.deque()  # (monotonic, seconds)
+        self._cpu = CpuMeter()
         self.slack = seam_slack(window, hop)
         self.only, self.clock, self.idle = frozenset(only), clock, idle
         self._scratch_parent = scratch
@@ -285,25 +333,43 @@ class LiveTranscriber:
         # The quick pass goes first while the stored transcripts keep up; once one falls behind
         # it only uses the time they leave, so watching never makes a transcript fall behind.
         first = bool(listening) and not self._behind(jobs)
-        quick = [self._quick_step(job) for job in order if job.id in listening] if first else []
+        quick = self._quick_round(jobs, order, listening) if first else []
         stored = [self._channel_step(job, now) for job in order]
         if listening and not first and not any(o.step is not None for o in stored):
-            quick = [self._quick_step(job) for job in order if job.id in listening]
-        return stored + [o for o in quick if o is not None]
+            quick = self._quick_round(jobs, order, listening)
+        return stored + quick
 
     # ------------------------------------------------------------ the quick pass
 
-    def _listening(self, jobs: Sequence[Job]) -> set[int]:
-        """The channels the quick pass hears this round: those a watch applies to, unless it
-        has used its share of the CPU (`quick_share`) lately."""
-        if self.on_heard is None or self.watched is None or self.quick_hop <= 0:
-            return set()
+    def _quick_round(self, jobs: Sequence[Job], order: Sequence[Job],
+                     listening: set[int]) -> list[Outcome]:
+        """A quick window for each listened channel in turn, while the budget has room: checked
+        before each one, since eight of them at once would overshoot it by seconds of CPU."""
+        out = []
+        for job in order:
+            if job.id not in listening:
+                continue
+            if not self._quick_room(jobs):
+                break
+            outcome = self._quick_step(job)
+            if outcome is not None:
+                out.append(outcome)
+        return out
+
+    def _quick_room(self, jobs: Sequence[Job]) -> bool:
         now = time.monotonic()
         while self._quick_spent and self._quick_spent[0][0] < now - QUICK_SPAN:
             self._quick_spent.popleft()
-        share = quick_share(_load(self._progress[j.id].loads) if j.id in self._progress else None
-                            for j in jobs)
-        if sum(s for _, s in self._quick_spent) > share * QUICK_SPAN:
+        loads = [_load(self._progress[j.id].loads) if j.id in self._progress else None
+                 for j in jobs]
+        return quick_allowed(sum(s for _, s in self._quick_spent), self._cpu.share(), loads)
+
+    def _listening(self, jobs: Sequence[Job]) -> set[int]:
+        """The channels the quick pass hears this round: those a watch applies to, unless it
+        has no room in the CPU budget (`quick_allowed`) now."""
+        if self.on_heard is None or self.watched is None or self.quick_hop <= 0:
+            return set()
+        if not self._quick_room(jobs):
             return set()
         try:
             return self.watched() & {j.id for j in jobs}

@@ -22,11 +22,16 @@ from clipper.context import Context
 from clipper.media.live import first_pts
 from clipper.permissions import Actor
 from clipper.pipeline.live_asr import (
+    CPU_HISTORY,
     KEEP_UP_SHARE,
+    QUICK_HEADROOM,
     QUICK_SHARE,
+    QUICK_SPAN,
+    CpuMeter,
     LiveTranscriber,
     Outcome,
     live_rows,
+    quick_allowed,
     quick_share,
     wants_whisper,
 )
@@ -175,6 +180,32 @@ def test_the_quick_pass_has_what_the_stored_transcripts_leave_of_the_budget():
     assert quick_share([0.055] * 8) == pytest.approx(KEEP_UP_SHARE - 0.44)
     assert quick_share([0.055] * 8) + 8 * 0.055 <= KEEP_UP_SHARE + 1e-9
     assert quick_share([0.06] * 14) == 0.0  # no room: alerts come from the stored transcript
+
+
+def test_the_quick_pass_stops_at_the_measured_cpu_share_too():
+    two = [0.05, 0.05]
+    assert quick_allowed(0.0, None, two)  # nothing measured yet: the estimate alone
+    assert quick_allowed(QUICK_SHARE * QUICK_SPAN - 0.1, 0.5, two)
+    assert not quick_allowed(QUICK_SHARE * QUICK_SPAN, 0.5, two)  # its own share used
+    # The loads say there is room, but the process (decoding, its ffmpeg) measures more.
+    assert quick_allowed(0.0, KEEP_UP_SHARE - QUICK_HEADROOM - 0.01, [0.055] * 8)
+    assert not quick_allowed(0.0, KEEP_UP_SHARE - QUICK_HEADROOM, [0.055] * 8)
+    assert not quick_allowed(0.0, 0.1, [0.06] * 14)  # no room in the estimate either
+
+
+def test_the_cpu_meter_measures_over_its_span():
+    clock, cpu = [0.0], [0.0]
+    meter = CpuMeter(20.0, cpu=lambda: cpu[0], clock=lambda: clock[0])
+    assert meter.share() is None
+    clock[0], cpu[0] = CPU_HISTORY - 1, 2.0
+    assert meter.share() is None  # too little history to trust
+    for t in range(int(CPU_HISTORY), 60):  # busy 0.9 of a core until 30 s, then 0.3
+        clock[0] = float(t)
+        cpu[0] += 0.9 if t <= 30 else 0.3
+        share = meter.share()
+    assert share == pytest.approx(0.3, abs=0.02)  # the busy spell has left the span
+    clock[0] += 1
+    assert meter.share() == pytest.approx(0.3 * 20 / 21, abs=0.02)  # an idle second counts
 
 
 def test_live_rows_keep_sure_words_on_the_wall_clock():
