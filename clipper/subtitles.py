@@ -7,10 +7,12 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import pysubs2
+from typing import TYPE_CHECKING
 
 from clipper.domain import Word
+
+if TYPE_CHECKING:
+    import pysubs2
 
 SENTENCE_END = (".", "?", "!", "…", '."', '?"', '!"')
 CLAUSE_END = (",", ";", ":", "—")
@@ -135,6 +137,8 @@ def build_cues(words: Sequence[Word], *, max_chars: int = 42, max_lines: int = 2
 
 def cues_to_ssafile(cues: Sequence[Cue]) -> pysubs2.SSAFile:
     """A pysubs2 file holding the cues (times in ms, lines joined with \\N)."""
+    import pysubs2  # here, not at the top: `clipper status` reaches this module, not the writer
+
     subs = pysubs2.SSAFile()
     for cue in cues:
         event = pysubs2.SSAEvent(start=pysubs2.make_time(s=cue.start),

@@ -3,6 +3,6 @@ workers)."""
 
 import sys
 
-from clipper.cli.commands import main
+from clipper.cli import console
 
-sys.exit(main())
+sys.exit(console())

