@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from clipper.context import Context
 from clipper.errors import ClipperError
-from clipper.pipeline.stages import QUEUES, STAGES, due_stages
+from clipper.pipeline.stages import QUEUES, STAGES, due_stages, queue_for, with_later
 from clipper.storage.tables import Clip
 
 # The Redis client, rq and the job function (which imports rq) load where they are used, not
@@ -38,12 +38,12 @@ class StageJob:
         return job_id(self.stage, self.clip_id, self.version)
 
 
-def goes_first(urgency: str, version: int) -> bool:
-    """Pure: whether a clip's stages go to the front of their queue — an urgent flag's, and a
-    clip's first version (nothing of it to watch yet); a re-cut of a clip a merge widened, which
-    has a version to watch already, waits its turn. Within one queue only: a worker still takes
-    transcriptions and cuts before fetches (see WORKER_ORDER)."""
-    return urgency == "high" or version == 1
+def goes_first(urgency: str, version: int, watchable: bool) -> bool:
+    """Pure: whether a clip's stages go to the front of their queue — an urgent flag's, and those
+    of a clip with nothing to watch yet (its first version, or one widened before any version
+    was cut); the re-cut of a clip a merge widened, which has a version to watch already, goes
+    to the queue's twin for work that can wait (`stages.LATER`), taken after every queue's own."""
+    return urgency == "high" or version == 1 or not watchable
 
 
 #: rq's JobStatus QUEUED, STARTED, DEFERRED and SCHEDULED by value: JobStatus is a str enum, so
@@ -83,7 +83,8 @@ def taken_unstarted(conn: redis.Redis, jid: str) -> bool:
 
 def enqueue_stage(conn: redis.Redis, job: StageJob, *, timeout: int, first: bool = False,
                   replace_started: bool = False) -> bool:
-    """Queue one stage (at the front of its queue when `first`, see `goes_first`); False when
+    """Queue one stage (at the front of its queue when `first`, see `goes_first`; else at the
+    back of the queue's twin for work that can wait, `stages.LATER`); False when
     an identical job is already waiting or running.
 
     Check, delete a leftover and enqueue happen under one short Redis lock per job id, so two
@@ -108,7 +109,7 @@ def enqueue_stage(conn: redis.Redis, job: StageJob, *, timeout: int, first: bool
         if state is not None:  # finished/failed/stopped leftovers block a re-run under this id
             _delete(conn, job.id)
         stage = STAGES[job.stage]
-        queue = Queue(stage.queue, connection=conn)
+        queue = Queue(queue_for(stage.queue, first=first), connection=conn)
         try:
             queue.enqueue(
                 run_stage_job, job.stage, job.clip_id, job.version,
@@ -134,7 +135,8 @@ def _delete(conn: redis.Redis, jid: str) -> None:
 def queue_lengths(conn: redis.Redis) -> dict[str, int]:
     from rq import Queue
 
-    return {name: Queue(name, connection=conn).count for name in QUEUES}
+    return {name: sum(Queue(q, connection=conn).count for q in with_later([name]))
+            for name in QUEUES}
 
 
 def queue_clip(ctx: Context, clip_id: int) -> bool:
@@ -145,7 +147,7 @@ def queue_clip(ctx: Context, clip_id: int) -> bool:
     with ctx.db.session() as session:
         clip = session.get(Clip, clip_id)
         jobs = [StageJob(s.name, clip.id, clip.version) for s in due_stages(session, clip)]
-        first = goes_first(clip.urgency, clip.version)
+        first = goes_first(clip.urgency, clip.version, clip.media_path is not None)
     if not jobs:
         return False
     import redis  # for its errors; `ctx.redis` loads it anyway

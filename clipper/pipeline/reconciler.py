@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from clipper.context import Context
 from clipper.pipeline import jobqueue
 from clipper.pipeline.runner import LOST, scratch_dir
-from clipper.pipeline.stages import QUEUES, WORKING_STATUSES, due_stages
+from clipper.pipeline.stages import QUEUES, WORKING_STATUSES, due_stages, with_later
 from clipper.storage.tables import Clip, StageRun, utcnow
 
 log = logging.getLogger(__name__)
@@ -125,13 +125,13 @@ def reconcile(ctx: Context, *, now: datetime | None = None) -> list[int]:
     """Queue every clip in a working state that has no live run and no job; returns the clip
     ids queued."""
     conn, now = ctx.redis, now or utcnow()
-    for name in QUEUES:
+    for name in with_later(QUEUES):
         StartedJobRegistry(name, connection=conn).cleanup()
     close_dead_runs(ctx, now)
     with ctx.db.session() as session:
         clips = session.scalars(select(Clip).where(Clip.status.in_(WORKING_STATUSES))).unique()
         due = [(jobqueue.StageJob(s.name, c.id, c.version),
-                jobqueue.goes_first(c.urgency, c.version))
+                jobqueue.goes_first(c.urgency, c.version, c.media_path is not None))
                for c in clips for s in due_stages(session, c)]
         due = [(job, first, last_run_start(session, job)) for job, first in due
                if not lease_alive(session, job, now)]

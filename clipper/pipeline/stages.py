@@ -6,7 +6,7 @@ tests/pipeline/test_stages.py checks every entry against the clip state machine.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
@@ -76,6 +76,23 @@ QUEUES: tuple[str, ...] = tuple(dict.fromkeys(s.queue for s in STAGES.values()))
 #: model costs ~250 MB, and a long render never holds up a transcription.
 ASR_WORKER: tuple[str, ...] = ("asr", "media", "fetch")
 MEDIA_WORKER: tuple[str, ...] = ("media", "fetch", "render")
+
+
+#: Each queue's twin for work that can wait (`jobqueue.goes_first` is False: the re-cut of a clip
+#: a merge widened, which has a version to watch already). A worker takes every queue's own work
+#: before any twin's (`with_later`), so in a burst a new moment's fetch is never left behind
+#: the transcription of another's widened re-cut (issue 16: first new clip 3.5x -> see README).
+LATER = "-later"
+
+
+def queue_for(queue: str, *, first: bool) -> str:
+    """Pure: the Redis queue a stage's job goes to."""
+    return queue if first else queue + LATER
+
+
+def with_later(names: Sequence[str]) -> list[str]:
+    """Pure: the queues a worker on `names` listens to, in order: those, then their twins."""
+    return [*names, *(n + LATER for n in names)]
 
 
 def worker_queues(index: int, count: int) -> tuple[str, ...]:

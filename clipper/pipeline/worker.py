@@ -20,7 +20,7 @@ from rq import Queue, SimpleWorker
 from clipper.context import Context
 from clipper.errors import InvalidInput, StageInterrupted
 from clipper.pipeline import jobs, shutdown
-from clipper.pipeline.stages import QUEUES, WORKER_ORDER
+from clipper.pipeline.stages import QUEUES, WORKER_ORDER, with_later
 from clipper.storage.broker import watch_parent
 
 
@@ -57,7 +57,7 @@ def make_worker(ctx: Context, names: Sequence[str],
                 conn: redis.Redis | None = None) -> SimpleWorker:
     conn = conn or ctx.redis
     jobs.use_context(ctx)
-    return ClipperWorker([Queue(n, connection=conn) for n in names], connection=conn,
+    return ClipperWorker([Queue(n, connection=conn) for n in with_later(names)], connection=conn,
                          name=worker_name())
 
 

@@ -151,9 +151,9 @@ def waiting_jobs(conn: Any) -> set[str]:
     """Ids of the jobs waiting in the stage queues of this Redis."""
     from rq import Queue
 
-    from clipper.pipeline.stages import QUEUES
+    from clipper.pipeline.stages import QUEUES, with_later
 
-    return {jid for name in QUEUES for jid in Queue(name, connection=conn).job_ids}
+    return {jid for name in with_later(QUEUES) for jid in Queue(name, connection=conn).job_ids}
 
 
 def job_known(conn: Any, jid: str) -> bool:

@@ -174,7 +174,7 @@ def test_queueing_one_stage_from_many_processes_at_once_leaves_exactly_one_job(
     def enqueue() -> None:
         conn = redis.Redis(connection_pool=redis_conn.connection_pool)
         go.wait()
-        results.append(jobqueue.enqueue_stage(conn, job, timeout=60))
+        results.append(jobqueue.enqueue_stage(conn, job, timeout=60, first=True))
     threads = [threading.Thread(target=enqueue) for _ in range(12)]
     for t in threads:
         t.start()
@@ -196,7 +196,9 @@ def test_a_full_disk_is_temporary_even_when_the_tools_do_not_say_so(tmp_path):
 
 def test_new_moments_and_urgent_flags_go_ahead_of_re_cuts(sqlite_ctx, broadcast, redis_conn):
     """Debate night's burst: a merge that widens a clip re-cuts a clip there is already a
-    version of to watch, so it waits behind flags of new moments; an urgent one does not."""
+    version of to watch, so it waits (in the queue's twin, taken after every queue's own work)
+    behind flags of new moments; an urgent one does not, nor does the widening of a clip with
+    no version cut yet."""
     def flag(start: str, end: str, urgency: str = "normal") -> tuple[int, int]:
         res = file_flag(sqlite_ctx, ANN, str(broadcast), start, end, urgency=urgency)
         with sqlite_ctx.db.read() as session:
@@ -204,12 +206,23 @@ def test_new_moments_and_urgent_flags_go_ahead_of_re_cuts(sqlite_ctx, broadcast,
 
     first = flag("2", "5")
     other = flag("10", "13")
+    uncut = flag("40", "43")
+    with sqlite_ctx.db.session() as session:  # as if their first versions had been cut
+        for cid in (first[0], other[0]):
+            session.get(Clip, cid).media_path = str(broadcast)
     widened = flag("3", "7")  # the same moment as the first: its clip, version 2
     assert widened == (first[0], 2)
     new = flag("20", "23")
     urgent = flag("11", "14", urgency="high")  # widens the other one, urgently
     assert urgent == (other[0], 2)
-    order = [jobqueue.StageJob("fetch", *c).id for c in (urgent, new, other, first, widened)]
+    uncut_widened = flag("41", "45")  # nothing of it to watch yet: it goes first still
+    assert uncut_widened == (uncut[0], 2)
+    order = [jobqueue.StageJob("fetch", *c).id
+             for c in (uncut_widened, urgent, new, uncut, other, first)]
     assert Queue("fetch", connection=redis_conn).job_ids == order
-    assert [jobqueue.goes_first(u, v) for u, v in (("normal", 1), ("normal", 2), ("high", 3))] \
-        == [True, False, True]
+    assert Queue("fetch-later", connection=redis_conn).job_ids == [
+        jobqueue.StageJob("fetch", *widened).id]
+    assert jobqueue.queue_lengths(redis_conn)["fetch"] == len(order) + 1
+    assert [jobqueue.goes_first(u, v, w) for u, v, w in (
+        ("normal", 1, False), ("normal", 2, True), ("high", 3, True), ("normal", 2, False))] \
+        == [True, False, True, True]

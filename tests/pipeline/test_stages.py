@@ -13,7 +13,9 @@ from clipper.pipeline.stages import (
     WORKER_ORDER,
     WORKING_STATUSES,
     Stage,
+    queue_for,
     stage_for_status,
+    with_later,
     worker_queues,
 )
 
@@ -58,6 +60,17 @@ def test_each_stage_has_a_queue_a_share_of_progress_and_functions(stage: Stage) 
     assert list(inspect.signature(stage.work).parameters) == ["ctx", "inp"]
     assert len(inspect.signature(stage.advance).parameters) == 2
     assert stage.timeout is None or stage.timeout > 0
+
+
+def test_work_that_can_wait_has_a_twin_queue_taken_after_every_queue_s_own() -> None:
+    assert queue_for("fetch", first=True) == "fetch"
+    assert queue_for("fetch", first=False) == "fetch-later"
+    # A new moment's fetch comes before a widened clip's transcription, on any worker.
+    assert with_later(["asr", "media", "fetch"]) == [
+        "asr", "media", "fetch", "asr-later", "media-later", "fetch-later"]
+    for queues in (worker_queues(i, 2) for i in range(2)):
+        order = with_later(queues)
+        assert max(order.index(q) for q in queues) < min(order.index(q + "-later") for q in queues)
 
 
 def test_a_worker_on_all_queues_serves_each_queue_once() -> None:
