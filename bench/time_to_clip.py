@@ -282,6 +282,11 @@ def report(r: dict, base: list[float], duration: float) -> None:
     print(f"  of which {len(own)} made clips of their own (the others joined an overlapping "
           f"flag's clip): first ready {min(own):.2f} s = {min(own) / p50:.2f}x seq p50, "
           f"last {max(own):.2f} s = {max(own) / p50:.2f}x")
+    for t, st in sorted((x for x in r["burst"] if not x[1]["merged"]), key=lambda x: x[0]):
+        spans = ", ".join(f"{stage} {v['start']:.1f}-{(v['end'] or 0):.1f}"
+                          for stage, v in sorted(st["timeline"].items(),
+                                                 key=lambda kv: kv[1]["start"]))
+        print(f"    clip {st['id']} (own): {spans}; ready {t:.1f} s (seconds from its flag)")
     print("  each burst flag: " + ", ".join(
         f"{t:.1f} s ({'joined ' if st['merged'] else ''}clip {st['id']}, "
         f"{(st['end'] or 0) - (st['start'] or 0):.0f} s)" for t, st in r["burst"]))

@@ -120,7 +120,8 @@ def stored_words(ctx: Context, channel_id: int) -> list[list]:
                                .order_by(LiveSegment.wall_start)).all()
         assert all(r.source == "whisper" for r in rows)
         assert all(r.wall_start == r.words[0][0] and r.wall_end == r.words[-1][1] for r in rows)
-        return [w for r in rows for w in r.words]
+        # Each word with its row's id (a row is one Whisper segment of one window).
+        return [[*w, r.id] for r in rows for w in r.words]
 
 
 def state(ctx: Context, channel_id: int) -> LiveAsrState:
@@ -157,9 +158,12 @@ def check_words(words: list[list], placed: list[tuple[str, float]], base: float,
         missing += said.count(word) - text.count(word)
     assert missing <= misheard, " ".join(text)
     words = sorted(words)
-    # No word twice: windows time a word differently, never store it again.
+    # No word twice: windows time a word differently, never store it again. (One segment of one
+    # window saying a word twice is Whisper's hearing, not the seams': "two to one" heard as
+    # "to to one" under load, once in a full suite.)
     twice = [(a, b) for a, b in zip(words, words[1:], strict=False)
-             if normalise(a[2]) == normalise(b[2]) and b[0] - a[0] < 0.6]
+             if normalise(a[2]) == normalise(b[2]) and b[0] - a[0] < 0.6
+             and not (len(a) > 3 and len(b) > 3 and a[3] == b[3])]
     assert not twice, twice
     errors = onset_errors([At(w[0] - base) for w in words], chosen)
     assert max(map(abs, errors)) < 1.0, errors
