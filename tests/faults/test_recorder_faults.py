@@ -72,10 +72,12 @@ def test_the_recorder_killed_mid_segment_resumes_reports_the_gap_and_clips_the_f
              and len(channel_segments(ctx, "hls")) >= 6, 60, "both channels recording")
 
         def mid_segment() -> bool:
-            """The TS recorder is well into its next segment: the newest was stored 1.5-3 s
-            ago, and the next comes TS_SEGMENT_SECONDS after it."""
+            """The TS recorder is well into its next segment: the newest was stored 2-3 s
+            ago, and the next comes TS_SEGMENT_SECONDS after it. Not sooner: the server sends
+            a new connection the SEG-long piece airing now from its start, so a recorder back
+            within the piece it was killed in (it restarts in ~0.5 s) would miss nothing."""
             since = time.time() - unix(channel_segments(ctx, "ts")[-1].arrived_at)
-            return 1.5 <= since <= 3.0
+            return SEG <= since <= 3.0
         poll(mid_segment, 20, "the recorder half-way through a TS segment", every=0.05)
         old = recorder_pid(stack)
         before = {name: channel_segments(ctx, name) for name in ("hls", "ts")}
@@ -127,7 +129,7 @@ def test_the_recorder_killed_mid_segment_resumes_reports_the_gap_and_clips_the_f
     assert resumed_at.seq == last.seq + 1
 
     # The one gap of the TS channel is the kill's: from the end of the last whole segment
-    # (at least 1.5 s before the kill: the half segment) to the first one after the restart,
+    # (at least SEG before the kill: the half segment) to the first one after the restart,
     # exactly as long as the media missing by the stream's own (continuous) timestamps.
     [(gap_from, gap_to)] = found["ts"]
     assert abs(gap_from - (last.wall_start + last.duration)) < 0.01
