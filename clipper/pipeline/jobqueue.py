@@ -39,7 +39,7 @@ class StageJob:
 
 
 def goes_first(urgency: str, version: int, watchable: bool) -> bool:
-    """Pure: whether a clip's stages go to the front of their queue — an urgent flag's, and those
+    """Pure: whether a clip's stages go in their queue proper — an urgent flag's, and those
     of a clip with nothing to watch yet (its first version, or one widened before any version
     was cut); the re-cut of a clip a merge widened, which has a version to watch already, goes
     to the queue's twin for work that can wait (`stages.LATER`), taken after every queue's own."""
@@ -82,10 +82,12 @@ def taken_unstarted(conn: redis.Redis, jid: str) -> bool:
 
 
 def enqueue_stage(conn: redis.Redis, job: StageJob, *, timeout: int, first: bool = False,
-                  replace_started: bool = False) -> bool:
-    """Queue one stage (at the front of its queue when `first`, see `goes_first`; else at the
-    back of the queue's twin for work that can wait, `stages.LATER`); False when
-    an identical job is already waiting or running.
+                  urgent: bool = False, replace_started: bool = False) -> bool:
+    """Queue one stage: in its queue when `first` (see `goes_first`), else in the queue's twin
+    for work that can wait (`stages.LATER`); at the back, first come first served, so a new
+    clip's cut and transcription are taken together rather than beside another clip's, unless
+    `urgent` (an urgent flag's clip: the front). False when an identical job is already waiting
+    or running.
 
     Check, delete a leftover and enqueue happen under one short Redis lock per job id, so two
     processes queueing the same stage (a worker's follower, the reconciler) never delete a job
@@ -109,11 +111,11 @@ def enqueue_stage(conn: redis.Redis, job: StageJob, *, timeout: int, first: bool
         if state is not None:  # finished/failed/stopped leftovers block a re-run under this id
             _delete(conn, job.id)
         stage = STAGES[job.stage]
-        queue = Queue(queue_for(stage.queue, first=first), connection=conn)
+        queue = Queue(queue_for(stage.queue, first=first or urgent), connection=conn)
         try:
             queue.enqueue(
                 run_stage_job, job.stage, job.clip_id, job.version,
-                job_id=job.id, unique=True, at_front=first, job_timeout=stage.timeout or timeout,
+                job_id=job.id, unique=True, at_front=urgent, job_timeout=stage.timeout or timeout,
                 result_ttl=600, failure_ttl=7 * 86400, retry=Retry(max=2),
                 description=f"{job.stage} clip {job.clip_id} v{job.version}",
             )
@@ -148,13 +150,15 @@ def queue_clip(ctx: Context, clip_id: int) -> bool:
         clip = session.get(Clip, clip_id)
         jobs = [StageJob(s.name, clip.id, clip.version) for s in due_stages(session, clip)]
         first = goes_first(clip.urgency, clip.version, clip.media_path is not None)
+        urgent = clip.urgency == "high"
     if not jobs:
         return False
     import redis  # for its errors; `ctx.redis` loads it anyway
 
     try:
         for job in jobs:
-            enqueue_stage(ctx.redis, job, timeout=ctx.settings.job_timeout, first=first)
+            enqueue_stage(ctx.redis, job, timeout=ctx.settings.job_timeout, first=first,
+                          urgent=urgent)
     except (ClipperError, redis.RedisError, OSError) as exc:
         log.warning("clip %s stored but not queued (%s); it will be queued when Redis is back",
                     clip_id, exc)

@@ -217,8 +217,9 @@ def test_new_moments_and_urgent_flags_go_ahead_of_re_cuts(sqlite_ctx, broadcast,
     assert urgent == (other[0], 2)
     uncut_widened = flag("41", "45")  # nothing of it to watch yet: it goes first still
     assert uncut_widened == (uncut[0], 2)
+    # First come first served, but for the urgent one, at the front.
     order = [jobqueue.StageJob("fetch", *c).id
-             for c in (uncut_widened, urgent, new, uncut, other, first)]
+             for c in (urgent, first, other, uncut, new, uncut_widened)]
     assert Queue("fetch", connection=redis_conn).job_ids == order
     assert Queue("fetch-later", connection=redis_conn).job_ids == [
         jobqueue.StageJob("fetch", *widened).id]
