@@ -40,7 +40,10 @@ def test_coordinator_lands_on_rota_and_creates_a_weekly_repeat(desk, open_app, p
     at.selectbox(key="rota_channel").select("bbc1")
     at.number_input(key="rota_needs").set_value(2)
     at.text_input(key="rota_note").input("leaders' debate")
-    day = at.date_input(key="rota_start_day").value
+    # From tomorrow: today's 19:00-21:00 shift would have ended when the suite runs after 21:00.
+    day = at.date_input(key="rota_start_day").value + timedelta(days=1)
+    at.date_input(key="rota_start_day").set_value(day)
+    at.date_input(key="rota_end_day").set_value(day)
     at.date_input(key="rota_until").set_value(day + timedelta(days=14))
     at.button(key="FormSubmitter:rota_create-Create shifts").click().run()
     assert not at.exception
@@ -52,9 +55,10 @@ def test_coordinator_lands_on_rota_and_creates_a_weekly_repeat(desk, open_app, p
     assert list(grid["Channel"]) == ["bbc1"] * 7
     assert list(grid.columns) == ["Day", "Channel", "00:00", "03:00", "06:00", "09:00", "12:00",
                                   "15:00", "18:00", "21:00"]
-    today = grid.iloc[0]  # today's 19:00-21:00 shift, in the 18:00 slot alone
-    assert today["Day"] == f"{day:%a %d}" and today["18:00"] == "🔴 empty"
-    assert [today[t] for t in grid.columns[2:] if t != "18:00"] == ["⚪ —"] * 7
+    assert [grid.iloc[0][t] for t in grid.columns[2:]] == ["⚪ —"] * 8  # nothing today
+    first = grid.iloc[1]  # tomorrow's 19:00-21:00 shift, in the 18:00 slot alone
+    assert first["Day"] == f"{day:%a %d}" and first["18:00"] == "🔴 empty"
+    assert [first[t] for t in grid.columns[2:] if t != "18:00"] == ["⚪ —"] * 7
 
 
 def test_grid_colours_each_slot_and_the_shift_table_lists_who_is_on(desk, open_app):
