@@ -24,6 +24,8 @@ CONTEXT = 2.0
 #: An earlier transcription is worth reusing only if it saves at least this much audio.
 MIN_REUSE = 8.0
 _EPS = 1e-6
+#: `on_clip`'s default slack at a clip's edges.
+EDGE_SLACK = SEAM_SLACK / 2
 
 Interval = tuple[float, float]
 #: A segment on the source's timeline: (start, end, text, words).
@@ -112,8 +114,16 @@ def combine(plan: ReusePlan, before: Sequence[HeardSegment],
     b = plan.after.end if plan.after else plan.trusted[1]
     first = _kept(before, plan.before, []) if plan.before else []
     # The earlier transcription as a window keeping its trusted words; at a seam with a new
-    # part stitch() settles which of the two keeps a word both heard.
-    base = Window(plan.base.start, plan.base.end, *plan.trusted)
+    # part stitch() settles which of the two keeps a word both heard. Where it reaches past an
+    # edge of the wanted span, a word that edge cuts is left to `on_clip`'s own slack, as a
+    # fresh transcription's would be: a word said whole inside, timed a little past the edge,
+    # was lost here (found by tests/transcribe/test_reuse.py's property test).
+    lo, hi = plan.trusted
+    if plan.before is None:
+        lo = max(plan.base.start, lo - EDGE_SLACK)
+    if plan.after is None:
+        hi = min(plan.base.end, hi + EDGE_SLACK)
+    base = Window(plan.base.start, plan.base.end, lo, hi)
     middle = _kept(plan.base.segments, base, [w for s in first for w in s[3]])
     stored = [w for s in [*first, *middle] for w in s[3]]
     last = _kept(after, plan.after, stored) if plan.after else []
@@ -128,7 +138,7 @@ def heard_from(transcript: Transcript, at: float) -> tuple[HeardSegment, ...]:
 
 
 def on_clip(heard: Heard, start: float, end: float, *, language: str, engine: str,
-            model: str, slack: float = SEAM_SLACK / 2) -> Transcript:
+            model: str, slack: float = EDGE_SLACK) -> Transcript:
     """Pure: the transcript of [start, end] on the clip's timeline (0 at `start`), each word
     whose midpoint lies in the span (give or take `slack`: by default the half SEAM_SLACK by
     which two transcriptions time a word differently), its times clamped to the clip."""
