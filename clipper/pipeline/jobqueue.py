@@ -46,6 +46,12 @@ def goes_first(urgency: str, version: int, watchable: bool) -> bool:
     return urgency == "high" or version == 1 or not watchable
 
 
+def placing(clip: Clip) -> dict[str, bool]:
+    """`enqueue_stage`'s `first` and `urgent` for this clip's stages."""
+    return {"first": goes_first(clip.urgency, clip.version, clip.media_path is not None),
+            "urgent": clip.urgency == "high"}
+
+
 #: rq's JobStatus QUEUED, STARTED, DEFERRED and SCHEDULED by value: JobStatus is a str enum, so
 #: its members are found here, and this module loads without rq.
 ACTIVE_JOB_STATES = {"queued", "started", "deferred", "scheduled"}
@@ -149,16 +155,14 @@ def queue_clip(ctx: Context, clip_id: int) -> bool:
     with ctx.db.session() as session:
         clip = session.get(Clip, clip_id)
         jobs = [StageJob(s.name, clip.id, clip.version) for s in due_stages(session, clip)]
-        first = goes_first(clip.urgency, clip.version, clip.media_path is not None)
-        urgent = clip.urgency == "high"
+        place = placing(clip)
     if not jobs:
         return False
     import redis  # for its errors; `ctx.redis` loads it anyway
 
     try:
         for job in jobs:
-            enqueue_stage(ctx.redis, job, timeout=ctx.settings.job_timeout, first=first,
-                          urgent=urgent)
+            enqueue_stage(ctx.redis, job, timeout=ctx.settings.job_timeout, **place)
     except (ClipperError, redis.RedisError, OSError) as exc:
         log.warning("clip %s stored but not queued (%s); it will be queued when Redis is back",
                     clip_id, exc)

@@ -130,18 +130,16 @@ def reconcile(ctx: Context, *, now: datetime | None = None) -> list[int]:
     close_dead_runs(ctx, now)
     with ctx.db.session() as session:
         clips = session.scalars(select(Clip).where(Clip.status.in_(WORKING_STATUSES))).unique()
-        due = [(jobqueue.StageJob(s.name, c.id, c.version),
-                jobqueue.goes_first(c.urgency, c.version, c.media_path is not None),
-                c.urgency == "high")
+        due = [(jobqueue.StageJob(s.name, c.id, c.version), jobqueue.placing(c))
                for c in clips for s in due_stages(session, c)]
-        due = [(job, first, urgent, last_run_start(session, job)) for job, first, urgent in due
+        due = [(job, place, last_run_start(session, job)) for job, place in due
                if not lease_alive(session, job, now)]
     requeued = []
-    for job, first, urgent, run_started in due:
+    for job, place, run_started in due:
         if not job_lost(conn, job.id, now=now, run_started=run_started):
             continue
-        if jobqueue.enqueue_stage(conn, job, timeout=ctx.settings.job_timeout, first=first,
-                                  urgent=urgent, replace_started=True):
+        if jobqueue.enqueue_stage(conn, job, timeout=ctx.settings.job_timeout, **place,
+                                  replace_started=True):
             requeued.append(job.clip_id)
             log.info("re-queued %s for clip %s v%s", job.stage, job.clip_id, job.version)
     sweep_scratch(ctx)

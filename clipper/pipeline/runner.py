@@ -190,12 +190,10 @@ def queue_next(ctx: Context, clip_id: int, version: int, stage_name: str) -> Non
     """Queue a follower; a lost enqueue is not lost work (the reconciler re-queues it)."""
     with ctx.db.session() as session:
         clip = session.get(Clip, clip_id)
-        first = jobqueue.goes_first(clip.urgency, clip.version,
-                                     clip.media_path is not None)
-        urgent = clip.urgency == "high"
+        place = jobqueue.placing(clip)
     try:
         jobqueue.enqueue_stage(ctx.redis, jobqueue.StageJob(stage_name, clip_id, version),
-                               timeout=ctx.settings.job_timeout, first=first, urgent=urgent)
+                               timeout=ctx.settings.job_timeout, **place)
     except Exception as exc:  # noqa: BLE001 - the reconciler re-queues from the clip's status
         log.warning("could not queue %s for clip %s: %s", stage_name, clip_id, exc)
 
