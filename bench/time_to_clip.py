@@ -130,24 +130,27 @@ def stage_timeline(ctx: Context, clip_id: int, flagged: float) -> dict:
                                .order_by(StageRun.id)).all()
         return {r.stage: {"start": r.started_at.timestamp() - flagged,
                           "end": r.ended_at.timestamp() - flagged if r.ended_at else None,
-                          "steps": (r.detail or {}).get("steps", {})} for r in runs}
+                          "steps": (r.detail or {}).get("steps", {}),
+                          "cpu": float((r.detail or {}).get("cpu_seconds") or 0.0)} for r in runs}
 
 
-def stage_work_since(ctx: Context, since: float) -> dict[str, tuple[int, float, float]]:
-    """{stage: (runs, seconds in all, seconds of audio Whisper heard)} of the runs that began
-    after `since` (every version of every clip: merges re-run stages)."""
+def stage_work_since(ctx: Context, since: float) -> dict[str, tuple[int, float, float, float]]:
+    """{stage: (runs, seconds in all, CPU seconds in all, seconds of audio Whisper heard)} of
+    the runs that began after `since` (every version of every clip: merges re-run stages)."""
     from sqlalchemy import select
 
     from clipper.storage.tables import StageRun
 
-    out: dict[str, tuple[int, float, float]] = {}
+    out: dict[str, tuple[int, float, float, float]] = {}
     with ctx.db.read() as session:
         for r in session.scalars(select(StageRun)).all():
             if r.started_at.timestamp() < since or r.seconds is None:
                 continue
-            n, total, heard = out.get(r.stage, (0, 0.0, 0.0))
+            n, total, cpu, heard = out.get(r.stage, (0, 0.0, 0.0, 0.0))
+            detail = r.detail or {}
             out[r.stage] = (n + 1, total + r.seconds,
-                            heard + float((r.detail or {}).get("whisper_seconds") or 0.0))
+                            cpu + float(detail.get("cpu_seconds") or 0.0),
+                            heard + float(detail.get("whisper_seconds") or 0.0))
     return out
 
 
@@ -225,8 +228,9 @@ def run_clipper(url: str, starts: list[float], burst_starts: list[float], worker
         # first job loads the model: not what a debate night sees
         flag_one(ctx, url, 1.0, "warm-up")
         seq = [flag_one(ctx, url, s, f"vol{i}") for i, s in enumerate(starts)]
-        burst_began = time.time()
+        burst_began, cpu0 = time.time(), psutil.cpu_times()
         results = run_burst(ctx, url, burst_starts)
+        cpu1, burst_took = psutil.cpu_times(), time.time() - burst_began
         work = stage_work_since(ctx, burst_began)
     finally:
         sampler.stop_flag = True
@@ -235,8 +239,16 @@ def run_clipper(url: str, starts: list[float], burst_starts: list[float], worker
         ctx.close()
     return {"sequential": seq, "burst": results, "peak_rss": sampler.peak,
             "peak_pss": sampler.peak_pss, "at_peak": sampler.at_peak, "each": sampler.each,
-            "burst_work": work,
+            "burst_work": work, "burst_busy": _busy(cpu0, cpu1) / burst_took,
             "dashboard": dashboard}
+
+
+def _busy(before: Any, after: Any) -> float:
+    """CPU seconds the whole machine spent busy between two psutil.cpu_times() readings."""
+    def idle(t: Any) -> float:
+        return t.idle + getattr(t, "iowait", 0.0)
+
+    return sum(after) - sum(before) - (idle(after) - idle(before))
 
 
 def baseline(folder: Path, url: str, starts: list[float]) -> list[float]:
@@ -326,9 +338,11 @@ def report(r: dict, base: list[float], duration: float) -> None:
         f"{t:.1f} s ({'joined ' if st['merged'] else ''}clip {st['id']}, "
         f"{(st['end'] or 0) - (st['start'] or 0):.0f} s)" for t, st in r["burst"]))
     print("  the burst's stage runs (merges re-run a widened clip's stages): " + "; ".join(
-        f"{stage} {n} runs {total:.1f} s" + (f" (Whisper heard {heard:.0f} s of audio)"
-                                              if stage == "asr" else "")
-        for stage, (n, total, heard) in sorted(r["burst_work"].items())))
+        f"{stage} {n} runs {total:.1f} s, {cpu:.1f} CPU s"
+        + (f" (Whisper heard {heard:.0f} s of audio)" if stage == "asr" else "")
+        for stage, (n, total, cpu, heard) in sorted(r["burst_work"].items())))
+    print(f"  the machine was busy {r['burst_busy']:.2f} of its {psutil.cpu_count()} cores "
+          "during the burst")
     profile(r["sequential"])
     parts = ("Redis + workers + RQ scheduler + supervisor"
              + (" + dashboard" if r["dashboard"] else ""))
@@ -357,7 +371,8 @@ def profile(clips: list[tuple[float, dict]]) -> None:
             continue
         print(f"  {stage:<6} starts {med([r['start'] for r in runs]):5.2f}  ends "
               f"{med([r['end'] for r in runs]):5.2f}  took "
-              f"{med([r['end'] - r['start'] for r in runs]):5.2f}")
+              f"{med([r['end'] - r['start'] for r in runs]):5.2f}  CPU "
+              f"{med([r['cpu'] for r in runs]):5.2f}")
         names = dict.fromkeys(n for r in runs for n in r["steps"])
         for name in names:
             print(f"      {name:<32} {med([r['steps'].get(name, 0.0) for r in runs]):5.2f}")

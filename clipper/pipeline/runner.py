@@ -79,13 +79,23 @@ def run_stage(ctx: Context, stage_name: str, clip_id: int, version: int) -> str 
             shutil.rmtree(inp.scratch, ignore_errors=True)
 
 
+def _cpu_seconds() -> float:
+    """This process's CPU time and that of the children it waited for (a worker runs one stage
+    at a time, so the difference over a run is the run's)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def _work_and_finish(ctx: Context, stage: Stage, inp: StageInput, t0: float) -> str | Deferred:
     try:
+        cpu0 = _cpu_seconds()
         with Lease(ctx, inp.run_id), shutdown.running_stage(), steps.recording() as timed:
             shutdown.check()
             out = stage.work(ctx, inp)
-        if timed:  # where the stage spent its time (the profile bench/time_to_clip.py prints)
-            out.detail = {**out.detail, "steps": timed}
+        # Where the stage spent its time and the CPU it took, its ffmpeg runs included (the
+        # profile bench/time_to_clip.py prints: in a burst, CPU is what the clips queue for).
+        out.detail = {**out.detail, "cpu_seconds": round(_cpu_seconds() - cpu0, 3),
+                      **({"steps": timed} if timed else {})}
     except StageDeferred as later:
         moved = _defer(ctx, stage, inp, later, time.perf_counter() - t0)
         return Deferred(later.until) if moved else "stale"

@@ -75,6 +75,21 @@ def test_smart_cut_matches_other_x264_settings(tmp_path, preset, crf):
     assert result.duration == pytest.approx(9.81 - 2.37, abs=0.041)
 
 
+@pytest.mark.parametrize("preset", ["medium", "veryfast"])
+def test_edges_use_the_quick_analysis_and_keep_the_sources_parameter_sets(tmp_path, preset):
+    """The cheaper edge search (not in any SPS/PPS) is taken, and the cut stays smart and exact."""
+    from clipper.media import cut as cutting
+
+    src = make_video(tmp_path / "src.mp4", 12, extra=["-preset", preset])
+    cutting._encoder_cache.clear()
+    result = cut_clip(src, 2.37, 9.81, tmp_path / "clip.mp4")
+    assert result.method == "smart"
+    (found,) = cutting._encoder_cache.values()
+    quick = cutting.QUICK_ANALYSIS[0 if preset == "veryfast" else 1]
+    assert found is not None and found["x264-params"].endswith(quick)
+    assert_frame_exact(result.path, src, 2.37, 9.81)
+
+
 def test_pic_init_qp_is_read_from_the_pps(tmp_path):
     from clipper.media.cut import _param_sets, pic_init_qp
 
