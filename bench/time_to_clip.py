@@ -245,10 +245,11 @@ def run_clipper(url: str, starts: list[float], burst_starts: list[float], worker
 
 def _busy(before: Any, after: Any) -> float:
     """CPU seconds the whole machine spent busy between two psutil.cpu_times() readings."""
-    def idle(t: Any) -> float:
-        return t.idle + getattr(t, "iowait", 0.0)
+    def busy(t: Any) -> float:  # Linux counts guest time inside user time already
+        return (sum(t) - t.idle - getattr(t, "iowait", 0.0) - getattr(t, "guest", 0.0)
+                - getattr(t, "guest_nice", 0.0))
 
-    return sum(after) - sum(before) - (idle(after) - idle(before))
+    return busy(after) - busy(before)
 
 
 def baseline(folder: Path, url: str, starts: list[float]) -> list[float]:

@@ -25,3 +25,17 @@ def test_ready_needs_both_cut_and_transcript_in_either_order(sqlite_ctx, broadca
     assert moves[-1] in ("cutting", "transcribing")
     words = [w for s in st["transcript"]["segments"] for w in s["words"]]
     assert all(0 <= w["start"] <= w["end"] <= st["duration"] + 0.05 for w in words)
+
+
+def test_each_finished_run_records_the_cpu_it_took(sqlite_ctx, broadcast):
+    from sqlalchemy import select
+
+    from clipper.storage.tables import StageRun
+
+    res = file_flag(sqlite_ctx, ANN, str(broadcast), "3.3", "9.7")
+    make_worker(sqlite_ctx, ("fetch", "media", "asr")).work(burst=True)
+    with sqlite_ctx.db.read() as session:
+        cpu = {r.stage: r.detail["cpu_seconds"] for r in session.scalars(
+            select(StageRun).where(StageRun.clip_id == res.clip_id))}
+    assert set(cpu) == {"fetch", "cut", "asr"}
+    assert cpu["cut"] > 0.05 and cpu["asr"] > 0.05  # ffmpeg's and Whisper's work, not zero
