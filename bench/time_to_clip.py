@@ -131,7 +131,8 @@ def stage_timeline(ctx: Context, clip_id: int, flagged: float) -> dict:
         return {r.stage: {"start": r.started_at.timestamp() - flagged,
                           "end": r.ended_at.timestamp() - flagged if r.ended_at else None,
                           "steps": (r.detail or {}).get("steps", {}),
-                          "cpu": float((r.detail or {}).get("cpu_seconds") or 0.0)} for r in runs}
+                          "cpu": float((r.detail or {}).get("cpu_seconds") or 0.0),
+                          "heard": (r.detail or {}).get("whisper_seconds")} for r in runs}
 
 
 def stage_work_since(ctx: Context, since: float) -> dict[str, tuple[int, float, float, float]]:
@@ -331,7 +332,9 @@ def report(r: dict, base: list[float], duration: float) -> None:
           f"flag's clip): first ready {min(own):.2f} s = {min(own) / p50:.2f}x seq p50, "
           f"last {max(own):.2f} s = {max(own) / p50:.2f}x")
     for t, st in sorted((x for x in r["burst"] if not x[1]["merged"]), key=lambda x: x[0]):
-        spans = ", ".join(f"{stage} {v['start']:.1f}-{(v['end'] or 0):.1f}"
+        spans = ", ".join(f"{stage} {v['start']:.1f}-{(v['end'] or 0):.1f} ({v['cpu']:.2f} CPU s"
+                          + (f", heard {v['heard']:.0f} s" if v.get("heard") is not None else "")
+                          + ")"
                           for stage, v in sorted(st["timeline"].items(),
                                                  key=lambda kv: kv[1]["start"]))
         print(f"    clip {st['id']} (own): {spans}; ready {t:.1f} s (seconds from its flag)")

@@ -240,7 +240,7 @@ def _whisper(ctx: Context, inp: StageInput, at: float,
              seconds: float) -> tuple[Transcript, float]:
     """Whisper on `seconds` of the section's audio from `at` (section time) — only on the parts
     of it no earlier transcription of the source was sure of (a merge widened the clip, or
-    another clip overlaps it); what it hears is kept for the next one. Returns the transcript
+    other clips overlap it); what it hears is kept for the next one. Returns the transcript
     and the seconds of audio Whisper heard."""
     from clipper.pipeline.heard import engine_key, heard_dir, load_heard, save_heard
     from clipper.transcribe import get_engine
@@ -259,12 +259,12 @@ def _whisper(ctx: Context, inp: StageInput, at: float,
         heard = Heard(*want, heard_from(transcript, want[0]), transcript.language)
         new_seconds = seconds
     else:
-        parts = [(w, _hear(engine, inp, w.start - offset, w.end - w.start) if w else None)
-                 for w in (plan.before, plan.after)]
-        heard = combine(plan, *(heard_from(t, w.start) if t else () for w, t in parts))
+        parts = [heard_from(_hear(engine, inp, w.start - offset, w.end - w.start), w.start)
+                 for w in plan.new]
+        heard = combine(plan, parts)
         transcript = on_clip(heard, *want, language=heard.language, engine=engine.name,
                              model=engine.model_name)
-        new_seconds = sum(w.end - w.start for w, t in parts if t)
+        new_seconds = sum(w.end - w.start for w in plan.new)
         inp.progress(1.0)
     save_heard(folder, key, heard)
     return transcript, new_seconds

@@ -2,10 +2,11 @@
 
 When flags of one moment merge, the clip widens and is transcribed again; when volunteers flag
 overlapping moments, neighbouring clips share audio. Whisper need not hear what it has already
-heard: the words of an earlier transcription of the same source are kept where that
-transcription was sure of them (away from its edges), and only the parts around them are
-transcribed, each hearing a little of the kept part so words at a seam are heard whole. Seams
-are joined with the live transcript's rule (`windows.stitch`): every word kept once.
+heard: the words of earlier transcriptions of the same source are kept where they were sure of
+them (away from their edges), one after another where several cover parts of the span, and only
+the parts between and around them are transcribed, each hearing a little of the kept parts so
+words at a seam are heard whole. Seams are joined with the live transcript's rule
+(`windows.stitch`): every word kept once.
 """
 
 from __future__ import annotations
@@ -43,16 +44,32 @@ class Heard:
 
 
 @dataclass(frozen=True)
-class ReusePlan:
-    """What to keep of an earlier transcription, and the parts Whisper must hear."""
+class Kept:
+    """A part of the wanted span whose words come from an earlier transcription: those with
+    their midpoint in [lo, hi)."""
 
     base: Heard
-    trusted: Interval
-    """The part of the wanted span whose words come from `base`."""
-    before: Window | None
-    after: Window | None
-    """New parts: audio [start, end] to transcribe, keeping words with midpoint in
-    [keep_from, keep_to) (windows.Window)."""
+    lo: float
+    hi: float
+
+
+@dataclass(frozen=True)
+class ReusePlan:
+    """What to keep of earlier transcriptions, and the parts Whisper must hear, in order along
+    the wanted span: `Kept` parts, and new parts as `windows.Window`s (audio [start, end] to
+    transcribe, keeping words with midpoint in [keep_from, keep_to))."""
+
+    want: Interval
+    pieces: tuple[Kept | Window, ...]
+
+    @property
+    def new(self) -> tuple[Window, ...]:
+        """The parts Whisper must hear, in order (`combine` takes their segments in this order)."""
+        return tuple(p for p in self.pieces if isinstance(p, Window))
+
+    @property
+    def kept(self) -> tuple[Kept, ...]:
+        return tuple(p for p in self.pieces if isinstance(p, Kept))
 
 
 def trusted_part(want: Interval, heard: Heard) -> Interval | None:
@@ -65,27 +82,52 @@ def trusted_part(want: Interval, heard: Heard) -> Interval | None:
     return (lo, hi) if hi - lo > _EPS else None
 
 
+def _chain(parts: Sequence[tuple[Interval, Heard]]) -> list[Kept]:
+    """Pure: earlier transcriptions covering as much of the union of their trusted parts as they
+    can, each taking over where the one before it ends (greedy: at each point the one reaching
+    furthest; across a gap, the one starting first)."""
+    chain: list[Kept] = []
+    pos = -float("inf")
+    while True:
+        here = [(hi, -lo, i) for i, ((lo, hi), _) in enumerate(parts) if lo <= pos + _EPS < hi]
+        if here:
+            hi, _, i = max(here)
+            chain.append(Kept(parts[i][1], pos, hi))
+        else:
+            later = [(lo, -hi, i) for i, ((lo, hi), _) in enumerate(parts) if lo > pos + _EPS]
+            if not later:
+                return chain
+            lo, neg_hi, i = min(later)
+            chain.append(Kept(parts[i][1], lo, -neg_hi))
+        pos = chain[-1].hi
+
+
 def plan_reuse(want: Interval, earlier: Sequence[Heard]) -> ReusePlan | None:
-    """Pure: the earlier transcription that leaves Whisper least to hear, and the parts it must
-    still hear; None when none saves MIN_REUSE seconds (then transcribe `want` whole)."""
+    """Pure: the earlier transcriptions to keep words from (several where neighbouring clips
+    each heard a part: a new clip between two ready ones hears only the seam between them) and
+    the parts Whisper must still hear, each with CONTEXT seconds of a kept part either side so
+    a word at a seam is heard whole; None when reuse saves less than MIN_REUSE seconds (then
+    transcribe `want` whole). An earlier transcription sharing less than MIN_REUSE seconds with
+    `want` is not worth its seams."""
     a, b = want
-    best: tuple[float, Heard, Interval] | None = None
-    for heard in earlier:
-        part = trusted_part(want, heard)
-        if part is None:
-            continue
-        lo, hi = part
-        before = min(b, lo + CONTEXT) - a if lo > a + _EPS else 0.0
-        after = b - max(a, hi - CONTEXT) if hi < b - _EPS else 0.0
-        saved = (b - a) - before - after
-        if saved >= MIN_REUSE and (best is None or saved > best[0]):
-            best = (saved, heard, part)
-    if best is None:
+    parts = [(p, h) for h in earlier
+             if (p := trusted_part(want, h)) is not None and p[1] - p[0] >= MIN_REUSE]
+    chain = _chain(parts)
+    if not chain:
         return None
-    _, heard, (lo, hi) = best
-    before = Window(a, min(b, lo + CONTEXT), a, lo) if lo > a + _EPS else None
-    after = Window(max(a, hi - CONTEXT), b, hi, b) if hi < b - _EPS else None
-    return ReusePlan(heard, (lo, hi), before, after)
+    pieces: list[Kept | Window] = []
+    pos = a
+    for kept in [*chain, None]:
+        gap_end = kept.lo if kept else b
+        if gap_end > pos + _EPS:  # a part no earlier transcription is sure of: heard anew
+            pieces.append(Window(max(a, pos - CONTEXT) if pieces else a,
+                                 min(b, gap_end + CONTEXT) if kept else b, pos, gap_end))
+        if kept:
+            pieces.append(kept)
+            pos = kept.hi
+    plan = ReusePlan(want, tuple(pieces))
+    heard_anew = sum(w.end - w.start for w in plan.new)
+    return plan if (b - a) - heard_anew >= MIN_REUSE else None
 
 
 def _said(segments: Sequence[HeardSegment]) -> list[tuple[Said, int]]:
@@ -106,28 +148,33 @@ def _kept(segments: Sequence[HeardSegment], win: Window,
     return out
 
 
-def combine(plan: ReusePlan, before: Sequence[HeardSegment],
-            after: Sequence[HeardSegment]) -> Heard:
+def combine(plan: ReusePlan, parts: Sequence[Sequence[HeardSegment]]) -> Heard:
     """Pure: the transcription of the wanted span from the new parts' segments (source
-    timeline) and the earlier one's trusted words, every word once, in order."""
-    a = plan.before.start if plan.before else plan.trusted[0]
-    b = plan.after.end if plan.after else plan.trusted[1]
-    first = _kept(before, plan.before, []) if plan.before else []
-    # The earlier transcription as a window keeping its trusted words; at a seam with a new
-    # part stitch() settles which of the two keeps a word both heard. Where it reaches past an
-    # edge of the wanted span, a word that edge cuts is left to `on_clip`'s own slack, as a
-    # fresh transcription's would be: a word said whole inside, timed a little past the edge,
-    # was lost here (found by tests/transcribe/test_reuse.py's property test).
-    lo, hi = plan.trusted
-    if plan.before is None:
-        lo = max(plan.base.start, lo - EDGE_SLACK)
-    if plan.after is None:
-        hi = min(plan.base.end, hi + EDGE_SLACK)
-    base = Window(plan.base.start, plan.base.end, lo, hi)
-    middle = _kept(plan.base.segments, base, [w for s in first for w in s[3]])
-    stored = [w for s in [*first, *middle] for w in s[3]]
-    last = _kept(after, plan.after, stored) if plan.after else []
-    return Heard(a, b, tuple([*first, *middle, *last]), plan.base.language)
+    timeline; one sequence per `plan.new` window, in order) and the earlier ones' trusted words,
+    every word once, in order."""
+    if len(parts) != len(plan.new):
+        raise ValueError(f"{len(parts)} parts heard for {len(plan.new)} planned")
+    a, b = plan.want
+    heard = iter(parts)
+    out: list[HeardSegment] = []
+    for i, piece in enumerate(plan.pieces):
+        if isinstance(piece, Window):
+            segments, win = next(heard), piece
+        else:
+            # An earlier transcription as a window keeping its trusted words; at a seam with
+            # the part before it stitch() settles which of the two keeps a word both heard.
+            # Where it reaches past an edge of the wanted span, a word that edge cuts is left
+            # to `on_clip`'s own slack, as a fresh transcription's would be: a word said whole
+            # inside, timed a little past the edge, was lost here (found by
+            # tests/transcribe/test_reuse.py's property test).
+            lo, hi = piece.lo, piece.hi
+            if i == 0:
+                lo = max(piece.base.start, lo - EDGE_SLACK)
+            if i == len(plan.pieces) - 1:
+                hi = min(piece.base.end, hi + EDGE_SLACK)
+            segments, win = piece.base.segments, Window(piece.base.start, piece.base.end, lo, hi)
+        out += _kept(segments, win, [w for s in out for w in s[3]])
+    return Heard(a, b, tuple(out), plan.kept[0].base.language)
 
 
 def heard_from(transcript: Transcript, at: float) -> tuple[HeardSegment, ...]:

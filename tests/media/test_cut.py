@@ -129,3 +129,28 @@ def test_rotated_phone_recording_comes_out_upright(media_dir: Path, tmp_path: Pa
     assert (stream["width"], stream["height"]) == (before.height, before.width)
     assert not any("rotation" in d for d in stream.get("side_data_list", []))
     assert result.method == "reencode"
+
+
+def test_edges_decode_on_one_thread(tmp_path, monkeypatch):
+    """An edge decodes at most a GOP: frame threads there cost CPU that a burst's other clips
+    queue for, so each edge's ffmpeg is given one decoder thread (before its input)."""
+    import ffmpeg
+
+    from clipper.media import cut as cutting
+
+    real, seen = cutting.ffrun.run, []
+
+    def watch(cmd, **kw):
+        seen.append((kw.get("what"), cmd if isinstance(cmd, list) else ffmpeg.compile(cmd)))
+        return real(cmd, **kw)
+
+    monkeypatch.setattr(cutting.ffrun, "run", watch)
+    src = make_video(tmp_path / "src.mp4", 8)
+    result = cut_clip(src, 1.37, 6.81, tmp_path / "clip.mp4")
+    assert result.method == "smart"
+    edges = [args for what, args in seen if what == "re-encode the clip's edge"]
+    assert len(edges) >= 2
+    for args in edges:
+        at = args.index("-threads")
+        assert args[at + 1] == "1" and at < args.index("-i"), args
+    assert_frame_exact(result.path, src, 1.37, 6.81)
