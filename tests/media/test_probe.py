@@ -52,3 +52,34 @@ def test_edit_list_lag_of_a_section_copy(gop2: Path, tmp_path: Path) -> None:
                     "-c", "copy", str(out)], check=True)
     assert edit_list_lag(out) == pytest.approx(0.01, abs=1e-4)  # first frame shown is 5.32
     assert edit_list_lag(gop2) == 0.0
+
+
+def _lag_by_ffprobe(path: Path) -> float:
+    """The edit's start to the first frame at or after it, from ffprobe's raw packet times."""
+    import json
+
+    from clipper.media.probe import _read_moov, _video_edit_start
+
+    media_time = _video_edit_start(_read_moov(path))
+    out = subprocess.run(["ffprobe", "-v", "error", "-ignore_editlist", "1", "-select_streams",
+                          "v:0", "-show_entries", "packet=pts:stream=time_base", "-of", "json",
+                          str(path)], capture_output=True, text=True, check=True).stdout
+    data = json.loads(out)
+    num, _, den = data["streams"][0]["time_base"].partition("/")
+    pts = [int(p["pts"]) for p in data["packets"]]
+    return (min(p for p in pts if p >= media_time) - media_time) * int(num) / int(den)
+
+
+@pytest.mark.parametrize("at", ["0.77", "5.31", "6.0", "9.97"])
+def test_edit_list_lag_read_from_the_sample_tables_is_ffprobes(gop2: Path, irregular: Path,
+                                                                tmp_path: Path, at: str) -> None:
+    """The lag comes from the MP4's stts/ctts in Python (no ffprobe run per fetch): the same
+    as ffprobe's packet times give, B-frames and irregular keyframes included."""
+    from clipper.media.probe import _raw_video_pts, _read_moov
+
+    for src in (gop2, irregular):
+        out = tmp_path / f"{src.stem}-{at}.mp4"
+        subprocess.run(["ffmpeg", "-v", "error", "-ss", at, "-t", "3", "-i", str(src),
+                        "-c", "copy", str(out)], check=True)
+        assert _raw_video_pts(_read_moov(out)) is not None
+        assert edit_list_lag(out) == pytest.approx(_lag_by_ffprobe(out), abs=1e-9), src.name
