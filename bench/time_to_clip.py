@@ -187,9 +187,12 @@ def run_burst(ctx: Context, url: str, starts: list[float],
 
     filed: list[tuple[float, float, Any]] = [None] * len(starts)  # type: ignore[list-item]
 
+    accepted: list[float] = [0.0] * len(starts)
+
     def go(i: int, s: float) -> None:
         t0, flagged = time.perf_counter(), time.time()
         filed[i] = (t0, flagged, file_flag(ctx, Actor.operator(f"burst{i}"), url, s, s + CLIP))
+        accepted[i] = time.perf_counter() - t0
     threads = [threading.Thread(target=go, args=(i, s)) for i, s in enumerate(starts)]
     for t in threads:
         t.start()
@@ -208,7 +211,7 @@ def run_burst(ctx: Context, url: str, starts: list[float],
                 raise SystemExit(f"clip {res.clip_id} failed")
             if status.get(res.clip_id) == "ready":
                 st = clip_status(ctx, Actor.operator("bench"), res.clip_id)
-                out[i] = (now - t0, {**st, "merged": res.merged,
+                out[i] = (now - t0, {**st, "merged": res.merged, "accepted": accepted[i],
                                      "timeline": stage_timeline(ctx, res.clip_id, flagged)})
                 pending.discard(i)
         if pending and now - began > timeout:
@@ -337,7 +340,8 @@ def report(r: dict, base: list[float], duration: float) -> None:
                           + ")"
                           for stage, v in sorted(st["timeline"].items(),
                                                  key=lambda kv: kv[1]["start"]))
-        print(f"    clip {st['id']} (own): {spans}; ready {t:.1f} s (seconds from its flag)")
+        print(f"    clip {st['id']} (own): flag accepted {st['accepted']:.2f}, {spans}; "
+              f"ready {t:.1f} s (seconds from its flag)")
     print("  each burst flag: " + ", ".join(
         f"{t:.1f} s ({'joined ' if st['merged'] else ''}clip {st['id']}, "
         f"{(st['end'] or 0) - (st['start'] or 0):.0f} s)" for t, st in r["burst"]))
