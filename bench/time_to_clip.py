@@ -23,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -212,12 +213,29 @@ def run_burst(ctx: Context, url: str, starts: list[float],
             if status.get(res.clip_id) == "ready":
                 st = clip_status(ctx, Actor.operator("bench"), res.clip_id)
                 out[i] = (now - t0, {**st, "merged": res.merged, "accepted": accepted[i],
+                                     "rq": rq_times(ctx, res.clip_id, st.get("version"), flagged),
                                      "timeline": stage_timeline(ctx, res.clip_id, flagged)})
                 pending.discard(i)
         if pending and now - began > timeout:
             raise SystemExit(f"burst clips not ready after {timeout} s")
         time.sleep(0.05)
     return out
+
+
+def rq_times(ctx: Context, clip_id: int, version: int | None, flagged: float) -> dict:
+    """Seconds from the flag to RQ's enqueue and a worker's start of the clip's fetch job (the
+    stage run's own start comes after its first transaction)."""
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+
+    from clipper.pipeline.jobqueue import job_id
+
+    try:
+        job = Job.fetch(job_id("fetch", clip_id, version or 1), connection=ctx.redis)
+    except NoSuchJobError:
+        return {}
+    return {k: t.replace(tzinfo=UTC).timestamp() - flagged for k, t in
+            (("enqueued", job.enqueued_at), ("taken", job.started_at)) if t is not None}
 
 
 def run_clipper(url: str, starts: list[float], burst_starts: list[float], workers: int,
@@ -340,7 +358,8 @@ def report(r: dict, base: list[float], duration: float) -> None:
                           + ")"
                           for stage, v in sorted(st["timeline"].items(),
                                                  key=lambda kv: kv[1]["start"]))
-        print(f"    clip {st['id']} (own): flag accepted {st['accepted']:.2f}, {spans}; "
+        rq = "".join(f", fetch job {k} {v:.2f}" for k, v in st.get("rq", {}).items())
+        print(f"    clip {st['id']} (own): flag accepted {st['accepted']:.2f}{rq}, {spans}; "
               f"ready {t:.1f} s (seconds from its flag)")
     print("  each burst flag: " + ", ".join(
         f"{t:.1f} s ({'joined ' if st['merged'] else ''}clip {st['id']}, "

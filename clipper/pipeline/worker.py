@@ -16,18 +16,47 @@ from pathlib import Path
 
 import redis
 from rq import Queue, SimpleWorker
+from rq.exceptions import DequeueTimeout
+from rq.job import Job
 
 from clipper.context import Context
 from clipper.errors import InvalidInput, StageInterrupted
 from clipper.pipeline import jobs, shutdown
-from clipper.pipeline.stages import QUEUES, WORKER_ORDER, with_later
+from clipper.pipeline.stages import LATER, QUEUES, WORKER_ORDER, with_later
 from clipper.storage.broker import watch_parent
+
+#: Seconds a worker that has just taken a re-cut (a `-later` queue's job) waits for new work
+#: filed with it: a burst's flags are stored within ~0.1 s of each other, and an idle worker
+#: takes whichever job is queued first, so two re-cut fetches went ahead of the burst's new
+#: moments (bench/time_to_clip.py: their fetches were taken 0.5 s after the flags). A re-cut's
+#: clip is reviewable already; it can wait this long.
+LATER_GRACE = 0.25
 
 
 class ClipperWorker(SimpleWorker):
     """RQ's non-forking worker, except that a stop (SIGTERM, Ctrl-C) hands the running stage
     back at once instead of waiting for it — or failing it when its ffmpeg dies of the same
-    signal — and the worker then exits."""
+    signal — and the worker then exits; and that a re-cut it has just taken makes way for new
+    work queued within LATER_GRACE seconds."""
+
+    def dequeue_job_and_maintain_ttl(self, timeout: int | None,
+                                     max_idle_time: int | None = None) -> tuple[Job, Queue] | None:
+        taken = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+        if taken is None or not taken[1].name.endswith(LATER):
+            return taken
+        first = [q for q in self.queues if not q.name.endswith(LATER)]
+        try:
+            sooner = Queue.dequeue_any(first, LATER_GRACE, connection=self.connection,
+                                       job_class=self.job_class, serializer=self.serializer)
+        except (DequeueTimeout, redis.RedisError):  # nothing new came (or Redis is away)
+            return taken
+        if sooner is None:
+            return taken
+        job, queue = taken
+        # Back at the front of its queue, still "queued": the next free worker takes it (and
+        # were this worker killed right here, the reconciler re-queues a job no queue holds).
+        queue.push_job_id(job.id, at_front=True)
+        return sooner
 
     def request_stop(self, signum: int, frame: object) -> None:
         running = shutdown.request_stop()
