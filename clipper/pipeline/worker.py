@@ -12,6 +12,7 @@ import os
 import socket
 import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import redis
@@ -22,37 +23,54 @@ from rq.job import Job
 from clipper.context import Context
 from clipper.errors import InvalidInput, StageInterrupted
 from clipper.pipeline import jobs, shutdown
-from clipper.pipeline.stages import LATER, QUEUES, WORKER_ORDER, with_later
+from clipper.pipeline.stages import LATER, QUEUES, STAGES, WORKER_ORDER, with_later
 from clipper.storage.broker import watch_parent
 
-#: Seconds a worker that has just taken a re-cut (a `-later` queue's job) waits for new work
-#: filed with it: a burst's flags are stored within ~0.1 s of each other, and an idle worker
-#: takes whichever job is queued first, so two re-cut fetches went ahead of the burst's new
-#: moments (bench/time_to_clip.py: their fetches were taken 0.5 s after the flags). A re-cut's
-#: clip is reviewable already; it can wait this long.
+#: Seconds after a re-cut's first job was queued during which a worker that takes it waits for
+#: new work filed with it: a burst's flags are stored within ~0.1 s of each other, and an idle
+#: worker takes whichever job is queued first, so two re-cut fetches went ahead of the burst's
+#: new moments (bench/time_to_clip.py: their fetches were taken 0.5 s after the flags). Only a
+#: just-queued first stage waits: a re-cut that waited its turn, or a follower, has no flags
+#: racing it, and waiting there only left a core idle (the burst's busy share 1.9 -> 1.65).
 LATER_GRACE = 0.25
+#: The stage a flag queues (the others follow it).
+FIRST_STAGE = next(iter(STAGES))
+
+
+def later_grace(stage: str, waited: float) -> float:
+    """Pure: how long a worker that took a `-later` job of `stage`, queued `waited` seconds ago,
+    waits for new work to take first (0: none)."""
+    if stage != FIRST_STAGE:
+        return 0.0
+    return round(min(LATER_GRACE, max(0.0, LATER_GRACE - waited)), 3)
 
 
 class ClipperWorker(SimpleWorker):
     """RQ's non-forking worker, except that a stop (SIGTERM, Ctrl-C) hands the running stage
     back at once instead of waiting for it — or failing it when its ffmpeg dies of the same
-    signal — and the worker then exits; and that a re-cut it has just taken makes way for new
-    work queued within LATER_GRACE seconds."""
+    signal — and the worker then exits; and that a re-cut's just-queued first job it has taken
+    makes way for new work queued with it (`later_grace`)."""
 
     def dequeue_job_and_maintain_ttl(self, timeout: int | None,
                                      max_idle_time: int | None = None) -> tuple[Job, Queue] | None:
         taken = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
         if taken is None or not taken[1].name.endswith(LATER):
             return taken
+        job = taken[0]
+        queued = job.enqueued_at.replace(tzinfo=UTC) if job.enqueued_at else None
+        grace = later_grace(str(job.args[0]) if job.args else "",
+                            (datetime.now(UTC) - queued).total_seconds() if queued else 0.0)
         first = [q for q in self.queues if not q.name.endswith(LATER)]
+        if grace <= 0 or not first:
+            return taken
         try:
-            sooner = Queue.dequeue_any(first, LATER_GRACE, connection=self.connection,
+            sooner = Queue.dequeue_any(first, grace, connection=self.connection,
                                        job_class=self.job_class, serializer=self.serializer)
         except (DequeueTimeout, redis.RedisError):  # nothing new came (or Redis is away)
             return taken
         if sooner is None:
             return taken
-        job, queue = taken
+        queue = taken[1]
         # Back at the front of its queue, still "queued": the next free worker takes it (and
         # were this worker killed right here, the reconciler re-queues a job no queue holds).
         queue.push_job_id(job.id, at_front=True)
