@@ -78,7 +78,13 @@ def start_stack(home: Path, workers: int, dashboard: bool) -> tuple[subprocess.P
 
 
 class RssSampler(threading.Thread):
-    """Peak resident memory of a process tree (summed RSS and summed PSS), sampled every 0.2 s."""
+    """Peak resident memory of a process tree (summed RSS every 0.2 s; summed PSS every 1 s).
+
+    RSS comes from /proc/PID/statm, PSS from smaps (~50x dearer): reading every process's
+    smaps five times a second took ~0.1 CPU s per second, CPU the burst being measured lacked.
+    """
+
+    PSS_EVERY = 5  # ticks
 
     def __init__(self, pid: int, others: tuple[int, ...] = ()) -> None:
         super().__init__(daemon=True)
@@ -86,26 +92,42 @@ class RssSampler(threading.Thread):
         self.others = [psutil.Process(p) for p in others]  # e.g. Redis, which daemonizes
         self.at_peak: list[tuple[str, int, int]] = []  # (process, rss, pss) when RSS peaked
         self.each: dict[str, int] = {}  # the highest RSS of each kind of process, at any time
+        self.known: dict[int, tuple[psutil.Process, str, str]] = {}  # pid -> (proc, cmd, kind)
+
+    def _describe(self, p: psutil.Process) -> tuple[psutil.Process, str, str] | None:
+        if p.pid not in self.known:
+            try:
+                cmdline = p.cmdline()
+            except psutil.Error:
+                return None
+            self.known[p.pid] = (p, " ".join(cmdline[:4]), process_kind(cmdline))
+        return self.known[p.pid]
 
     def run(self) -> None:
+        tick = 0
         while not self.stop_flag:
-            seen = []
+            with_pss, seen = tick % self.PSS_EVERY == 0, []
             try:
                 procs = [self.root, *self.root.children(recursive=True), *self.others]
             except psutil.Error:
                 procs = []
             for p in procs:
+                described = self._describe(p)
                 try:
-                    info, cmdline = p.memory_full_info(), p.cmdline()
+                    info = p.memory_full_info() if with_pss else p.memory_info()
                 except psutil.Error:  # exited between listing and reading
                     continue
-                seen.append((" ".join(cmdline[:4]), info.rss, info.pss))
-                kind = process_kind(cmdline)
+                if described is None:
+                    continue
+                _, cmd, kind = described
+                seen.append((cmd, info.rss, getattr(info, "pss", 0)))
                 self.each[kind] = max(self.each.get(kind, 0), info.rss)
-            rss, pss = sum(s[1] for s in seen), sum(s[2] for s in seen)
+            rss = sum(s[1] for s in seen)
             if rss > self.peak:
                 self.peak, self.at_peak = rss, sorted(seen, key=lambda s: -s[1])
-            self.peak_pss = max(self.peak_pss, pss)
+            if with_pss:
+                self.peak_pss = max(self.peak_pss, sum(s[2] for s in seen))
+            tick += 1
             time.sleep(0.2)
 
 
@@ -250,9 +272,11 @@ def run_clipper(url: str, starts: list[float], burst_starts: list[float], worker
         # first job loads the model: not what a debate night sees
         flag_one(ctx, url, 1.0, "warm-up")
         seq = [flag_one(ctx, url, s, f"vol{i}") for i, s in enumerate(starts)]
-        burst_began, cpu0 = time.time(), psutil.cpu_times()
+        burst_began, cpu0, by0 = time.time(), psutil.cpu_times(), cpu_by_kind(proc.pid, redis_pid)
         results = run_burst(ctx, url, burst_starts)
         cpu1, burst_took = psutil.cpu_times(), time.time() - burst_began
+        by_kind = {k: v - by0.get(k, 0.0)
+                   for k, v in cpu_by_kind(proc.pid, redis_pid).items()}
         work = stage_work_since(ctx, burst_began)
     finally:
         sampler.stop_flag = True
@@ -262,7 +286,28 @@ def run_clipper(url: str, starts: list[float], burst_starts: list[float], worker
     return {"sequential": seq, "burst": results, "peak_rss": sampler.peak,
             "peak_pss": sampler.peak_pss, "at_peak": sampler.at_peak, "each": sampler.each,
             "burst_work": work, "burst_busy": _busy(cpu0, cpu1) / burst_took,
+            "burst_cpu": _busy(cpu0, cpu1), "burst_by_kind": by_kind,
             "dashboard": dashboard}
+
+
+def cpu_by_kind(root: int, redis_pid: int | None) -> dict[str, float]:
+    """CPU seconds used so far by each kind of process of the stack (its children that have
+    exited and been waited for included: a worker's ffmpegs), and by this bench itself."""
+    import resource
+
+    out: dict[str, float] = {}
+    top = psutil.Process(root)
+    procs = [top, *top.children(recursive=True)]
+    procs += [psutil.Process(redis_pid)] if redis_pid else []
+    for p in procs:
+        try:
+            t, kind = p.cpu_times(), process_kind(p.cmdline())
+        except psutil.Error:
+            continue
+        out[kind] = out.get(kind, 0.0) + t.user + t.system + t.children_user + t.children_system
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    out["this bench (flags, polling, memory sampling)"] = me.ru_utime + me.ru_stime
+    return out
 
 
 def _busy(before: Any, after: Any) -> float:
@@ -369,14 +414,18 @@ def report(r: dict, base: list[float], duration: float) -> None:
         + (f" (Whisper heard {heard:.0f} s of audio)" if stage == "asr" else "")
         for stage, (n, total, cpu, heard) in sorted(r["burst_work"].items())))
     print(f"  the machine was busy {r['burst_busy']:.2f} of its {psutil.cpu_count()} cores "
-          "during the burst")
+          f"during the burst ({r['burst_cpu']:.1f} CPU s), of which: " + ", ".join(
+              f"{kind} {cpu:.1f}" for kind, cpu in sorted(r["burst_by_kind"].items(),
+                                                          key=lambda kv: -kv[1]) if cpu >= 0.05)
+          + " (a worker's figure includes its ffmpegs)")
     profile(r["sequential"])
     parts = ("Redis + workers + RQ scheduler + supervisor"
              + (" + dashboard" if r["dashboard"] else ""))
     print(f"peak memory of the stack ({parts}): RSS summed {r['peak_rss'] / 2**20:.0f} MB, "
           f"PSS {r['peak_pss'] / 2**20:.0f} MB (budget 1536 MB)")
     for cmd, rss, pss in r["at_peak"]:
-        print(f"  at the RSS peak: {rss / 2**20:5.0f} MB RSS {pss / 2**20:5.0f} MB PSS  {cmd[:90]}")
+        pss_text = f"{pss / 2**20:5.0f} MB PSS" if pss else "   (PSS read each 1 s)"
+        print(f"  at the RSS peak: {rss / 2**20:5.0f} MB RSS {pss_text}  {cmd[:90]}")
     print("highest RSS of each kind of process during the run (budget: an asr worker 600 MB):")
     for kind, rss in sorted(r["each"].items(), key=lambda kv: -kv[1]):
         print(f"  {rss / 2**20:5.0f} MB  {kind}")

@@ -47,6 +47,8 @@ class CutResult:
     path: Path
     method: str
     duration: float
+    edges_lent: int = 0
+    """Re-encoded edges an earlier cut of the source lent this one (see `media.cut.EdgeStore`)."""
 
 
 @dataclass(frozen=True)

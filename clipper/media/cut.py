@@ -10,8 +10,11 @@ with start <= t < end; clip time 0 is the first of them, and the audio is cut to
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
+import shutil
 import statistics
 import tempfile
 import uuid
@@ -281,9 +284,61 @@ def _edge_param_sets(edge: Path, work: Path) -> set[bytes]:
     return avc_parameter_sets(edge) or _param_sets(edge, 0.0, work)
 
 
+@dataclass(frozen=True)
+class EdgeStore:
+    """Edges re-encoded by earlier cuts of one source, so that a widened or trimmed clip
+    re-encodes only the edge that moved (an edge is two thirds of a cut's CPU, and a burst's
+    merges re-cut clips that were ready). A file is named by a hash of what it holds: the
+    source, the source time of its first frame, its frame count, the encoder settings and the
+    parameter sets; the same frames decode alike from any section of the source that holds
+    them, and x264 on one thread is deterministic. Only a shortcut: anything odd is a miss."""
+
+    folder: Path
+    source: str
+    offset: float
+    """Source time of the cut file's t = 0."""
+
+    def path(self, at: float, count: int, enc: dict[str, Any], wanted: set[bytes]) -> Path:
+        what = [self.source, round((self.offset + at) * 1000), count,
+                sorted(n.hex() for n in wanted), sorted((k, str(v)) for k, v in enc.items())]
+        name = hashlib.sha1(json.dumps(what).encode()).hexdigest()[:24]
+        return self.folder / f"{name}.mp4"
+
+    @staticmethod
+    def fetch(kept: Path, out: Path) -> bool:
+        """Put a kept edge at `out` (a hard link); False when there is none."""
+        try:
+            os.link(kept, out)
+        except FileNotFoundError:
+            return False
+        except OSError:  # another file system
+            try:
+                shutil.copyfile(kept, out)
+            except OSError:
+                return False
+        return True
+
+    @staticmethod
+    def keep(kept: Path, made: Path) -> None:
+        """Keep a freshly encoded edge (atomically: a reader never sees half a file)."""
+        tmp = kept.with_name(f".{kept.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(made, tmp)
+            except OSError:
+                shutil.copyfile(made, tmp)
+            os.replace(tmp, kept)
+        except OSError as exc:
+            log.warning("could not keep a re-encoded edge: %s", exc)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
 def _smart_cut(src: Path, info: MediaInfo, plan: CutPlan, stream: dict[str, Any], out: Path,
-               work: Path) -> float:
-    """The clip joined from re-encoded edges, the copied middle and the audio; its duration."""
+               work: Path, store: EdgeStore | None = None) -> tuple[float, int]:
+    """The clip joined from re-encoded edges (or ones `store` kept), the copied middle and the
+    audio; its duration, and how many edges the store lent."""
     blocker = smart_blocker(stream, info) or plan.reason
     if blocker:
         raise _Unjoinable(blocker)
@@ -294,20 +349,37 @@ def _smart_cut(src: Path, info: MediaInfo, plan: CutPlan, stream: dict[str, Any]
         enc = _matching_encoder(src, plan.k1 - fdur / 2, stream, wanted, work)
     head, mid, tail = work / "head.mp4", work / "mid.mp4", work / "tail.mp4"
     audio = work / "audio.m4a" if info.has_audio else None
+    edges = ([(head, plan.first, plan.head)] if plan.head else []) + [(tail, plan.k2, plan.tail)]
+    kept = {p: store.path(at, n, enc, wanted) for p, at, n in edges} if store else {}
+    lent = {p for p, k in kept.items() if EdgeStore.fetch(k, p)}
     # The pieces are independent: run them side by side (ffmpeg start-up and I/O dominate).
-    tasks = [lambda: _copy_middle(src, info, plan, _piece(stream), mid, audio),
-             lambda: _encode_video(src, plan.k2 - fdur / 2, plan.tail, enc, tail)]
-    if plan.head:
-        tasks.append(lambda: _encode_video(src, plan.first - fdur / 2, plan.head, enc, head))
+    tasks = [lambda: _copy_middle(src, info, plan, _piece(stream), mid, audio)]
+    tasks += [(lambda p=p, a=at, n=n: _encode_video(src, a - fdur / 2, n, enc, p))
+              for p, at, n in reversed(edges) if p not in lent]
     with step("pieces (edges, middle, audio)"):
         _run_all(tasks)
-    edges = ([head] if plan.head else []) + [tail]
+    try:
+        duration = _join_checked([p for p, _, _ in edges], plan, mid, audio, out, work, wanted)
+    except (_Unjoinable, PermanentError):
+        for p in lent:  # a kept edge that would not join is not lent again
+            kept[p].unlink(missing_ok=True)
+        raise
+    for p in kept.keys() - lent:
+        EdgeStore.keep(kept[p], p)
+    return duration, len(lent)
+
+
+def _join_checked(edges: list[Path], plan: CutPlan, mid: Path, audio: Path | None, out: Path,
+                  work: Path, wanted: set[bytes]) -> float:
+    """Join the pieces once the edges are seen to carry the source's parameter sets; the
+    joined clip's duration, after checking its frames."""
+    fdur = (plan.stop - plan.first) / plan.frames
     with step("check edges"):
         if any(_edge_param_sets(edge, work) != wanted for edge in edges):
             raise _Unjoinable("re-encoded edge parameter sets differ from the source's")
     # (A middle that lost frames shows in the joined clip's frame count, checked below.)
-    parts = ([(head, plan.k1 - plan.first)] if plan.head else []) + [
-        (mid, plan.k2 - plan.k1), (tail, plan.stop - plan.k2)]
+    head = [(edges[0], plan.k1 - plan.first)] if plan.head else []
+    parts = head + [(mid, plan.k2 - plan.k1), (edges[-1], plan.stop - plan.k2)]
     with step("join"):
         _join(parts, audio, out, work)
     with step("check clip"):
@@ -351,12 +423,13 @@ def _reencode(src: Path, info: MediaInfo, plan: CutPlan | None, start: float, en
 
 
 def cut_clip(src: Path, start: float, end: float, out: Path,
-             info: MediaInfo | None = None) -> CutResult:
+             info: MediaInfo | None = None, edges: EdgeStore | None = None) -> CutResult:
     """Cut [start, end) of `src` (seconds on its presentation timeline, see module doc) to an MP4.
 
     H.264/AAC with +faststart, within one frame of the requested times. Smart cut when the
     source allows it, else a full re-encode. Written to a temp name in out's folder, then renamed.
-    `info` is `probe_media(src)` when the caller has it already.
+    `info` is `probe_media(src)` when the caller has it already; `edges` keeps the re-encoded
+    edges for later cuts of the same source, and lends them the ones it kept.
     """
     src, out = Path(src), Path(out)
     if info is None:
@@ -367,7 +440,7 @@ def cut_clip(src: Path, start: float, end: float, out: Path,
                            f"from media lasting {info.duration:.2f} s.")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.stem}.{uuid.uuid4().hex}.part.mp4")
-    method, duration = "reencode", 0.0
+    method, duration, lent = "reencode", 0.0, 0
     try:
         with tempfile.TemporaryDirectory(dir=out.parent, prefix=".cut-") as work:
             with step("remux"):
@@ -381,7 +454,7 @@ def cut_clip(src: Path, start: float, end: float, out: Path,
                     plan, stream = plan_cut(listed.frames, start, end), listed.stream
             if plan is not None:
                 try:
-                    duration = _smart_cut(src, info, plan, stream, tmp, Path(work))
+                    duration, lent = _smart_cut(src, info, plan, stream, tmp, Path(work), edges)
                     method = "smart"
                 except (_Unjoinable, PermanentError) as exc:
                     log.info("smart cut of %s not possible (%s); re-encoding", src.name, exc)
@@ -393,4 +466,4 @@ def cut_clip(src: Path, start: float, end: float, out: Path,
         raise PermanentError(f"Could not cut {src.name} accurately: {exc}") from exc
     finally:
         tmp.unlink(missing_ok=True)
-    return CutResult(out, method, duration)
+    return CutResult(out, method, duration, lent)

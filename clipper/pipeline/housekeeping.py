@@ -169,8 +169,10 @@ def tidy(ctx: Context, *, now: float | None = None) -> dict[str, int]:
         done["versions"] += 1
     needed = keep_sections(clips.values(), retention)
     for f in _old_files(media / "sources", now):
-        if f.parent.name == "heard":  # what Whisper heard (pipeline/heard.py): tiny, kept as
-            if now - f.stat().st_mtime > retention:  # long as the recordings it could help
+        # What Whisper heard (pipeline/heard.py) and the edges a cut re-encoded (media/cut.py):
+        # small, kept as long as the recordings they could help.
+        if f.parent.name in ("heard", "edges"):
+            if now - f.stat().st_mtime > retention:
                 f.unlink(missing_ok=True)
             continue
         if str(f.resolve()) not in needed:

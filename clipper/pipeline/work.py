@@ -75,6 +75,11 @@ def clip_dir(ctx: Context, clip_id: int, version: int) -> Path:
     return ctx.settings.media_dir / "clips" / str(clip_id) / f"v{version}"
 
 
+def edges_dir(ctx: Context, source_id: int) -> Path:
+    """Where a source's re-encoded clip edges are kept for its later cuts (`media.cut`)."""
+    return ctx.settings.media_dir / "sources" / str(source_id) / "edges"
+
+
 def publish(made: Path, final: Path) -> Path:
     """Move a finished file from the run's scratch folder into place, atomically: a second run
     of the same stage replaces it whole, and readers never see half a file."""
@@ -137,7 +142,7 @@ def recorded_span(inp: StageInput, first: float, available: float) -> tuple[floa
 
 def cut(ctx: Context, inp: StageInput) -> StageOutput:
     """Frame-accurate clip and its thumbnail, from the fetched section."""
-    from clipper.media.cut import cut_clip
+    from clipper.media.cut import EdgeStore, cut_clip
     from clipper.media.probe import probe_media
     from clipper.media.thumbnail import make_thumbnail
 
@@ -168,14 +173,15 @@ def cut(ctx: Context, inp: StageInput) -> StageOutput:
 
     with ThreadPoolExecutor(1) as side:
         thumb_made = side.submit(in_context(thumbnail))
-        result = cut_clip(section, start - offset, end - offset, scratch / "clip.mp4", info)
+        result = cut_clip(section, start - offset, end - offset, scratch / "clip.mp4", info,
+                          EdgeStore(edges_dir(ctx, inp.source_id), str(inp.source_id), offset))
         thumb = thumb_made.result()
     media = publish(result.path, out_dir / "clip.mp4")
     thumb = publish(thumb, out_dir / "thumb.jpg")
     return StageOutput(
         updates={"media_path": str(media), "thumbnail_path": str(thumb),
                  "duration": result.duration, "cut_method": result.method},
-        detail={"method": result.method},
+        detail={"method": result.method, "edges_lent": result.edges_lent},
     )
 
 

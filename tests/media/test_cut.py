@@ -10,7 +10,7 @@ from mediacheck import assert_frame_exact
 
 from clipper.errors import InvalidInput
 from clipper.media.cut import cut_clip, plan_cut
-from clipper.media.probe import Frame, probe_media
+from clipper.media.probe import Frame, probe_media, video_packets
 from testmedia.mediagen import make_video
 
 pytestmark = pytest.mark.services
@@ -154,3 +154,75 @@ def test_edges_decode_on_one_thread(tmp_path, monkeypatch):
         at = args.index("-threads")
         assert args[at + 1] == "1" and at < args.index("-i"), args
     assert_frame_exact(result.path, src, 1.37, 6.81)
+
+
+def _frame_hashes(path: Path) -> list[str]:
+    import subprocess
+
+    out = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:v:0", "-f",
+                          "framemd5", "-"], capture_output=True, text=True, check=True).stdout
+    return [line.rsplit(",", 1)[1].strip() for line in out.splitlines()
+            if line and not line.startswith("#")]
+
+
+def _count_edge_encodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    from clipper.media import cut as cutting
+
+    real, seen = cutting.ffrun.run, []
+
+    def watch(cmd, **kw):  # type: ignore[no-untyped-def]
+        if kw.get("what") == "re-encode the clip's edge":
+            seen.append(kw["what"])
+        return real(cmd, **kw)
+
+    monkeypatch.setattr(cutting.ffrun, "run", watch)
+    return seen
+
+
+def test_a_widened_or_trimmed_clip_reencodes_only_the_edge_that_moved(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A merge widens a ready clip and a reviewer trims one: the edge that did not move is
+    lent from the store (from any section of the source: the key is the source time), and the
+    clip comes out with the same frames as a cut from scratch."""
+    from clipper.media.cut import EdgeStore
+
+    src = make_video(tmp_path / "src.mp4", 12)
+    store = EdgeStore(tmp_path / "edges", "source-1", 0.0)
+    scratch = cut_clip(src, 0.53, 8.81, tmp_path / "c.mp4")  # (and the encoder search's trials)
+    encodes = _count_edge_encodes(monkeypatch)
+    assert cut_clip(src, 1.37, 8.81, tmp_path / "a.mp4", edges=store).method == "smart"
+    assert len(encodes) == 2 and len(list(store.folder.glob("*.mp4"))) == 2
+
+    encodes.clear()
+    widened = cut_clip(src, 0.53, 8.81, tmp_path / "b.mp4", edges=store)  # the head moved
+    assert widened.method == "smart" and len(encodes) == 1
+    assert_frame_exact(widened.path, src, 0.53, 8.81)
+    assert _frame_hashes(widened.path) == _frame_hashes(scratch.path)
+
+    # The same source seen through a file that starts 2 s later (a later section).
+    later = tmp_path / "later.mp4"
+    import subprocess
+
+    subprocess.run(["ffmpeg", "-v", "error", "-ss", "2", "-i", str(src), "-c", "copy",
+                    "-avoid_negative_ts", "make_zero", str(later)], check=True)
+    # Source time of the later file's t = 0: its first frame is the source's keyframe at 2 s.
+    offset = 2.0 - video_packets(later, probe_media(later).start_time).frames[0].pts
+    encodes.clear()
+    trimmed = cut_clip(later, 3.1 - offset, 8.81 - offset, tmp_path / "d.mp4",
+                       edges=EdgeStore(store.folder, "source-1", offset))  # the tail stays
+    assert trimmed.method == "smart" and len(encodes) == 1
+    assert _frame_hashes(trimmed.path) == _frame_hashes(
+        cut_clip(src, 3.1, 8.81, tmp_path / "e.mp4").path)
+
+
+def test_a_kept_edge_that_will_not_join_is_dropped(tmp_path: Path) -> None:
+    from clipper.media.cut import EdgeStore
+
+    src = make_video(tmp_path / "src.mp4", 8)
+    store = EdgeStore(tmp_path / "edges", "source-1", 0.0)
+    cut_clip(src, 1.37, 6.81, tmp_path / "a.mp4", edges=store)
+    for kept in store.folder.glob("*.mp4"):
+        kept.write_bytes(b"not a video")
+    again = cut_clip(src, 1.37, 6.81, tmp_path / "b.mp4", edges=store)
+    assert_frame_exact(again.path, src, 1.37, 6.81)
+    assert not [k for k in store.folder.glob("*.mp4") if k.read_bytes() == b"not a video"]

@@ -70,19 +70,24 @@ def test_tidy_on_disk(sqlite_ctx, broadcast):
     with sqlite_ctx.db.session() as s:
         c = s.get(Clip, res.clip_id)
         c.version, c.status, c.section_path, c.media_path = 2, "ready", str(used), str(current)
-    # What Whisper heard of the source: kept while recordings are, and not counted as sections.
-    heard = media / "sources" / "1" / "heard"
+    # What Whisper heard of the source and the edges its cuts re-encoded: kept while
+    # recordings are, and not counted as sections.
+    heard, edges = media / "sources" / "1" / "heard", media / "sources" / "1" / "edges"
     heard_recent, heard_old = heard / "k-2.000-5.000.json", heard / "k-9.000-12.000.json"
-    for f in (heard_recent, heard_old):
+    edge_recent, edge_old = edges / "0123abcd.mp4", edges / "4567cdef.mp4"
+    for f in (heard_recent, heard_old, edge_recent, edge_old):
         f.parent.mkdir(parents=True, exist_ok=True)
         f.write_text("{}")
-    _age(heard_recent, GRACE_SECONDS + 60)
-    _age(heard_old, sqlite_ctx.settings.retention_hours * 3600 + 60)
+    for f in (heard_recent, edge_recent):
+        _age(f, GRACE_SECONDS + 60)
+    for f in (heard_old, edge_old):
+        _age(f, sqlite_ctx.settings.retention_hours * 3600 + 60)
     done = tidy(sqlite_ctx)
     assert done == {"versions": 1, "sections": 1, "uploads": 1, "leftovers": 0}
     assert used.exists() and young.exists() and current.exists()
     assert not stray.exists() and not old_version.parent.exists() and not unflagged.exists()
     assert heard_recent.exists() and not heard_old.exists()
+    assert edge_recent.exists() and not edge_old.exists()
 
 
 def test_a_cut_that_would_fill_the_disk_waits_instead(tmp_path):
