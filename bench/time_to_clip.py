@@ -388,7 +388,10 @@ def report(r: dict, base: list[float], duration: float) -> None:
     print(f"sequential ({len(seq)}): p50 {percentile(seq, .5):.2f} s  "
           f"p95 {percentile(seq, .95):.2f} s")
     p50 = percentile(seq, .5)
-    print(f"  p95 / p50 = {percentile(seq, .95) / p50:.2f} (target <= 1.5)")
+    print(f"  p95 / p50 = {percentile(seq, .95) / p50:.2f} (target <= 1.5); each: " + ", ".join(
+        f"{t:.2f}" + (f" (encoder search {search:.2f} s)" if (search := st["timeline"].get(
+            "cut", {}).get("steps", {}).get("match encoder", 0.0)) >= 0.05 else "")
+        for t, st in r["sequential"]))
     print(f"burst of {len(burst)}:   p50 {percentile(burst, .5):.2f} s  "
           f"p95 {percentile(burst, .95):.2f} s  first ready {min(burst):.2f} s "
           f"= {min(burst) / p50:.2f}x seq p50 (target <= 1.5x)  last ready {max(burst):.2f} s "

@@ -38,6 +38,8 @@ class FetchedSection:
     offset: float
     duration: float
     title: str = ""
+    info: MediaInfo | None = None
+    """What ffprobe said of the file, when the fetch probed it (the cut then need not)."""
 
 
 @dataclass(frozen=True)

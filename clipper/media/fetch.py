@@ -9,6 +9,7 @@ the fetch; the section is cut from that copy (`_sequential_section`).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import http.client
 import json
 import logging
@@ -468,7 +469,8 @@ def _fetch_once(url: str, section: tuple[float, float], dest_dir: Path, proxy: s
             lag = lag_read.result()
         final = dest_dir / f"section-{uuid.uuid4().hex}{path.suffix}"
         shutil.move(path, final)
-    return FetchedSection(final, section[0] + lag, info.duration, title)
+    return FetchedSection(final, section[0] + lag, info.duration, title,
+                          dataclasses.replace(info, path=final))
 
 
 def fetch_section(url: str, start: float, end: float, *, dest_dir: Path, pad: float,
@@ -502,4 +504,4 @@ def fetch_section(url: str, start: float, end: float, *, dest_dir: Path, pad: fl
 def local_section(path: Path) -> FetchedSection:
     """A local file as a 'section' covering the whole file (offset 0)."""
     info = probe_media(Path(path))
-    return FetchedSection(Path(path), 0.0, info.duration, Path(path).stem)
+    return FetchedSection(Path(path), 0.0, info.duration, Path(path).stem, info)

@@ -12,7 +12,7 @@ import shutil
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +20,17 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from clipper.context import Context
-from clipper.domain import Transcript
+from clipper.domain import MediaInfo, Transcript
 from clipper.errors import PermanentError, StageDeferred, TransientError
 from clipper.steps import in_context, step
-from clipper.storage.tables import Channel, Clip, LiveAsrState, LiveSegment, TranscriptRow
+from clipper.storage.tables import (
+    Channel,
+    Clip,
+    LiveAsrState,
+    LiveSegment,
+    StageRun,
+    TranscriptRow,
+)
 
 Progress = Callable[[float], None]
 
@@ -119,11 +126,13 @@ def fetch(ctx: Context, inp: StageInput) -> StageOutput:
         path = publish(path, dest / path.name)
     lo, hi = section.covers
     gaps = [[a, b] for a, b in section.gaps] or None
+    info = section.media.info
     return StageOutput(
         updates={"section_path": str(path), "section_offset": section.media.offset,
                  "section_start": lo, "section_end": hi, "gaps": gaps},
         detail={"bytes": path.stat().st_size, "kind": inp.source_kind,
-                **({"gaps": gaps} if gaps else {})})
+                **({"gaps": gaps} if gaps else {}),
+                **({"media": {**asdict(info), "path": str(path)}} if info else {})})
 
 
 def after_fetch(session: Session, clip: Clip) -> str | None:
@@ -152,7 +161,7 @@ def cut(ctx: Context, inp: StageInput) -> StageOutput:
                              "Retry the clip to fetch it again.")
     offset = inp.section_offset or 0.0
     with step("probe section"):
-        info = probe_media(section)
+        info = fetched_info(ctx, inp.clip_id, section) or probe_media(section)
     available = offset + info.duration
     start, end = recorded_span(inp, offset, available)
     if start >= available - 0.04:
@@ -174,7 +183,8 @@ def cut(ctx: Context, inp: StageInput) -> StageOutput:
     with ThreadPoolExecutor(1) as side:
         thumb_made = side.submit(in_context(thumbnail))
         result = cut_clip(section, start - offset, end - offset, scratch / "clip.mp4", info,
-                          EdgeStore(edges_dir(ctx, inp.source_id), str(inp.source_id), offset))
+                          EdgeStore(edges_dir(ctx, inp.source_id), str(inp.source_id), offset),
+                          ctx.settings.media_dir / "encoders")
         thumb = thumb_made.result()
     media = publish(result.path, out_dir / "clip.mp4")
     thumb = publish(thumb, out_dir / "thumb.jpg")
@@ -183,6 +193,24 @@ def cut(ctx: Context, inp: StageInput) -> StageOutput:
                  "duration": result.duration, "cut_method": result.method},
         detail={"method": result.method, "edges_lent": result.edges_lent},
     )
+
+
+def fetched_info(ctx: Context, clip_id: int, section: Path) -> MediaInfo | None:
+    """What the fetch's ffprobe said of the section (an ffprobe is ~0.1 CPU s, mostly its
+    start-up, and a burst's cuts queue for CPU); None when no fetch of the clip recorded it."""
+    with ctx.db.read() as session:
+        details = session.scalars(
+            select(StageRun.detail).where(StageRun.clip_id == clip_id, StageRun.stage == "fetch",
+                                          StageRun.error.is_(None))
+            .order_by(StageRun.id.desc()).limit(4)).all()
+    for detail in details:
+        media = (detail or {}).get("media") or {}
+        if media.get("path") == str(section):
+            try:
+                return MediaInfo(**{**media, "path": section})
+            except TypeError:  # recorded by another version of Clipper
+                return None
+    return None
 
 
 def needed_bytes(section_bytes: int, clip_seconds: float, section_seconds: float) -> int:

@@ -226,3 +226,36 @@ def test_a_kept_edge_that_will_not_join_is_dropped(tmp_path: Path) -> None:
     again = cut_clip(src, 1.37, 6.81, tmp_path / "b.mp4", edges=store)
     assert_frame_exact(again.path, src, 1.37, 6.81)
     assert not [k for k in store.folder.glob("*.mp4") if k.read_bytes() == b"not a video"]
+
+
+def test_the_x264_settings_found_for_a_programme_are_shared_between_workers(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The search for settings that reproduce a source's SPS/PPS (1-frame trials, ~0.7 CPU s)
+    runs once per programme, not once per worker process; settings that stop matching (another
+    x264) are forgotten and searched again."""
+    import json
+
+    from clipper.media import cut as cutting
+
+    src = make_video(tmp_path / "src.mp4", 8, extra=["-preset", "faster", "-crf", "24"])
+    known = tmp_path / "encoders"
+    monkeypatch.setattr(cutting, "_encoder_cache", {})
+    encodes = _count_edge_encodes(monkeypatch)
+    cut_clip(src, 1.37, 6.81, tmp_path / "a.mp4", encoders=known)
+    searched = len(encodes) - 2  # the trials, beside the two edges
+    assert searched >= 1 and len(list(known.glob("*.json"))) == 1
+
+    monkeypatch.setattr(cutting, "_encoder_cache", {})  # another worker process
+    encodes.clear()
+    again = cut_clip(src, 1.37, 6.81, tmp_path / "b.mp4", encoders=known)
+    assert again.method == "smart" and len(encodes) == 2  # the edges only
+
+    remembered = next(known.glob("*.json"))
+    remembered.write_text(json.dumps({"preset": "ultrafast", "crf": 40,
+                                      "x264-params": "threads=1:bframes=0"}))
+    monkeypatch.setattr(cutting, "_encoder_cache", {})
+    fallback = cut_clip(src, 1.37, 6.81, tmp_path / "c.mp4", encoders=known)
+    assert_frame_exact(fallback.path, src, 1.37, 6.81)
+    assert not remembered.exists()  # forgotten: the next cut searches again
+    monkeypatch.setattr(cutting, "_encoder_cache", {})
+    assert cut_clip(src, 1.37, 6.81, tmp_path / "d.mp4", encoders=known).method == "smart"

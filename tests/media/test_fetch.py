@@ -17,12 +17,14 @@ from clipper.media.fetch import (
     local_section,
     ydl_options,
 )
+from clipper.media.probe import probe_media
 
 
 def _fetch_and_cut(url: str, source: Path, start: float, end: float, pad: float, tmp: Path) -> Path:
     sec = fetch_section(url, start, end, dest_dir=tmp / "src", pad=pad)
     assert sec.path.parent == tmp / "src" and sec.duration < end - start + 2 * pad + 2.5
-    clip = cut_clip(sec.path, start - sec.offset, end - sec.offset, tmp / "clip.mp4")
+    assert sec.info == probe_media(sec.path)  # what the fetch probed, for the cut
+    clip = cut_clip(sec.path, start - sec.offset, end - sec.offset, tmp / "clip.mp4", sec.info)
     assert_frame_exact(clip.path, source, start, end)
     return sec.path
 

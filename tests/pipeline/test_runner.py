@@ -39,3 +39,26 @@ def test_each_finished_run_records_the_cpu_it_took(sqlite_ctx, broadcast):
             select(StageRun).where(StageRun.clip_id == res.clip_id))}
     assert set(cpu) == {"fetch", "cut", "asr"}
     assert cpu["cut"] > 0.05 and cpu["asr"] > 0.05  # ffmpeg's and Whisper's work, not zero
+
+
+def test_the_cut_takes_what_the_fetch_probed_of_the_section(sqlite_ctx, broadcast, monkeypatch):
+    """An ffprobe is ~0.1 CPU s, mostly its start-up: the fetch records what it probed of the
+    section and the cut reads it instead of probing the same file again."""
+    from sqlalchemy import select
+
+    from clipper.media import probe
+    from clipper.storage.tables import StageRun
+
+    probed: list[str] = []
+    real = probe.probe_media
+    monkeypatch.setattr(probe, "probe_media", lambda path: probed.append(str(path)) or real(path))
+    res = file_flag(sqlite_ctx, ANN, str(broadcast), "3.3", "9.7")
+    make_worker(sqlite_ctx, ("fetch", "media", "asr")).work(burst=True)
+    st = clip_status(sqlite_ctx, ANN, res.clip_id)
+    assert st["status"] == "ready", st["error"]
+    with sqlite_ctx.db.read() as session:
+        media = session.scalars(select(StageRun.detail).where(
+            StageRun.clip_id == res.clip_id, StageRun.stage == "fetch")).one()["media"]
+    assert media["path"] == str(broadcast) and media["has_video"] and media["duration"] > 29
+    assert probed.count(str(broadcast)) == 1  # the fetch's only
+    assert st["duration"] == pytest.approx(6.4, abs=0.05)
