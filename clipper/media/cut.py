@@ -31,6 +31,7 @@ from clipper.media import ffrun
 from clipper.media.probe import (
     Frame,
     avc_parameter_sets,
+    keyframe_parameter_sets,
     probe_media,
     video_packets,
 )
@@ -392,7 +393,8 @@ def _smart_cut(src: Path, info: MediaInfo, plan: CutPlan, stream: dict[str, Any]
         raise _Unjoinable(blocker)
     fdur = (plan.stop - plan.first) / plan.frames
     with step("parameter sets"):
-        wanted = _param_sets(src, plan.k1, work)
+        wanted = (keyframe_parameter_sets(src, plan.k1, info.start_time)
+                  or _param_sets(src, plan.k1, work))
     with step("match encoder"):
         enc = _matching_encoder(src, plan.k1 - fdur / 2, stream, wanted, work, known)
     head, mid, tail = work / "head.mp4", work / "mid.mp4", work / "tail.mp4"

@@ -278,6 +278,126 @@ def avc_parameter_sets(path: Path) -> set[bytes] | None:
     return None
 
 
+def keyframe_parameter_sets(path: Path, at: float, start_time: float) -> set[bytes] | None:
+    """The SPS and PPS that apply to the keyframe shown at `at` (the file's -ss timeline, as
+    `video_packets` gives it; `start_time` the container's): those the sample carries, else the
+    `avcC` box's — what `ffmpeg -bsf h264_mp4toannexb` gives, read in Python (an ffmpeg start
+    is ~0.1 CPU s). None when the MP4 is not one this reads plainly (one edit at most, one
+    sample description) or no keyframe lies within a millisecond of `at`: ask ffmpeg."""
+    try:
+        with open(path, "rb") as f:
+            buf = _read_moov(Path(path))
+            found = _keyframe_sample(buf, at + start_time)
+            avcc = avc_parameter_sets(path)
+            if found is None or avcc is None:
+                return None
+            offset, size, length_size = found
+            f.seek(offset)
+            sample = f.read(size)
+    except (OSError, ValueError, IndexError, struct.error):
+        return None
+    nals, pos = [], 0
+    while pos + length_size <= len(sample):
+        n = int.from_bytes(sample[pos:pos + length_size], "big")
+        nals.append(sample[pos + length_size:pos + length_size + n])
+        pos += length_size + n
+    if pos != len(sample):
+        return None
+    carried = {n.rstrip(b"\x00") for n in nals if n and n[0] & 0x1F in (7, 8)}
+    return carried or avcc
+
+
+def _keyframe_sample(buf: bytes, pts: float) -> tuple[int, int, int] | None:
+    """(file offset, size, NAL length size) of the video sync sample presented at `pts`
+    seconds (ffprobe's pts_time: edit start subtracted, an empty edit's delay added)."""
+    trak = _video_trak(buf)
+    stbl = _descend(buf, *trak, ("mdia", "minf", "stbl")) if trak else None
+    found = _raw_video_pts(buf)
+    if not (trak and stbl and found):
+        return None
+    raw, timescale = found
+    shift = _single_edit_shift(buf, trak, timescale, raw)
+    if shift is None:
+        return None
+    stss = _child(buf, *stbl, "stss")
+    syncs = (range(len(raw)) if stss is None else
+             [n - 1 for n in _uints(buf, stss[0] + 8, struct.unpack(">I", buf[stss[0] + 4:
+                                                                           stss[0] + 8])[0])])
+    near = [i for i in syncs if abs((raw[i] - shift) / timescale - pts) < 1e-3]
+    if len(near) != 1:
+        return None
+    offset, size = _sample_place(buf, stbl, near[0])
+    stsd = _child(buf, *stbl, "stsd")
+    if stsd is None or struct.unpack(">I", buf[stsd[0] + 4:stsd[0] + 8])[0] != 1:
+        return None
+    entry = next(_boxes(buf, stsd[0] + 8, stsd[1]), None)
+    avcc = _child(buf, entry[1] + 78, entry[2], "avcC") if entry else None
+    if avcc is None:
+        return None
+    return offset, size, (buf[avcc[0] + 4] & 3) + 1
+
+
+def _uints(buf: bytes, at: int, count: int) -> list[int]:
+    return list(struct.unpack(f">{count}I", buf[at:at + 4 * count]))
+
+
+def _single_edit_shift(buf: bytes, trak: tuple[int, int], timescale: int,
+                       raw: list[int]) -> int | None:
+    """Raw pts minus ffprobe's pts (track units) under no edit list or one edit (an empty edit,
+    a delay, before it allowed); None for anything else. ffmpeg presents the first frame at or
+    after the edit's start as the edit's time 0 (see `edit_list_lag`)."""
+    edts = _child(buf, *trak, "edts")
+    elst = _child(buf, *edts, "elst") if edts else None
+    if elst is None:
+        return 0
+    start = elst[0]
+    version, count = buf[start], struct.unpack(">I", buf[start + 4:start + 8])[0]
+    fmt, size = (">QqI", 20) if version == 1 else (">IiI", 12)
+    edits = [struct.unpack(fmt, buf[start + 8 + i * size:start + 8 + (i + 1) * size])
+             for i in range(count)]
+    delay = 0
+    if edits and edits[0][1] == -1:
+        mvhd = _descend(buf, *_child(buf, 0, len(buf), "moov") or (0, 0), ("mvhd",))
+        if mvhd is None:
+            return None
+        movie_scale, = struct.unpack(">I", buf[mvhd[0] + (20 if buf[mvhd[0]] == 1 else 12):
+                                                mvhd[0] + (24 if buf[mvhd[0]] == 1 else 16)])
+        delay = round(edits.pop(0)[0] * timescale / movie_scale)
+    if len(edits) != 1 or edits[0][1] < 0 or edits[0][2] != 0x10000:
+        return None
+    shown = [p for p in raw if p >= edits[0][1]]
+    return (min(shown) if shown else edits[0][1]) - delay
+
+
+def _sample_place(buf: bytes, stbl: tuple[int, int], index: int) -> tuple[int, int]:
+    """File offset and size of sample `index` (0-based), from stsz, stsc and stco/co64."""
+    stsz = _child(buf, *stbl, "stsz")
+    if stsz is None:
+        raise ValueError("no stsz")
+    fixed, count = struct.unpack(">II", buf[stsz[0] + 4:stsz[0] + 12])
+    sizes = [fixed] * count if fixed else _uints(buf, stsz[0] + 12, count)
+    stsc = _child(buf, *stbl, "stsc")
+    co64 = _child(buf, *stbl, "co64")
+    stco = co64 or _child(buf, *stbl, "stco")
+    if stsc is None or stco is None:
+        raise ValueError("no stsc or stco")
+    n_chunks, = struct.unpack(">I", buf[stco[0] + 4:stco[0] + 8])
+    width = 8 if co64 else 4
+    chunk_at = [int.from_bytes(buf[stco[0] + 8 + i * width:stco[0] + 8 + (i + 1) * width], "big")
+                for i in range(n_chunks)]
+    runs = [struct.unpack(">III", buf[stsc[0] + 8 + 12 * i:stsc[0] + 20 + 12 * i])
+            for i in range(struct.unpack(">I", buf[stsc[0] + 4:stsc[0] + 8])[0])]
+    sample = 0
+    for r, (first, per_chunk, _) in enumerate(runs):
+        last = runs[r + 1][0] - 1 if r + 1 < len(runs) else n_chunks
+        for chunk in range(first, last + 1):
+            if index < sample + per_chunk:
+                at = chunk_at[chunk - 1] + sum(sizes[sample:index])
+                return at, sizes[index]
+            sample += per_chunk
+    raise ValueError("sample beyond the chunk table")
+
+
 def _descend(buf: bytes, start: int, end: int, path: tuple[str, ...]) -> tuple[int, int] | None:
     span: tuple[int, int] | None = (start, end)
     for kind in path:

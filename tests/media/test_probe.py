@@ -83,3 +83,43 @@ def test_edit_list_lag_read_from_the_sample_tables_is_ffprobes(gop2: Path, irreg
                         "-c", "copy", str(out)], check=True)
         assert _raw_video_pts(_read_moov(out)) is not None
         assert edit_list_lag(out) == pytest.approx(_lag_by_ffprobe(out), abs=1e-9), src.name
+
+
+def _sections(gop2: Path, irregular: Path, mpegts: Path, tmp_path: Path) -> list[Path]:
+    """Files as the cut meets them: whole MP4s (B-frames, irregular keyframes, none), section
+    copies with edit lists, an MPEG-TS remuxed to MP4, a faststart join, a fragment-free MOV."""
+    from testmedia.mediagen import make_video
+
+    out = [gop2, irregular, make_video(tmp_path / "nob.mp4", 6, extra=["-bf", "0"])]
+    for src, at in ((gop2, "5.31"), (irregular, "0.77"), (gop2, "6.0")):
+        cut = tmp_path / f"{src.stem}-{at}.mp4"
+        subprocess.run(["ffmpeg", "-v", "error", "-ss", at, "-t", "6", "-i", str(src),
+                        "-c", "copy", str(cut)], check=True)
+        out.append(cut)
+    for name, args in (("remuxed.mp4", ["-f", "mp4"]),
+                       ("faststart.mp4", ["-movflags", "+faststart"]), ("clip.mov", [])):
+        subprocess.run(["ffmpeg", "-v", "error", "-i", str(mpegts if name == "remuxed.mp4"
+                                                            else gop2), "-c", "copy", *args,
+                        str(tmp_path / name)], check=True)
+        out.append(tmp_path / name)
+    return out
+
+
+def test_keyframe_parameter_sets_are_what_ffmpeg_gives(gop2: Path, irregular: Path,
+                                                       mpegts: Path, tmp_path: Path) -> None:
+    """The SPS/PPS a smart cut must reproduce, read in Python from the keyframe's sample (or
+    the avcC box) rather than with an ffmpeg run: the same as `h264_mp4toannexb` gives, at
+    every keyframe of every kind of file the cut meets."""
+    from clipper.media.cut import _param_sets
+    from clipper.media.probe import keyframe_parameter_sets, video_packets
+
+    for src in _sections(gop2, irregular, mpegts, tmp_path):
+        info = probe_media(src)
+        keys = [f.pts for f in video_packets(src, info.start_time).frames if f.key]
+        assert keys, src.name
+        for k in keys[:3] + keys[-1:]:
+            got = keyframe_parameter_sets(src, k, info.start_time)
+            assert got is not None, (src.name, k)
+            assert got == _param_sets(src, k, tmp_path), (src.name, k)
+        # Not a keyframe's time: left to ffmpeg.
+        assert keyframe_parameter_sets(src, keys[0] + 0.02, info.start_time) is None
