@@ -388,10 +388,9 @@ def report(r: dict, base: list[float], duration: float) -> None:
     print(f"sequential ({len(seq)}): p50 {percentile(seq, .5):.2f} s  "
           f"p95 {percentile(seq, .95):.2f} s")
     p50 = percentile(seq, .5)
-    print(f"  p95 / p50 = {percentile(seq, .95) / p50:.2f} (target <= 1.5); each: " + ", ".join(
-        f"{t:.2f}" + (f" (encoder search {search:.2f} s)" if (search := st["timeline"].get(
-            "cut", {}).get("steps", {}).get("match encoder", 0.0)) >= 0.05 else "")
-        for t, st in r["sequential"]))
+    print(f"  p95 / p50 = {percentile(seq, .95) / p50:.2f} (target <= 1.5); each (when its cut "
+          "and asr ended): " + ", ".join(f"{t:.2f} ({_ends(st['timeline'])})"
+                                         for t, st in r["sequential"]))
     print(f"burst of {len(burst)}:   p50 {percentile(burst, .5):.2f} s  "
           f"p95 {percentile(burst, .95):.2f} s  first ready {min(burst):.2f} s "
           f"= {min(burst) / p50:.2f}x seq p50 (target <= 1.5x)  last ready {max(burst):.2f} s "
@@ -437,6 +436,14 @@ def report(r: dict, base: list[float], duration: float) -> None:
         print(f"by-hand baseline ({len(base)} clips): "
               f"median {statistics.median(base):.1f} s per clip; "
               f"Clipper is {ratio:.1f}x faster (target >= 8x)")
+
+
+def _ends(timeline: dict) -> str:
+    """"cut 1.9, asr 2.6" and the encoder search when a cut had one: a clip's stage ends."""
+    ends = [f"{stage} {timeline[stage]['end']:.1f}" for stage in ("cut", "asr")
+            if timeline.get(stage, {}).get("end") is not None]
+    search = timeline.get("cut", {}).get("steps", {}).get("match encoder", 0.0)
+    return ", ".join(ends + ([f"encoder search {search:.2f}"] if search >= 0.05 else []))
 
 
 def profile(clips: list[tuple[float, dict]]) -> None:

@@ -22,6 +22,9 @@ class MediaInfo:
     format_name: str = ""
     start_time: float = 0.0
     sar: float = 1.0  # pixel aspect: anamorphic SD broadcasts (720x576 shown as 16:9) have 64/45
+    coding: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    """The video's codec_name, profile, pix_fmt, field_order, has_b_frames, level and time_base
+    as ffprobe names them: what a smart cut's re-encoded edges must match."""
 
     @property
     def display_width(self) -> int:

@@ -32,6 +32,8 @@ from clipper.media.probe import (
     Frame,
     avc_parameter_sets,
     keyframe_parameter_sets,
+    mp4_frames,
+    mp4_video_packets,
     probe_media,
     video_packets,
 )
@@ -447,14 +449,18 @@ def _run_all(tasks: list[Any], at_once: int | None = None) -> list[Any]:
 
 def _check(out: Path, frames: int, seconds: float, fdur: float) -> float:
     """ffmpeg can exit 0 with a truncated or broken file: verify frames, DTS and duration;
-    returns the file's duration."""
-    listed = video_packets(out)
-    got = listed.frames
+    returns the file's duration. Read in Python (`mp4_frames` checks too that the file holds
+    every sample its tables list), ffprobe when it cannot."""
+    found = mp4_frames(out)
+    if found is None:
+        listed = video_packets(out)
+        found = (listed.frames, listed.duration)
+    got, duration = found
     if len(got) != frames or not _dts_ok(got):
         raise _Unjoinable(f"joined clip has {len(got)} frames, expected {frames}")
     if abs(got[-1].pts + fdur - got[0].pts - seconds) > fdur + _EPS:
         raise _Unjoinable(f"joined clip lasts {got[-1].pts + fdur:.3f} s, expected {seconds:.3f} s")
-    return listed.duration
+    return duration
 
 
 def _reencode(src: Path, info: MediaInfo, plan: CutPlan | None, start: float, end: float,
@@ -504,7 +510,8 @@ def cut_clip(src: Path, start: float, end: float, out: Path,
             plan, stream = None, {}
             if info.has_video:
                 with step("list frames"):
-                    listed = video_packets(src, info.start_time, window)
+                    listed = (mp4_video_packets(src, info)
+                              or video_packets(src, info.start_time, window))
                     plan, stream = plan_cut(listed.frames, start, end), listed.stream
             if plan is not None:
                 try:

@@ -60,7 +60,12 @@ def probe_media(path: Path) -> MediaInfo:
         video_codec=v.get("codec_name", ""),
         audio_codec=(audio[0] if audio else {}).get("codec_name", ""),
         format_name=fmt.get("format_name", ""), start_time=float(fmt.get("start_time") or 0),
-        sar=_ratio(v.get("sample_aspect_ratio")))
+        sar=_ratio(v.get("sample_aspect_ratio")),
+        coding={k: str(v[k]) for k in CODING if v.get(k) is not None})
+
+
+#: What `MediaInfo.coding` keeps of ffprobe's video stream.
+CODING = ("codec_name", "profile", "pix_fmt", "field_order", "has_b_frames", "level", "time_base")
 
 
 def _ratio(text: str | None) -> float:
@@ -118,6 +123,85 @@ def video_packets(path: Path, start_time: float | None = None,
     streams = data.get("streams") or []
     return Packets(sorted(frames, key=lambda f: f.pts), streams[0] if streams else {},
                    start_time, float(fmt.get("duration") or 0))
+
+
+#: Above this many video samples a file's packets are listed by ffprobe, in a window.
+_PYTHON_LISTING_MAX = 30_000
+
+
+def mp4_video_packets(path: Path, info: MediaInfo) -> Packets | None:
+    """`video_packets(path, info.start_time)` read from the MP4's sample tables in Python (an
+    ffprobe is ~0.1 CPU s to start, and a cut's listing of a minute's packets as much again),
+    with the stream described by `info.coding`. None when ffprobe should list them: not an MP4,
+    no coding details, more than one edit, a fragmented file, a long recording."""
+    if not info.coding:
+        return None
+    found = mp4_frames(path, info.start_time)
+    return Packets(found[0], dict(info.coding), info.start_time, info.duration) if found else None
+
+
+def mp4_frames(path: Path, start_time: float = 0.0) -> tuple[list[Frame], float] | None:
+    """`video_frames(path, start_time)` and the movie's duration (ffprobe's format duration),
+    from the sample tables in Python; None when they are not plain (see `mp4_video_packets`)
+    or the file ends before the samples they list (a write cut short)."""
+    if not str(path).lower().endswith((".mp4", ".m4v", ".mov")):
+        return None
+    try:
+        buf = _read_moov(Path(path))
+        trak = _video_trak(buf)
+        stbl = _descend(buf, *trak, ("mdia", "minf", "stbl")) if trak else None
+        found = _raw_video_times(buf)
+        if not (trak and stbl and found) or len(found[0]) > _PYTHON_LISTING_MAX:
+            return None
+        dts, pts, scale = found
+        shift = _single_edit_shift(buf, trak, scale, pts)
+        stss = _child(buf, *stbl, "stss")
+        keys = (None if stss is None else
+                {n - 1 for n in _uints(buf, stss[0] + 8,
+                                       struct.unpack(">I", buf[stss[0] + 4:stss[0] + 8])[0])})
+        if shift is None or _data_end(buf) > Path(path).stat().st_size:
+            return None
+        begins, duration = _edit_media_time(buf, trak), _movie_duration(buf)
+    except (OSError, ValueError, IndexError, struct.error):
+        return None
+    at = start_time
+    frames = [Frame((p - shift) / scale - at, (d - shift) / scale - at, keys is None or i in keys)
+              for i, (d, p) in enumerate(zip(dts, pts, strict=True)) if p >= begins]
+    return sorted(frames, key=lambda f: f.pts), duration
+
+
+def _movie_duration(buf: bytes) -> float:
+    moov = _child(buf, 0, len(buf), "moov")
+    mvhd = _child(buf, *moov, "mvhd") if moov else None
+    if mvhd is None:
+        raise ValueError("no mvhd")
+    at = mvhd[0] + (20 if buf[mvhd[0]] == 1 else 12)
+    scale, duration = struct.unpack(">IQ" if buf[mvhd[0]] == 1 else ">II", buf[at:at + (
+        12 if buf[mvhd[0]] == 1 else 8)])
+    return duration / scale
+
+
+def _data_end(buf: bytes) -> int:
+    """Where the last sample of any track ends in the file."""
+    moov = _child(buf, 0, len(buf), "moov")
+    end = 0
+    for kind, s, e in _boxes(buf, *moov) if moov else ():
+        stbl = _descend(buf, s, e, ("mdia", "minf", "stbl")) if kind == "trak" else None
+        stsz = _child(buf, *stbl, "stsz") if stbl else None
+        count = struct.unpack(">I", buf[stsz[0] + 8:stsz[0] + 12])[0] if stsz else 0
+        if stbl and count:
+            offset, size = _sample_place(buf, stbl, count - 1)
+            end = max(end, offset + size)
+    return end
+
+
+def _edit_media_time(buf: bytes, trak: tuple[int, int]) -> int:
+    """Where the video's (only) edit starts in its media, 0 without one: frames presented
+    before it are hidden (ffprobe's flag D)."""
+    edts = _child(buf, *trak, "edts")
+    elst = _child(buf, *edts, "elst") if edts else None
+    media_time = _elst_media_time(buf, *elst) if elst else None
+    return media_time or 0
 
 
 def keyframe_times(path: Path) -> list[float]:
@@ -193,6 +277,13 @@ def _raw_video_pts(buf: bytes) -> tuple[list[int], int] | None:
     """The video samples' presentation times before any edit (decode times from stts plus
     ctts offsets, as ffprobe -ignore_editlist gives them) and the track's timescale; None when
     the tables are not there (a fragmented MP4)."""
+    found = _raw_video_times(buf)
+    return (found[1], found[2]) if found else None
+
+
+def _raw_video_times(buf: bytes) -> tuple[list[int], list[int], int] | None:
+    """The video samples' decode and presentation times before any edit, in decode order, and
+    the track's timescale (see `_raw_video_pts`)."""
     trak = _video_trak(buf)
     mdia = _child(buf, *trak, "mdia") if trak else None
     mdhd = _child(buf, *mdia, "mdhd") if mdia else None
@@ -210,7 +301,7 @@ def _raw_video_pts(buf: bytes) -> tuple[list[int], int] | None:
         t += n * delta
     if not dts or not timescale or (offsets and len(offsets) != len(dts)):
         return None
-    return [d + (offsets[i] if offsets else 0) for i, d in enumerate(dts)], timescale
+    return dts, [d + (offsets[i] if offsets else 0) for i, d in enumerate(dts)], timescale
 
 
 def _read_moov(path: Path) -> bytes:

@@ -123,3 +123,48 @@ def test_keyframe_parameter_sets_are_what_ffmpeg_gives(gop2: Path, irregular: Pa
             assert got == _param_sets(src, k, tmp_path), (src.name, k)
         # Not a keyframe's time: left to ffmpeg.
         assert keyframe_parameter_sets(src, keys[0] + 0.02, info.start_time) is None
+
+
+def test_packets_listed_in_python_are_ffprobes(gop2: Path, irregular: Path, mpegts: Path,
+                                               tmp_path: Path) -> None:
+    """The cut's frame list (times, decode times, keyframes; packets an edit list hides left
+    out) read from the MP4's sample tables in Python, without an ffprobe run: the same as
+    ffprobe's, for every kind of file the cut meets."""
+    from clipper.media.probe import mp4_video_packets, video_packets
+
+    for src in _sections(gop2, irregular, mpegts, tmp_path):
+        info = probe_media(src)
+        by_ffprobe = video_packets(src, info.start_time)
+        by_python = mp4_video_packets(src, info)
+        assert by_python is not None, src.name
+        assert len(by_python.frames) == len(by_ffprobe.frames), src.name
+        for mine, theirs in zip(by_python.frames, by_ffprobe.frames, strict=True):
+            assert mine.key == theirs.key, (src.name, mine, theirs)
+            assert mine.pts == pytest.approx(theirs.pts, abs=1e-6), (src.name, mine, theirs)
+            assert mine.dts == pytest.approx(theirs.dts, abs=1e-6), (src.name, mine, theirs)
+        for key in ("codec_name", "profile", "pix_fmt", "has_b_frames", "level", "time_base"):
+            assert str(by_ffprobe.stream[key]) == by_python.stream[key], (src.name, key)
+    # Not an MP4 (MPEG-TS): ffprobe lists it.
+    assert mp4_video_packets(mpegts, probe_media(mpegts)) is None
+
+
+def test_mp4_frames_gives_ffprobes_duration_and_refuses_a_cut_short_file(
+        gop2: Path, irregular: Path, mpegts: Path, tmp_path: Path) -> None:
+    """The cut checks its joined clip in Python: the movie's duration as ffprobe gives the
+    format's, and no listing at all for a file that ends before the samples it lists (a write
+    cut short by a full disk), which ffprobe then reads."""
+    import shutil
+
+    from clipper.media.probe import mp4_frames, video_packets
+
+    for src in _sections(gop2, irregular, mpegts, tmp_path):
+        found = mp4_frames(src)
+        assert found is not None, src.name
+        listed = video_packets(src)
+        assert found[1] == pytest.approx(listed.duration, abs=1e-6), src.name
+        assert len(found[0]) == len(listed.frames), src.name
+    short = tmp_path / "short.mp4"
+    shutil.copyfile(tmp_path / "faststart.mp4", short)
+    with open(short, "r+b") as f:
+        f.truncate(short.stat().st_size - 100)
+    assert mp4_frames(short) is None
