@@ -439,9 +439,11 @@ def report(r: dict, base: list[float], duration: float) -> None:
 
 
 def _ends(timeline: dict) -> str:
-    """"cut 1.9, asr 2.6" and the encoder search when a cut had one: a clip's stage ends."""
-    ends = [f"{stage} {timeline[stage]['end']:.1f}" for stage in ("cut", "asr")
-            if timeline.get(stage, {}).get("end") is not None]
+    """"cut 1.9 (1.2 CPU s), asr 2.6 (…, heard 60 s)": a clip's stage ends (seconds from its
+    flag), and the encoder search when its cut had one."""
+    ends = [f"{stage} {v['end']:.1f} ({v['cpu']:.1f} CPU s"
+            + (f", heard {v['heard']:.0f} s" if v.get("heard") is not None else "") + ")"
+            for stage in ("cut", "asr") if (v := timeline.get(stage, {})).get("end") is not None]
     search = timeline.get("cut", {}).get("steps", {}).get("match encoder", 0.0)
     return ", ".join(ends + ([f"encoder search {search:.2f}"] if search >= 0.05 else []))
 

@@ -382,11 +382,13 @@ def resolve_page(url: str, proxy_url: str) -> str:
     """The live manifest URL yt-dlp finds for a page (its requests through the guard)."""
     import yt_dlp
 
+    from clipper.media.fetch import youtube_dl
+
     options = {"quiet": True, "no_warnings": True, "noplaylist": True, "skip_download": True,
                "proxy": proxy_url, "socket_timeout": 20, "cachedir": False,
                "extractor_retries": 0}
     try:
-        with _no_proxy_bypass(), yt_dlp.YoutubeDL(options) as ydl:
+        with _no_proxy_bypass(), youtube_dl(options) as ydl:
             info = ydl.extract_info(url, download=False)
     except yt_dlp.utils.YoutubeDLError as exc:
         raise ResolveFailed(f"yt-dlp found no live stream at {url[:200]}: {exc}") from exc
