@@ -54,8 +54,6 @@ class CutResult:
     duration: float
     edges_lent: int = 0
     """Re-encoded edges an earlier cut of the source lent this one (see `media.cut.EdgeStore`)."""
-    still: Path | None = None
-    """The still the cut was asked for, when it could make it on the way."""
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,6 @@ from clipper.media.probe import (
     probe_media,
     video_packets,
 )
-from clipper.media.thumbnail import keyframe_still
 from clipper.steps import in_context, step
 
 log = logging.getLogger(__name__)
@@ -176,22 +175,12 @@ def _audio(src: Path, info: MediaInfo, first: float, seconds: float, out: Path) 
 
 
 def _copy_middle(src: Path, info: MediaInfo, plan: CutPlan, piece: dict[str, Any], mid: Path,
-                 audio: Path | None, still: tuple[Path, float] | None = None) -> None:
-    """The middle, the audio when there is one, and the still when one is asked for, in one
-    ffmpeg (seeks of the same file): each ffmpeg start costs ~0.1 CPU s, and a cut's small
-    steps were half its CPU. A still that fails is left out (the caller makes it its own way)
-    rather than failing the middle."""
+                 audio: Path | None) -> None:
+    """The middle, and the audio when there is one, in one ffmpeg (two seeks of the same file):
+    each ffmpeg start costs ~0.05 CPU s, and a cut's small steps are half its CPU."""
     outputs = [_middle(src, plan, piece, mid)]
     if audio:
         outputs.append(_audio(src, info, plan.first, plan.stop - plan.first, audio))
-    if still:
-        try:
-            ffrun.run(ffmpeg.merge_outputs(*outputs, keyframe_still(src, *still)),
-                      what="copy the clip's middle and audio, and make its still")
-            return
-        except PermanentError as exc:
-            log.info("the cut's still failed (%s); the middle and audio alone", exc.message)
-            still[0].unlink(missing_ok=True)
     ffrun.run(ffmpeg.merge_outputs(*outputs), what="copy the clip's middle and audio")
 
 
@@ -397,8 +386,8 @@ class EdgeStore:
 
 
 def _smart_cut(src: Path, info: MediaInfo, plan: CutPlan, stream: dict[str, Any], out: Path,
-               work: Path, store: EdgeStore | None = None, known: Path | None = None,
-               still: tuple[Path, float] | None = None) -> tuple[float, int]:
+               work: Path, store: EdgeStore | None = None,
+               known: Path | None = None) -> tuple[float, int]:
     """The clip joined from re-encoded edges (or ones `store` kept), the copied middle and the
     audio; its duration, and how many edges the store lent."""
     blocker = smart_blocker(stream, info) or plan.reason
@@ -416,7 +405,7 @@ def _smart_cut(src: Path, info: MediaInfo, plan: CutPlan, stream: dict[str, Any]
     kept = {p: store.path(at, n, enc, wanted) for p, at, n in edges} if store else {}
     lent = {p for p, k in kept.items() if EdgeStore.fetch(k, p)}
     # The pieces are independent: run them side by side (ffmpeg start-up and I/O dominate).
-    tasks = [lambda: _copy_middle(src, info, plan, _piece(stream), mid, audio, still)]
+    tasks = [lambda: _copy_middle(src, info, plan, _piece(stream), mid, audio)]
     tasks += [(lambda p=p, a=at, n=n: _encode_video(src, a - fdur / 2, n, enc, p))
               for p, at, n in reversed(edges) if p not in lent]
     with step("pieces (edges, middle, audio)"):
@@ -493,16 +482,14 @@ def _reencode(src: Path, info: MediaInfo, plan: CutPlan | None, start: float, en
 
 def cut_clip(src: Path, start: float, end: float, out: Path,
              info: MediaInfo | None = None, edges: EdgeStore | None = None,
-             encoders: Path | None = None, still: tuple[Path, float] | None = None) -> CutResult:
+             encoders: Path | None = None) -> CutResult:
     """Cut [start, end) of `src` (seconds on its presentation timeline, see module doc) to an MP4.
 
     H.264/AAC with +faststart, within one frame of the requested times. Smart cut when the
     source allows it, else a full re-encode. Written to a temp name in out's folder, then renamed.
     `info` is `probe_media(src)` when the caller has it already; `edges` keeps the re-encoded
     edges for later cuts of the same source, and lends them the ones it kept; `encoders` is a
-    folder where the x264 settings that reproduce a source's parameter sets are remembered;
-    `still` (path, t) asks for a JPG of the intra picture at or before `src`'s time t on the way
-    (`thumbnail.keyframe_still`): the result names it when the cut could make it.
+    folder where the x264 settings that reproduce a source's parameter sets are remembered.
     """
     src, out = Path(src), Path(out)
     if info is None:
@@ -514,10 +501,6 @@ def cut_clip(src: Path, start: float, end: float, out: Path,
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.stem}.{uuid.uuid4().hex}.part.mp4")
     method, duration, lent = "reencode", 0.0, 0
-    still_tmp = None
-    if still and info.has_video:
-        name = still[0].with_name(f".{still[0].stem}.{uuid.uuid4().hex}{still[0].suffix}")
-        still_tmp = (name, min(max(0.0, still[1]), max(0.0, info.duration - 0.05)))
     try:
         with tempfile.TemporaryDirectory(dir=out.parent, prefix=".cut-") as work:
             with step("remux"):
@@ -533,7 +516,7 @@ def cut_clip(src: Path, start: float, end: float, out: Path,
             if plan is not None:
                 try:
                     duration, lent = _smart_cut(src, info, plan, stream, tmp, Path(work), edges,
-                                                encoders, still_tmp)
+                                                encoders)
                     method = "smart"
                 except (_Unjoinable, PermanentError) as exc:
                     log.info("smart cut of %s not possible (%s); re-encoding", src.name, exc)
@@ -541,22 +524,8 @@ def cut_clip(src: Path, start: float, end: float, out: Path,
                 with step("re-encode"):
                     duration = _reencode(src, info, plan, start, min(end, info.duration), tmp)
         os.replace(tmp, out)
-        made = bool(still and still_tmp and method == "smart" and _keep(still_tmp[0], still[0]))
     except _Unjoinable as exc:
         raise PermanentError(f"Could not cut {src.name} accurately: {exc}") from exc
     finally:
         tmp.unlink(missing_ok=True)
-        if still_tmp:
-            still_tmp[0].unlink(missing_ok=True)
-    return CutResult(out, method, duration, lent, still[0] if made and still else None)
-
-
-def _keep(made: Path, final: Path) -> bool:
-    """Rename a file ffmpeg may have written (a still: none when no intra picture was found)."""
-    try:
-        if made.stat().st_size > 0:
-            os.replace(made, final)
-            return True
-    except FileNotFoundError:
-        pass
-    return False
+    return CutResult(out, method, duration, lent)

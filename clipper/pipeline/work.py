@@ -11,6 +11,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from sqlalchemy.orm import Session
 from clipper.context import Context
 from clipper.domain import MediaInfo, Transcript
 from clipper.errors import PermanentError, StageDeferred, TransientError
-from clipper.steps import step
+from clipper.steps import in_context, step
 from clipper.storage.tables import (
     Channel,
     Clip,
@@ -173,17 +174,18 @@ def cut(ctx: Context, inp: StageInput) -> StageOutput:
     end = min(end, available)
     out_dir, scratch = clip_dir(ctx, inp.clip_id, inp.version), inp.workdir()
     check_free_space(scratch, needed_bytes(section.stat().st_size, end - start, available - offset))
-    # The thumbnail (the intra picture at or before the middle) comes from the section, made
-    # by one of the cut's ffmpegs on the way; on its own after the cut when that could not.
-    middle = (start + end) / 2 - offset
-    result = cut_clip(section, start - offset, end - offset, scratch / "clip.mp4", info,
-                      EdgeStore(edges_dir(ctx, inp.source_id), str(inp.source_id), offset),
-                      ctx.settings.media_dir / "encoders", (scratch / "thumb.jpg", middle))
-    thumb = result.still
-    if thumb is None:
-        with step("thumbnail"):
-            thumb = make_thumbnail(section, scratch / "thumb.jpg", at=middle, info=info,
-                                   keyframe=True)
+    # The thumbnail (the middle frame) comes from the section, beside the cut, not after it.
+    def thumbnail() -> Path:
+        with step("thumbnail (beside the cut)"):
+            return make_thumbnail(section, scratch / "thumb.jpg", at=(start + end) / 2 - offset,
+                                  info=info, keyframe=True)
+
+    with ThreadPoolExecutor(1) as side:
+        thumb_made = side.submit(in_context(thumbnail))
+        result = cut_clip(section, start - offset, end - offset, scratch / "clip.mp4", info,
+                          EdgeStore(edges_dir(ctx, inp.source_id), str(inp.source_id), offset),
+                          ctx.settings.media_dir / "encoders")
+        thumb = thumb_made.result()
     media = publish(result.path, out_dir / "clip.mp4")
     thumb = publish(thumb, out_dir / "thumb.jpg")
     return StageOutput(

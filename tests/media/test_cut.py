@@ -259,24 +259,3 @@ def test_the_x264_settings_found_for_a_programme_are_shared_between_workers(
     assert not remembered.exists()  # forgotten: the next cut searches again
     monkeypatch.setattr(cutting, "_encoder_cache", {})
     assert cut_clip(src, 1.37, 6.81, tmp_path / "d.mp4", encoders=known).method == "smart"
-
-
-def test_the_cut_makes_the_clips_still_on_the_way(tmp_path: Path, media_dir: Path) -> None:
-    """The thumbnail rides in the ffmpeg that copies the middle (an ffmpeg start, ~0.1 CPU s,
-    fewer per clip): the same picture `make_thumbnail(..., keyframe=True)` makes. A cut that
-    re-encodes names no still (the caller makes it), and leaves no temporary file."""
-    from clipper.media.thumbnail import make_thumbnail
-
-    src = make_video(tmp_path / "src.mp4", 12)
-    still = tmp_path / "out" / "thumb.jpg"
-    result = cut_clip(src, 1.37, 9.81, tmp_path / "out" / "clip.mp4", still=(still, 5.59))
-    assert result.method == "smart" and result.still == still
-    alone = make_thumbnail(src, tmp_path / "alone.jpg", at=5.59, keyframe=True)
-    assert still.read_bytes() == alone.read_bytes()
-    assert sorted(p.name for p in still.parent.iterdir()) == ["clip.mp4", "thumb.jpg"]
-
-    other = make_video(media_dir / "mpeg4-still.mkv", 8, vcodec="mpeg4", gop=25)
-    again = cut_clip(other, 1.37, 5.81, tmp_path / "re" / "clip.mp4",
-                     still=(tmp_path / "re" / "thumb.jpg", 3.5))
-    assert again.method == "reencode" and again.still is None
-    assert [p.name for p in (tmp_path / "re").iterdir()] == ["clip.mp4"]
