@@ -155,13 +155,11 @@ def mp4_frames(path: Path, start_time: float = 0.0) -> tuple[list[Frame], float]
             return None
         dts, pts, scale = found
         shift = _single_edit_shift(buf, trak, scale, pts)
-        stss = _child(buf, *stbl, "stss")
-        keys = (None if stss is None else
-                {n - 1 for n in _uints(buf, stss[0] + 8,
-                                       struct.unpack(">I", buf[stss[0] + 4:stss[0] + 8])[0])})
+        keys = _sync_samples(buf, stbl)
         if shift is None or _data_end(buf) > Path(path).stat().st_size:
             return None
-        begins, duration = _edit_media_time(buf, trak), _movie_duration(buf)
+        movie_scale, movie_duration = _movie_header(buf)
+        begins, duration = _video_edit_start(buf) or 0, movie_duration / movie_scale
     except (OSError, ValueError, IndexError, struct.error):
         return None
     at = start_time
@@ -170,15 +168,25 @@ def mp4_frames(path: Path, start_time: float = 0.0) -> tuple[list[Frame], float]
     return sorted(frames, key=lambda f: f.pts), duration
 
 
-def _movie_duration(buf: bytes) -> float:
+def _movie_header(buf: bytes) -> tuple[int, int]:
+    """The movie's timescale and duration (mvhd)."""
     moov = _child(buf, 0, len(buf), "moov")
     mvhd = _child(buf, *moov, "mvhd") if moov else None
     if mvhd is None:
         raise ValueError("no mvhd")
-    at = mvhd[0] + (20 if buf[mvhd[0]] == 1 else 12)
-    scale, duration = struct.unpack(">IQ" if buf[mvhd[0]] == 1 else ">II", buf[at:at + (
-        12 if buf[mvhd[0]] == 1 else 8)])
-    return duration / scale
+    long = buf[mvhd[0]] == 1
+    at = mvhd[0] + (20 if long else 12)
+    scale, duration = struct.unpack(">IQ" if long else ">II", buf[at:at + (12 if long else 8)])
+    return scale, duration
+
+
+def _sync_samples(buf: bytes, stbl: tuple[int, int]) -> set[int] | None:
+    """Indexes (0-based) of the sync samples (stss); None when every sample is one."""
+    stss = _child(buf, *stbl, "stss")
+    if stss is None:
+        return None
+    count, = struct.unpack(">I", buf[stss[0] + 4:stss[0] + 8])
+    return {n - 1 for n in _uints(buf, stss[0] + 8, count)}
 
 
 def _data_end(buf: bytes) -> int:
@@ -193,15 +201,6 @@ def _data_end(buf: bytes) -> int:
             offset, size = _sample_place(buf, stbl, count - 1)
             end = max(end, offset + size)
     return end
-
-
-def _edit_media_time(buf: bytes, trak: tuple[int, int]) -> int:
-    """Where the video's (only) edit starts in its media, 0 without one: frames presented
-    before it are hidden (ffprobe's flag D)."""
-    edts = _child(buf, *trak, "edts")
-    elst = _child(buf, *edts, "elst") if edts else None
-    media_time = _elst_media_time(buf, *elst) if elst else None
-    return media_time or 0
 
 
 def keyframe_times(path: Path) -> list[float]:
@@ -376,13 +375,16 @@ def keyframe_parameter_sets(path: Path, at: float, start_time: float) -> set[byt
     is ~0.1 CPU s). None when the MP4 is not one this reads plainly (one edit at most, one
     sample description) or no keyframe lies within a millisecond of `at`: ask ffmpeg."""
     try:
+        buf = _read_moov(Path(path))
+        found = _keyframe_sample(buf, at + start_time)
+        if found is None:
+            return None
+        offset, size, avcc_box = found
+        avcc = _avcc_nals(buf[avcc_box[0]:avcc_box[1]])
+        if avcc is None:
+            return None
+        length_size = (buf[avcc_box[0] + 4] & 3) + 1
         with open(path, "rb") as f:
-            buf = _read_moov(Path(path))
-            found = _keyframe_sample(buf, at + start_time)
-            avcc = avc_parameter_sets(path)
-            if found is None or avcc is None:
-                return None
-            offset, size, length_size = found
             f.seek(offset)
             sample = f.read(size)
     except (OSError, ValueError, IndexError, struct.error):
@@ -398,9 +400,9 @@ def keyframe_parameter_sets(path: Path, at: float, start_time: float) -> set[byt
     return carried or avcc
 
 
-def _keyframe_sample(buf: bytes, pts: float) -> tuple[int, int, int] | None:
-    """(file offset, size, NAL length size) of the video sync sample presented at `pts`
-    seconds (ffprobe's pts_time: edit start subtracted, an empty edit's delay added)."""
+def _keyframe_sample(buf: bytes, pts: float) -> tuple[int, int, tuple[int, int]] | None:
+    """(file offset, size, its avcC box) of the video sync sample presented at `pts` seconds
+    (ffprobe's pts_time: edit start subtracted, an empty edit's delay added)."""
     trak = _video_trak(buf)
     stbl = _descend(buf, *trak, ("mdia", "minf", "stbl")) if trak else None
     found = _raw_video_pts(buf)
@@ -410,11 +412,9 @@ def _keyframe_sample(buf: bytes, pts: float) -> tuple[int, int, int] | None:
     shift = _single_edit_shift(buf, trak, timescale, raw)
     if shift is None:
         return None
-    stss = _child(buf, *stbl, "stss")
-    syncs = (range(len(raw)) if stss is None else
-             [n - 1 for n in _uints(buf, stss[0] + 8, struct.unpack(">I", buf[stss[0] + 4:
-                                                                           stss[0] + 8])[0])])
-    near = [i for i in syncs if abs((raw[i] - shift) / timescale - pts) < 1e-3]
+    syncs = _sync_samples(buf, stbl)
+    near = [i for i in (range(len(raw)) if syncs is None else sorted(syncs))
+            if abs((raw[i] - shift) / timescale - pts) < 1e-3]
     if len(near) != 1:
         return None
     offset, size = _sample_place(buf, stbl, near[0])
@@ -423,9 +423,7 @@ def _keyframe_sample(buf: bytes, pts: float) -> tuple[int, int, int] | None:
         return None
     entry = next(_boxes(buf, stsd[0] + 8, stsd[1]), None)
     avcc = _child(buf, entry[1] + 78, entry[2], "avcC") if entry else None
-    if avcc is None:
-        return None
-    return offset, size, (buf[avcc[0] + 4] & 3) + 1
+    return (offset, size, avcc) if avcc else None
 
 
 def _uints(buf: bytes, at: int, count: int) -> list[int]:
@@ -448,12 +446,7 @@ def _single_edit_shift(buf: bytes, trak: tuple[int, int], timescale: int,
              for i in range(count)]
     delay = 0
     if edits and edits[0][1] == -1:
-        mvhd = _descend(buf, *_child(buf, 0, len(buf), "moov") or (0, 0), ("mvhd",))
-        if mvhd is None:
-            return None
-        movie_scale, = struct.unpack(">I", buf[mvhd[0] + (20 if buf[mvhd[0]] == 1 else 12):
-                                                mvhd[0] + (24 if buf[mvhd[0]] == 1 else 16)])
-        delay = round(edits.pop(0)[0] * timescale / movie_scale)
+        delay = round(edits.pop(0)[0] * timescale / _movie_header(buf)[0])
     if len(edits) != 1 or edits[0][1] < 0 or edits[0][2] != 0x10000:
         return None
     shown = [p for p in raw if p >= edits[0][1]]
