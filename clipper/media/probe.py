@@ -374,6 +374,25 @@ def keyframe_parameter_sets(path: Path, at: float, start_time: float) -> set[byt
     `avcC` box's — what `ffmpeg -bsf h264_mp4toannexb` gives, read in Python (an ffmpeg start
     is ~0.1 CPU s). None when the MP4 is not one this reads plainly (one edit at most, one
     sample description) or no keyframe lies within a millisecond of `at`: ask ffmpeg."""
+    found = _keyframe_nals(path, at, start_time)
+    if found is None:
+        return None
+    nals, avcc = found
+    carried = {n.rstrip(b"\x00") for n in nals if n and n[0] & 0x1F in (7, 8)}
+    return carried or avcc
+
+
+def keyframe_is_idr(path: Path, at: float, start_time: float) -> bool:
+    """Whether the keyframe shown at `at` (as for `keyframe_parameter_sets`) is an H.264 IDR
+    picture, after which no frame refers back or is shown earlier; False when it is an open
+    GOP's recovery point or the file is not one this reads plainly."""
+    found = _keyframe_nals(path, at, start_time)
+    return found is not None and any(n and n[0] & 0x1F == 5 for n in found[0])
+
+
+def _keyframe_nals(path: Path, at: float,
+                   start_time: float) -> tuple[list[bytes], set[bytes]] | None:
+    """The NAL units of the keyframe sample shown at `at`, and the avcC box's parameter sets."""
     try:
         buf = _read_moov(Path(path))
         found = _keyframe_sample(buf, at + start_time)
@@ -394,10 +413,7 @@ def keyframe_parameter_sets(path: Path, at: float, start_time: float) -> set[byt
         n = int.from_bytes(sample[pos:pos + length_size], "big")
         nals.append(sample[pos + length_size:pos + length_size + n])
         pos += length_size + n
-    if pos != len(sample):
-        return None
-    carried = {n.rstrip(b"\x00") for n in nals if n and n[0] & 0x1F in (7, 8)}
-    return carried or avcc
+    return (nals, avcc) if pos == len(sample) else None
 
 
 def _keyframe_sample(buf: bytes, pts: float) -> tuple[int, int, tuple[int, int]] | None:

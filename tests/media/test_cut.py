@@ -259,3 +259,51 @@ def test_the_x264_settings_found_for_a_programme_are_shared_between_workers(
     assert not remembered.exists()  # forgotten: the next cut searches again
     monkeypatch.setattr(cutting, "_encoder_cache", {})
     assert cut_clip(src, 1.37, 6.81, tmp_path / "d.mp4", encoders=known).method == "smart"
+
+
+def _edge_commands(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    import ffmpeg
+
+    from clipper.media import cut as cutting
+
+    real, seen = cutting.ffrun.run, []
+
+    def watch(cmd, **kw):  # type: ignore[no-untyped-def]
+        if kw.get("what") == "re-encode the clip's edge":
+            seen.append(ffmpeg.compile(cmd))
+        return real(cmd, **kw)
+
+    monkeypatch.setattr(cutting.ffrun, "run", watch)
+    return seen
+
+
+def test_the_tail_edge_is_decoded_from_its_idr_keyframe(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tail edge starts at a keyframe: an IDR is sought straight to (not the GOP before it,
+    decoded for nothing), in a plain MP4 and in a section with an edit list, frame-exact."""
+    import subprocess
+
+    src = make_video(tmp_path / "src.mp4", 12)
+    section = tmp_path / "section.mp4"  # what yt-dlp's ffmpeg -ss copy leaves: an edit list
+    subprocess.run(["ffmpeg", "-v", "error", "-ss", "1.3", "-i", str(src), "-c", "copy",
+                    str(section)], check=True)
+    for source, (start, end) in ((src, (1.37, 9.81)), (section, (0.41, 7.93))):
+        commands = _edge_commands(monkeypatch)
+        result = cut_clip(source, start, end, tmp_path / f"clip-{source.stem}.mp4")
+        assert result.method == "smart"
+        assert sum("-noaccurate_seek" in c for c in commands) == 1, commands
+        assert_frame_exact(result.path, source, start, end)
+
+
+def test_an_open_gop_source_is_cut_frame_exact(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keyframes that are recovery points, not IDRs (open GOPs, as some broadcasters send):
+    the tail is decoded from the keyframe before, as the head is."""
+    src = make_video(tmp_path / "open.mp4", 12,
+                     extra=["-x264-params", "open-gop=1:keyint=50:min-keyint=50"])
+    for start, end in ((1.37, 6.81), (0.53, 9.93)):
+        commands = _edge_commands(monkeypatch)
+        result = cut_clip(src, start, end, tmp_path / "clip.mp4")
+        assert result.method == "smart"
+        assert commands and not any("-noaccurate_seek" in c for c in commands)
+        assert_frame_exact(result.path, src, start, end)
