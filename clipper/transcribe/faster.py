@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from clipper.errors import InvalidInput
 from clipper.settings import Settings
 from clipper.steps import step
 from clipper.transcribe.engine import Progress, cached_model
+from clipper.transcribe.prehear import PreHearing, at_risk_regions
 from clipper.transcribe.speech import (
     SAMPLE_RATE,
     RawSegment,
@@ -60,8 +62,33 @@ def load_model(path: Path, device: str, threads: int, compute_type: str = "") ->
     from faster_whisper import WhisperModel
 
     compute_type = compute_type or ("int8" if device == "cpu" else "float16")
+    # Two CTranslate2 workers (they share the weights: no more memory) so that speech the
+    # batched pass may jump over can be heard beside it (clipper.transcribe.prehear).
     return WhisperModel(str(path), device=device, compute_type=compute_type,
-                        cpu_threads=threads, num_workers=1, local_files_only=True)
+                        cpu_threads=threads, num_workers=2, local_files_only=True)
+
+
+@functools.cache
+def _pipeline_class() -> type:
+    """faster-whisper's batched pipeline, telling `on_chunks` the VAD segments (seconds) of each
+    chunk it is about to decode. (Should faster-whisper rename the method, nothing is told and
+    nothing is heard beforehand: the transcript is the same, only later.)"""
+    from faster_whisper import BatchedInferencePipeline
+
+    class Pipeline(BatchedInferencePipeline):  # type: ignore[misc]
+        on_chunks: Callable[[list[list[tuple[float, float]]]], None] | None = None
+
+        def _batched_segments_generator(self, features: Any, tokenizer: Any,
+                                        chunks_metadata: Sequence[dict], *args: Any,
+                                        **kwargs: Any) -> Any:
+            if self.on_chunks is not None:
+                self.on_chunks([[(s["start"] / SAMPLE_RATE, s["end"] / SAMPLE_RATE)
+                                 for s in chunk.get("segments") or ()]
+                                for chunk in chunks_metadata])
+            return super()._batched_segments_generator(features, tokenizer, chunks_metadata,
+                                                        *args, **kwargs)
+
+    return Pipeline
 
 
 @dataclass
@@ -86,15 +113,15 @@ class FasterWhisperEngine:
             word_timestamps=True, vad_filter=False, language="en" if english_only else None)
         return _raw(pieces, lo)
 
-    def _decoder(self, batch: int) -> Any:
+    def _decoder(self, batch: int, on_chunks: Callable[..., None] | None = None) -> Any:
         """The model, or faster-whisper's batched pipeline over it: speech chunks of up to 30 s
         decoded `batch` at a time (one core does more work per step: a 60 s clip 15% and
-        three minutes 35% sooner, as many words right)."""
+        three minutes 35% sooner, as many words right), told to `on_chunks` first."""
         if batch <= 1:
             return self.model
-        from faster_whisper import BatchedInferencePipeline
-
-        return BatchedInferencePipeline(self.model)
+        pipeline = _pipeline_class()(self.model)
+        pipeline.on_chunks = on_chunks
+        return pipeline
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FasterWhisperEngine:
@@ -117,9 +144,14 @@ class FasterWhisperEngine:
         segments: list[Segment] = []
         language = "en" if english_only else ""
         if regions:
+            batch = self.batch_size if batched else 1
+            prehear = PreHearing(lambda r: self._hear_alone(audio.samples, r, english_only))
+
+            def on_chunks(chunks: list[list[tuple[float, float]]]) -> None:
+                prehear.start(at_risk_regions(chunks, regions))
+
             with step("whisper features and VAD"):
-                batch = self.batch_size if batched else 1
-                pieces, info = self._decoder(batch).transcribe(
+                pieces, info = self._decoder(batch, on_chunks).transcribe(
                     audio.samples, beam_size=self.beam_size, word_timestamps=True,
                     vad_filter=True, language="en" if english_only else None,
                     # With timestamps, as the one-pass decoder predicts them: the batched
@@ -127,12 +159,17 @@ class FasterWhisperEngine:
                     # CPUs ("300 new schools" as "$300 who's cooled") that the one pass got.
                     **({"batch_size": batch, "without_timestamps": False} if batch > 1 else {}))
             language = info.language
-            with step("whisper decode"):
-                raw = _raw(pieces, 0.0, progress, audio.duration)
+            try:
+                with step("whisper decode"):
+                    raw = _raw(pieces, 0.0, progress, audio.duration)
+            finally:
+                prehear.finish()
             with step("hear skipped speech again"):
                 for region in skipped_speech(regions, [w for *_, ws in raw for w in ws]):
-                    raw = replace_region(raw, region, self._hear_alone(audio.samples, region,
-                                                                        english_only))
+                    again = prehear.result(region)
+                    if again is None:
+                        again = self._hear_alone(audio.samples, region, english_only)
+                    raw = replace_region(raw, region, again)
             segments = place_segments(sentence_segments(raw), regions, audio.offset)
         if progress:
             progress(1.0)
