@@ -13,6 +13,7 @@ nothing starts, so no CPU is spent on a guess.
 
 from __future__ import annotations
 
+import contextvars
 import os
 import threading
 import time
@@ -60,9 +61,9 @@ def idle_core() -> bool:
 
 
 class PreHearing:
-    """Hears the given regions one by one in a daemon thread, each once `idle` says a core is
-    free, until `finish`; `result` gives what was heard (waiting for one under way), or None
-    for a region not heard (it is then never started)."""
+    """Hears the given regions one by one in a thread, each once `idle` says a core is free,
+    until `finish`; `result` gives what was heard (waiting for one under way), or None for a
+    region not heard (it is then never started). `close` when done with it."""
 
     def __init__(self, hear: Callable[[Region], list], idle: Callable[[], bool] = idle_core,
                  poll: float = POLL) -> None:
@@ -77,7 +78,9 @@ class PreHearing:
         with self._lock:
             self._queue += [r for r in regions if r not in self._futures and r not in self._queue]
             if self._queue and self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="prehear", daemon=True)
+                # In the caller's context: its steps (clipper.steps) count this thread's too.
+                self._thread = threading.Thread(target=contextvars.copy_context().run,
+                                                args=(self._run,), name="prehear", daemon=True)
                 self._thread.start()
 
     def _next(self) -> tuple[Region, Future] | None:
@@ -107,6 +110,13 @@ class PreHearing:
     def finish(self) -> None:
         """No more regions start (one under way ends)."""
         self._done.set()
+
+    def close(self) -> None:
+        """`finish`, and wait for a hearing under way: none outlives the transcription (a
+        ctranslate2 call still running when the process exits aborts it)."""
+        self.finish()
+        if self._thread is not None:
+            self._thread.join()
 
     def result(self, region: Region) -> list | None:
         with self._lock:

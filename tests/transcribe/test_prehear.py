@@ -89,8 +89,9 @@ def programme(speech_dir: Path) -> Path:
 
 def test_hearing_beforehand_gives_the_same_transcript(settings: Settings, programme: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    """With a core idle, the last sentence of the first chunk is heard beside the batched pass;
-    any region the pass jumped over is taken from there, and the words are the same."""
+    """With a core idle, the last sentence of the first chunk is heard beside the batched pass
+    (once its encoder has run); a region the pass jumped over is taken from there, and the
+    words are the same. No hearing outlives the transcription."""
     from clipper.transcribe import faster
     from clipper.transcribe.faster import FasterWhisperEngine
 
@@ -99,14 +100,23 @@ def test_hearing_beforehand_gives_the_same_transcript(settings: Settings, progra
 
     def watch(self, samples, region, english_only):  # type: ignore[no-untyped-def]
         calls.append((region, threading.current_thread().name == "prehear"))
+        order.append("heard beforehand" if calls[-1][1] else "heard")
         return real(self, samples, region, english_only)
 
     monkeypatch.setattr(faster.FasterWhisperEngine, "_hear_alone", watch)
+    real_encode, order = faster._Encoding.encode, []
+
+    def encode(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        out = real_encode(self, *args, **kwargs)
+        order.append("encoded")
+        return out
+
+    monkeypatch.setattr(faster._Encoding, "encode", encode)
     runs = {}
     for idle in (False, True):
-        monkeypatch.setattr(faster, "PreHearing",
-                            lambda hear, idle=idle: PreHearing(hear, idle=lambda: idle))
+        monkeypatch.setattr(faster, "idle_core", lambda idle=idle: idle)
         calls.clear()
+        order.clear()
         runs[idle] = (engine.transcribe(programme), list(calls))
     (alone, plain_calls), (beside, pre_calls) = runs[False], runs[True]
     assert beside == alone
@@ -116,3 +126,6 @@ def test_hearing_beforehand_gives_the_same_transcript(settings: Settings, progra
     # What was heard beforehand is not heard again afterwards (here, on this machine's CPUs,
     # it is what the pass jumped over: the same region the run without a helper heard again).
     assert not [region for region, pre in pre_calls if not pre and region in beforehand]
+    assert not [t for t in threading.enumerate() if t.name == "prehear"]
+    # Only once the pass's encoder has run: the two encoders are never in memory together.
+    assert order.index("encoded") < order.index("heard beforehand")
