@@ -167,3 +167,14 @@ def test_youtube_dl_has_yt_dlps_default_extractors() -> None:
     assert list(ours._ies) == list(plain._ies) and len(plain._ies) > 1000
     assert all(ours._ies[k] is plain._ies[k] for k in plain._ies)
     assert list(ours._ies_instances) == list(plain._ies_instances)
+
+
+def test_warm_up_compiles_every_extractors_url_pattern() -> None:
+    """A worker compiles yt-dlp's URL patterns when it starts, not on a volunteer's first flag
+    (a link reaches the generic extractor only after every other pattern said no)."""
+    from clipper.media.fetch import _default_extractors, warm_up
+
+    warm_up()
+    compiled = [ie for ie in _default_extractors() if "_VALID_URL_RE" in ie.__dict__]
+    with_pattern = [ie for ie in _default_extractors() if ie._VALID_URL]
+    assert len(compiled) == len(with_pattern) > 1000
