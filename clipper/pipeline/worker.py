@@ -12,7 +12,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -54,8 +54,17 @@ class ClipperWorker(SimpleWorker):
     signal — and the worker then exits; and that a re-cut's just-queued first job it has taken
     makes way for new work queued with it (`later_grace`)."""
 
+    #: Called once, before the worker first waits for a job (see `warm_up`).
+    before_work: Callable[[], None] | None = None
+
     def dequeue_job_and_maintain_ttl(self, timeout: int | None,
                                      max_idle_time: int | None = None) -> tuple[Job, Queue] | None:
+        if self.before_work is not None:
+            # Not before `work()`: RQ forks its scheduler process there, and a fork of a worker
+            # holding the model counted ~120 MB more resident memory (and ctranslate2's threads
+            # would meet a fork).
+            before, self.before_work = self.before_work, None
+            before()
         taken = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
         if taken is None or not taken[1].name.endswith(LATER):
             return taken
@@ -162,6 +171,6 @@ def warm_up(ctx: Context, names: Sequence[str]) -> None:
 def run_worker(ctx: Context, names: Sequence[str], *, burst: bool = False) -> bool:
     watch_parent()  # under `clipper up`: stop, then kill our group (scheduler, ffmpeg) if it dies
     lower_priority()
-    warm_up(ctx, names)
     worker = make_worker(ctx, names)
+    worker.before_work = lambda: warm_up(ctx, names)
     return worker.work(burst=burst, logging_level=ctx.settings.log_level, with_scheduler=not burst)

@@ -43,3 +43,21 @@ def test_a_model_that_will_not_load_is_left_to_the_job(
         from clipper.transcribe import get_engine
 
         get_engine(settings)
+
+
+def test_the_warm_up_runs_once_when_the_worker_first_looks_for_work(sqlite_ctx, redis_conn):
+    """After `work()` has forked RQ's scheduler (a fork of a worker holding the model counted
+    its memory twice), before the first job: once."""
+    from rq import Queue
+
+    from clipper.pipeline.worker import make_worker
+
+    worker = make_worker(sqlite_ctx, ["fetch"], redis_conn)
+    calls: list[int] = []
+    worker.before_work = lambda: calls.append(len(Queue("fetch", connection=redis_conn)))
+    Queue("fetch", connection=redis_conn).enqueue("clipper.pipeline.jobs.run_stage_job",
+                                                  "fetch", 1, 1, job_id="one")
+    Queue("fetch", connection=redis_conn).enqueue("clipper.pipeline.jobs.run_stage_job",
+                                                  "fetch", 2, 1, job_id="two")
+    taken = [worker.dequeue_job_and_maintain_ttl(timeout=5)[0].id for _ in range(2)]
+    assert taken == ["one", "two"] and calls == [2]  # before the first was taken, only then
