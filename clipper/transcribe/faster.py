@@ -76,11 +76,12 @@ _M_ARENA_MAX = -8
 
 
 def _few_malloc_arenas() -> None:
-    """Let the process's threads share two malloc arenas: glibc gives each new thread its own
-    (up to 8 per core), which keeps what a ctranslate2 worker freed for that thread alone — the
-    hearing beside the batched pass left the worker ~60 MB higher."""
+    """Let the process's threads share one malloc arena: glibc gives each new thread its own
+    (up to 8 per core), which keeps what one ctranslate2 worker freed for that thread alone —
+    with the hearing beside the batched pass the asr worker peaked at 577-606 MB (budget 600);
+    with one arena 543-556 MB, and a transcription takes no more CPU (interleaved runs)."""
     try:
-        ctypes.CDLL(None).mallopt(_M_ARENA_MAX, 2)
+        ctypes.CDLL(None).mallopt(_M_ARENA_MAX, 1)
     except (OSError, AttributeError):  # not glibc: its own allocator's ways
         pass
 
