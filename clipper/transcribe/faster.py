@@ -149,6 +149,25 @@ class FasterWhisperEngine:
             word_timestamps=True, vad_filter=False, language="en" if english_only else None)
         return _raw(pieces, lo)
 
+    def _prehearing(self, samples: Any, regions: Sequence[tuple[float, float]], batch: int,
+                    english_only: bool) -> tuple[PreHearing, Callable[..., None], threading.Event]:
+        """What hears, beside the batched pass, the speech it may jump over
+        (clipper.transcribe.prehear): the hearing, the pass's `on_chunks` that starts it, and
+        the event the pass sets once its encoder has run (the hearing waits for that)."""
+
+        def beforehand(region: tuple[float, float]) -> list[RawSegment]:
+            with step("hear beforehand (beside the pass)"):
+                return self._hear_alone(samples, region, english_only)
+
+        encoded = threading.Event()
+        prehear = PreHearing(beforehand, idle=lambda: encoded.is_set() and idle_core())
+
+        def on_chunks(chunks: list[list[tuple[float, float]]]) -> None:
+            if len(chunks) <= batch:  # one encoder pass: after it, none overlaps the hearing
+                prehear.start(at_risk_regions(chunks, regions))
+
+        return prehear, on_chunks, encoded
+
     def _decoder(self, batch: int, on_chunks: Callable[..., None] | None = None,
                  encoded: threading.Event | None = None) -> Any:
         """The model, or faster-whisper's batched pipeline over it: speech chunks of up to 30 s
@@ -183,17 +202,8 @@ class FasterWhisperEngine:
         language = "en" if english_only else ""
         if regions:
             batch = self.batch_size if batched else 1
-            def beforehand(region: tuple[float, float]) -> list[RawSegment]:
-                with step("hear beforehand (beside the pass)"):
-                    return self._hear_alone(audio.samples, region, english_only)
-
-            encoded = threading.Event()
-            prehear = PreHearing(beforehand, idle=lambda: encoded.is_set() and idle_core())
-
-            def on_chunks(chunks: list[list[tuple[float, float]]]) -> None:
-                if len(chunks) <= batch:  # one encoder pass: after it, none overlaps the hearing
-                    prehear.start(at_risk_regions(chunks, regions))
-
+            prehear, on_chunks, encoded = self._prehearing(audio.samples, regions, batch,
+                                                           english_only)
             with step("whisper features and VAD"):
                 pieces, info = self._decoder(batch, on_chunks, encoded).transcribe(
                     audio.samples, beam_size=self.beam_size, word_timestamps=True,

@@ -75,9 +75,10 @@ class PreHearing:
         self._thread: threading.Thread | None = None
 
     def start(self, regions: Sequence[Region]) -> None:
+        """Hear these too (those not already heard or waiting), in the order given."""
         with self._lock:
             self._queue += [r for r in regions if r not in self._futures and r not in self._queue]
-            if self._queue and self._thread is None:
+            if self._queue and (self._thread is None or not self._thread.is_alive()):
                 # In the caller's context: its steps (clipper.steps) count this thread's too.
                 self._thread = threading.Thread(target=contextvars.copy_context().run,
                                                 args=(self._run,), name="prehear", daemon=True)
@@ -119,6 +120,8 @@ class PreHearing:
             self._thread.join()
 
     def result(self, region: Region) -> list | None:
+        """What was heard of `region` (after the hearing under way, if it is that one); None
+        when it was not heard, or the hearing failed (the caller hears it the usual way)."""
         with self._lock:
             future = self._futures.get(region)
         if future is None:

@@ -129,3 +129,13 @@ def test_hearing_beforehand_gives_the_same_transcript(settings: Settings, progra
     assert not [t for t in threading.enumerate() if t.name == "prehear"]
     # Only once the pass's encoder has run: the two encoders are never in memory together.
     assert order.index("encoded") < order.index("heard beforehand")
+
+
+def test_regions_given_after_the_thread_ended_are_heard_too() -> None:
+    pre = PreHearing(lambda r: [r], idle=lambda: True, poll=0.005)
+    pre.start([(1.0, 3.0)])
+    assert _wait_until(lambda: pre._thread is not None and not pre._thread.is_alive())
+    pre.start([(5.0, 8.0)])
+    assert _wait_until(lambda: (5.0, 8.0) in pre._futures and pre._futures[(5.0, 8.0)].done())
+    pre.close()
+    assert pre.result((5.0, 8.0)) == [(5.0, 8.0)]
