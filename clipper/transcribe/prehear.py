@@ -45,7 +45,8 @@ def at_risk_regions(chunks: Sequence[Sequence[Region]], regions: Sequence[Region
 def idle_core() -> bool:
     """Whether a core is free: the kernel's runnable threads (this one and the batched pass
     among them) fit in the cores, twice a moment apart. False when that cannot be read."""
-    cores = os.cpu_count() or 1
+    # The CPUs this process may run on (a container's share), not all the machine has.
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     for attempt in range(2):
         if attempt:
             time.sleep(0.01)
@@ -55,7 +56,7 @@ def idle_core() -> bool:
             running = int(line.split()[1])
         except (OSError, ValueError, IndexError):
             return False
-        if running > cores:
+        if running > (cores or 1):
             return False
     return True
 
