@@ -64,7 +64,7 @@ def load_model(path: Path, device: str, threads: int, compute_type: str = "") ->
     from faster_whisper import WhisperModel
 
     compute_type = compute_type or ("int8" if device == "cpu" else "float16")
-    _few_malloc_arenas()
+    _one_malloc_arena()
     # Two CTranslate2 workers (they share the weights: no more memory) so that speech the
     # batched pass may jump over can be heard beside it (clipper.transcribe.prehear).
     return WhisperModel(str(path), device=device, compute_type=compute_type,
@@ -75,7 +75,7 @@ def load_model(path: Path, device: str, threads: int, compute_type: str = "") ->
 _M_ARENA_MAX = -8
 
 
-def _few_malloc_arenas() -> None:
+def _one_malloc_arena() -> None:
     """Let the process's threads share one malloc arena: glibc gives each new thread its own
     (up to 8 per core), which keeps what one ctranslate2 worker freed for that thread alone —
     with the hearing beside the batched pass the asr worker peaked at 577-606 MB (budget 600);

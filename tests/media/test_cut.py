@@ -165,14 +165,17 @@ def _frame_hashes(path: Path) -> list[str]:
             if line and not line.startswith("#")]
 
 
-def _count_edge_encodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+def _edge_encodes(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The ffmpeg command lines of the edge encodes the cut runs from now on."""
+    import ffmpeg
+
     from clipper.media import cut as cutting
 
     real, seen = cutting.ffrun.run, []
 
     def watch(cmd, **kw):  # type: ignore[no-untyped-def]
         if kw.get("what") == "re-encode the clip's edge":
-            seen.append(kw["what"])
+            seen.append(ffmpeg.compile(cmd))
         return real(cmd, **kw)
 
     monkeypatch.setattr(cutting.ffrun, "run", watch)
@@ -189,7 +192,7 @@ def test_a_widened_or_trimmed_clip_reencodes_only_the_edge_that_moved(
     src = make_video(tmp_path / "src.mp4", 12)
     store = EdgeStore(tmp_path / "edges", "source-1", 0.0)
     scratch = cut_clip(src, 0.53, 8.81, tmp_path / "c.mp4")  # (and the encoder search's trials)
-    encodes = _count_edge_encodes(monkeypatch)
+    encodes = _edge_encodes(monkeypatch)
     assert cut_clip(src, 1.37, 8.81, tmp_path / "a.mp4", edges=store).method == "smart"
     assert len(encodes) == 2 and len(list(store.folder.glob("*.mp4"))) == 2
 
@@ -240,7 +243,7 @@ def test_the_x264_settings_found_for_a_programme_are_shared_between_workers(
     src = make_video(tmp_path / "src.mp4", 8, extra=["-preset", "faster", "-crf", "24"])
     known = tmp_path / "encoders"
     monkeypatch.setattr(cutting, "_encoder_cache", {})
-    encodes = _count_edge_encodes(monkeypatch)
+    encodes = _edge_encodes(monkeypatch)
     cut_clip(src, 1.37, 6.81, tmp_path / "a.mp4", encoders=known)
     searched = len(encodes) - 2  # the trials, beside the two edges
     assert searched >= 1 and len(list(known.glob("*.json"))) == 1
@@ -261,22 +264,6 @@ def test_the_x264_settings_found_for_a_programme_are_shared_between_workers(
     assert cut_clip(src, 1.37, 6.81, tmp_path / "d.mp4", encoders=known).method == "smart"
 
 
-def _edge_commands(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
-    import ffmpeg
-
-    from clipper.media import cut as cutting
-
-    real, seen = cutting.ffrun.run, []
-
-    def watch(cmd, **kw):  # type: ignore[no-untyped-def]
-        if kw.get("what") == "re-encode the clip's edge":
-            seen.append(ffmpeg.compile(cmd))
-        return real(cmd, **kw)
-
-    monkeypatch.setattr(cutting.ffrun, "run", watch)
-    return seen
-
-
 def test_the_tail_edge_is_decoded_from_its_idr_keyframe(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The tail edge starts at a keyframe: an IDR is sought straight to (not the GOP before it,
@@ -288,7 +275,7 @@ def test_the_tail_edge_is_decoded_from_its_idr_keyframe(
     subprocess.run(["ffmpeg", "-v", "error", "-ss", "1.3", "-i", str(src), "-c", "copy",
                     str(section)], check=True)
     for source, (start, end) in ((src, (1.37, 9.81)), (section, (0.41, 7.93))):
-        commands = _edge_commands(monkeypatch)
+        commands = _edge_encodes(monkeypatch)
         result = cut_clip(source, start, end, tmp_path / f"clip-{source.stem}.mp4")
         assert result.method == "smart"
         assert sum("-noaccurate_seek" in c for c in commands) == 1, commands
@@ -302,7 +289,7 @@ def test_an_open_gop_source_is_cut_frame_exact(
     src = make_video(tmp_path / "open.mp4", 12,
                      extra=["-x264-params", "open-gop=1:keyint=50:min-keyint=50"])
     for start, end in ((1.37, 6.81), (0.53, 9.93)):
-        commands = _edge_commands(monkeypatch)
+        commands = _edge_encodes(monkeypatch)
         result = cut_clip(src, start, end, tmp_path / "clip.mp4")
         assert result.method == "smart"
         assert commands and not any("-noaccurate_seek" in c for c in commands)
