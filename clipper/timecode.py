@@ -131,17 +131,23 @@ def _iso(raw: str, field: str) -> datetime | None:
                            f"Use a time like {WALL_EXAMPLES}.") from None
 
 
+def readings(day: date, clock: time, zone: ZoneInfo) -> list[float]:
+    """Pure: the Unix seconds, in order, at which `zone`'s clocks show `clock` on `day`: none
+    in an hour skipped when the clocks went forward, two in one repeated when they went back."""
+    naive = datetime.combine(day, clock)
+    found = sorted({naive.replace(tzinfo=zone, fold=f).timestamp() for f in (0, 1)})
+    return [t for t in found if datetime.fromtimestamp(t, zone).replace(tzinfo=None) == naive]
+
+
 def local_instant(day: date, clock: time, zone: ZoneInfo, *, now: float) -> float:
     """Unix seconds of the local time `clock` on `day` in `zone`, DST-safe.
 
     A time that never happens (clocks went forward) is refused; one that happens twice (clocks
     went back) is the later of the two that is not in the future, else the earlier.
     """
-    naive = datetime.combine(day, clock)
-    found = sorted({naive.replace(tzinfo=zone, fold=f).timestamp() for f in (0, 1)})
-    real = [t for t in found
-            if datetime.fromtimestamp(t, zone).replace(tzinfo=None) == naive]
+    real = readings(day, clock, zone)
     if not real:
+        naive = datetime.combine(day, clock)
         raise InvalidInput(f"{naive:%Y-%m-%d %H:%M:%S} does not exist in {zone.key}: "
                            "the clocks went forward then.",
                            "Give a time outside the skipped hour, or an ISO time with an offset.")
@@ -200,10 +206,12 @@ def parse_wall_interval(start: str | float, end: str | float, *, zone: str, now:
         clock = _clock(end.strip(), "End")
         assert clock is not None
         first = datetime.fromtimestamp(s, tz).date()
-        e = local_instant(first, clock, tz, now=now)
-        if e <= s:
-            e = local_instant(first + timedelta(days=1), clock, tz, now=now)
-        return s, e
+        # The first instant after the start that shows the reading: in the hour the clocks
+        # repeat, a start on its second pass ends on the second pass too, however near now.
+        after = [t for day in (first, first + timedelta(days=1))
+                 for t in readings(day, clock, tz) if t > s]
+        return s, (after[0] if after
+                   else local_instant(first + timedelta(days=1), clock, tz, now=now))
     return s, parse_wallclock(end, zone=zone, now=now, day=day, field="End")
 
 
