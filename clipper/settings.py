@@ -32,6 +32,13 @@ def _int(text: str) -> int:
     return int(text)
 
 
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError("must be more than 0")
+    return value
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -121,6 +128,10 @@ SETTINGS: tuple[Setting, ...] = (
             "(1 is fastest on 2-vCPU machines).", _int),
     Setting("CLIPPER_WEBHOOK_URL", "webhook_url", "", "Slack-compatible webhook notified when a "
             "clip is ready and when a package is exported."),
+    Setting("CLIPPER_WEBHOOK_TIMEOUT", "webhook_timeout", "10", "Seconds one post to a webhook "
+            "may take in all (connecting, sending, the answer) before it is abandoned and tried "
+            "again later: a hook that answers slowly holds the next messages up this long.",
+            _positive_float),
     Setting("CLIPPER_BASE_URL", "base_url", "", "Public address of the dashboard, "
             "used for links in notifications."),
     Setting("CLIPPER_SLACK_SIGNING_SECRET", "slack_signing_secret", "", "Signing secret of the "
@@ -190,6 +201,7 @@ class Settings:
     whisper_beam_size: int
     whisper_threads: int
     webhook_url: str
+    webhook_timeout: float
     base_url: str
     slack_signing_secret: str = field(repr=False)  # a secret: kept out of logs
     session_minutes: float

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from hypothesis import settings
 from sqlalchemy import create_engine, text
 
 from clipper.context import Context
@@ -18,6 +19,10 @@ from clipper.storage.database import Database
 from clipper.storage.tables import Base
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+# tests/test_pure_split.py runs the pure tests again, to see that they need no service: there a
+# property is tried on a few examples (it was tried on the usual hundred in the main run).
+settings.register_profile("pure-split", max_examples=5)
 
 REDIS_TEST_URL = os.environ.get("CLIPPER_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 

@@ -28,7 +28,8 @@ def test_pure_tests_need_no_services(tmp_path: Path) -> None:
            "PLAYWRIGHT_BROWSERS_PATH": str(tmp_path / "no-browsers")}
     env.pop("PYTEST_ADDOPTS", None)
     proc = subprocess.run([sys.executable, "-m", "pytest", "-m", "not services", "-q",
-                           "-p", "no:cacheprovider", "--basetemp", str(tmp_path / "run")],
+                           "-p", "no:cacheprovider", "--hypothesis-profile", "pure-split",
+                           "--basetemp", str(tmp_path / "run")],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     summary = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]

@@ -30,7 +30,6 @@ from sqlalchemy.orm import Session
 
 from clipper.context import Context
 from clipper.net.webhook import (
-    ATTEMPT_SECONDS,
     PostResult,
     channel_stalled_message,
     clip_ready_message,
@@ -217,16 +216,18 @@ def _record(ctx: Context, token: str, msg: _Claimed, result: PostResult, t: date
 
 
 def deliver_due(ctx: Context, *, now: datetime | None = None, limit: int = BATCH,
-                timeout: float = ATTEMPT_SECONDS,
+                timeout: float | None = None,
                 stop: threading.Event | None = None) -> dict[str, int]:
     """Post every due message (up to `limit`), each attempt bounded by `timeout` seconds of wall
-    clock; returns how many were delivered, will be retried, were given up.
+    clock (default: the webhook_timeout setting); returns how many were delivered, will be
+    retried, were given up.
 
     Safe to run in several processes at once: each message is claimed by one of them. `now`
     (default: the clock) is when this round happens, for tests that move time; `stop` ends
     the round early, handing the messages not yet posted back.
     """
     counts = {"delivered": 0, "retrying": 0, "given_up": 0}
+    timeout = ctx.settings.webhook_timeout if timeout is None else timeout
     token = uuid.uuid4().hex
     claimed = _claim(ctx, token, now or _utcnow(), limit, timeout)
     try:
@@ -289,10 +290,10 @@ class DeliveryLoop(threading.Thread):
     def run(self) -> None:
         deliver_forever(self.ctx, self.stopping, every=self.every)
 
-    def stop(self, timeout: float = ATTEMPT_SECONDS + 5.0) -> None:
+    def stop(self, timeout: float | None = None) -> None:
         """Ask it to stop and wait for the attempt in progress (bounded by its deadline)."""
         self.stopping.set()
-        self.join(timeout)
+        self.join(self.ctx.settings.webhook_timeout + 5.0 if timeout is None else timeout)
 
 
 def outbox_summary(ctx: Context, *, now: datetime | None = None,

@@ -5,7 +5,8 @@ up), and once the hook works again the stack's own deliverer sends every one of 
 
 The outbox's backoff (5 s, 15 s, 45 s ... after failed attempts) runs on the real clock here:
 the hook recovers as soon as every message has failed once, and the wait for delivery is bounded
-by the latest retry the rows were given, plus the drip's 10 s attempt deadlines."""
+by the latest retry the rows were given, plus the drip's attempt deadlines (CLIPPER_WEBHOOK_TIMEOUT,
+3 s here: the deliverer posts one message at a time, and each dripped answer holds it that long)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ from faultparts import outbox_rows, unix
 from polling import poll
 
 from clipper.context import Context
-from clipper.net.webhook import ATTEMPT_SECONDS
 from clipper.permissions import Actor
 from clipper.pipeline.notifications import (
     DELIVERED,
@@ -34,6 +34,8 @@ pytestmark = [pytest.mark.faults, pytest.mark.services, pytest.mark.slow]
 ANN = Actor.operator("ann")
 #: Three moments of the 30 s broadcast, one clip (and one clip-ready message) each.
 MOMENTS = ((1.0, 7.0), (10.0, 16.0), (20.0, 26.0))
+#: Each post's deadline: a dripped answer is abandoned after it.
+ATTEMPT_SECONDS = 3.0
 #: What a failed attempt in each fault leaves as the message's last error.
 ERRORS = {"down": "Connection refused", "500": "HTTP 500", "drip": "timed out"}
 
@@ -43,7 +45,8 @@ def test_clip_ready_messages_wait_out_a_broken_hook_and_are_sent_once_it_works(
         fault, tmp_path, broadcast, private_redis, webhook, up, stack_ctx):
     webhook.set(fault)
     stack = up(stack_env(tmp_path / "home", redis_url=private_redis.url(),
-                         CLIPPER_WEBHOOK_URL=webhook.url))
+                         CLIPPER_WEBHOOK_URL=webhook.url,
+                         CLIPPER_WEBHOOK_TIMEOUT=str(ATTEMPT_SECONDS)))
     ctx = Context.build(Settings.from_env(stack.env))
     stack_ctx.append(ctx)
     filed = time.monotonic()
