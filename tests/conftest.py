@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from hypothesis import settings
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import create_engine, text
 
 from clipper.context import Context
@@ -22,7 +22,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 # tests/test_pure_split.py runs the pure tests again, to see that they need no service: there a
 # property is tried on a few examples (it was tried on the usual hundred in the main run).
-settings.register_profile("pure-split", max_examples=5)
+hypothesis_settings.register_profile("pure-split", max_examples=5)
 
 REDIS_TEST_URL = os.environ.get("CLIPPER_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 
