@@ -119,7 +119,9 @@ SENTENCES: tuple[tuple[str, str], ...] = (
     ("Late tonight the prime minister quit.", "quit"),
     ("The match ended two to one after ninety minutes of rain.", ""),
 )
-QUICK = SENTENCES[:6]  # two phrases, two near-misses
+# Two phrases, two near-misses (of other watches' phrases): the test's run, ~9 s of airtime
+# shorter than the programme's first six sentences.
+QUICK = (SENTENCES[1], SENTENCES[2], SENTENCES[4], SENTENCES[5])
 
 
 # ---------------------------------------------------------------- the programme
