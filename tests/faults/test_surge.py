@@ -1,4 +1,4 @@
-"""The surge, CI-sized: 150 flags in ~20 s from 30 long-lived clients (threads calling the
+"""The surge, CI-sized: 150 flags in ~10 s from 30 long-lived clients (threads calling the
 services as the dashboard does, a share through `clipper flag --json` subprocesses) over 20
 moments on 3 sources, many overlapping — while a reviewer claims and approves the clips that
 are ready and a render worker renders them. On both databases. Correctness only (bench/faults.py
@@ -32,7 +32,7 @@ from testmedia.faults import (
 
 pytestmark = [pytest.mark.faults, pytest.mark.services, pytest.mark.slow]
 
-FLAGS, CLIENTS, SECONDS = 150, 30, 20.0
+FLAGS, CLIENTS, SECONDS = 150, 30, 10.0
 #: Clips on the served broadcast made ready before the surge, for the reviewer to approve;
 #: the surge's flags of them fall inside them (merged without a re-cut, so they stay ready).
 REVIEWED = ((2.0, 10.0), (14.0, 22.0))

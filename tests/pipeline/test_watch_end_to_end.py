@@ -29,6 +29,7 @@ from clipper.permissions import Actor
 from clipper.pipeline.live_asr import LiveTranscriber
 from clipper.pipeline.notifications import deliver_due
 from clipper.pipeline.recorder import Recorder
+from clipper.services import watches
 from clipper.services.channels import add_channel
 from clipper.services.clips import clip_status
 from clipper.services.watches import add_watch, list_alerts
@@ -36,8 +37,8 @@ from clipper.storage.tables import Channel, ChannelSegment, Clip, LiveAsrState
 from testmedia.live import FFMPEG, PTS_HZ, LiveChannel, LiveMedia, LiveServer
 from testmedia.speechgen import RATE, normalise, speak
 
-# About 50 s, most of it real airtime: the phrase is heard once the first 30 s window is
-# recorded, and the clip waits for the 20 s after it to air.
+# About 35 s, most of it real airtime: the phrase is heard once the first 30 s window is
+# recorded, and the clip waits for the AUTO_PAD seconds after it to air.
 pytestmark = pytest.mark.services
 
 OP = Actor.operator("ops")
@@ -56,6 +57,9 @@ SENTENCES = (
     "The match ended two to one after ninety minutes of rain.",
 )
 PHRASE = 4  # the sentence that ends in the watched phrase
+#: The auto-flag's seconds either side of the phrase, here: the product's 20 s would only add
+#: airtime to wait for (the span it makes is checked in tests/services/test_watches.py).
+AUTO_PAD = 6.0
 
 
 @dataclass(frozen=True)
@@ -211,7 +215,9 @@ def flagged_alerts(ctx: Context, count: int) -> dict[str, dict] | None:
 
 def test_a_phrase_aired_live_alerts_once_and_its_auto_flag_becomes_a_ready_clip(
         sqlite_url: str, make_settings: Callable, redis_conn: redis.Redis,
-        run_jobs: Callable[[Context], None], programme: Programme) -> None:
+        run_jobs: Callable[[Context], None], programme: Programme,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(watches, "FLAG_PAD_SECONDS", AUTO_PAD)
     loop = programme.media.loop_seconds
     _, start, end = programme.said[PHRASE]
     with webhook() as hook, LiveServer(programme.media) as live:
@@ -254,8 +260,8 @@ def test_a_phrase_aired_live_alerts_once_and_its_auto_flag_becomes_a_ready_clip(
                     # On the channel's clock: where the server aired the phrase.
                     assert abs(alert["end"] - aired(channel, end, loop)) < 1.0
                     assert alert["clip_id"] is not None, alert.get("flag_problem")
-                # The auto-flags run 20 s past the phrase: wait for that to be recorded (and
-                # captioned), then run the clips' jobs here.
+                # The auto-flags run AUTO_PAD past the phrase: wait for that to be recorded
+                # (and captioned), then run the clips' jobs here.
                 with ctx.db.read() as session:
                     until = {name: session.get(Clip, alerts[name]["clip_id"]).end
                              for name in alerts}
