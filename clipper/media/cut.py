@@ -78,6 +78,8 @@ class CutPlan:
     mid: int
     tail: int
     reason: str = ""  # why smart cut is impossible ("" when it is possible)
+    after_k1: float = 0.0  # the keyframe after k1 in the clip (k2 when there is none)
+    before_after_k1: int = 0  # the clip's frames shown before it
 
 
 def frame_duration(frames: list[Frame]) -> float:
@@ -95,8 +97,10 @@ def plan_cut(frames: list[Frame], start: float, end: float) -> CutPlan:
     k1, k2 = (keys[0], keys[-1]) if keys else (kept[-1].pts, kept[-1].pts)
     mid = sum(k1 - _EPS <= f.pts < k2 - _EPS for f in kept)
     head = sum(f.pts < k1 - _EPS for f in kept)
+    after_k1 = keys[1] if len(keys) > 1 else k2
     plan = CutPlan(kept[0].pts, kept[-1].pts + frame_duration(frames), len(kept), k1, k2,
-                   head, mid, len(kept) - head - mid)
+                   head, mid, len(kept) - head - mid, after_k1=after_k1,
+                   before_after_k1=sum(f.pts < after_k1 - _EPS for f in kept))
     reason = ("clip shorter than a GOP" if mid == 0
               else "" if _dts_ok(frames) else "non-monotonic DTS")
     return CutPlan(**{**plan.__dict__, "reason": reason})
@@ -427,8 +431,13 @@ def _smart_cut(src: Path, info: MediaInfo, plan: CutPlan, stream: dict[str, Any]
               for p, at, n in reversed(edges) if p not in lent]
     with step("pieces (edges, middle, audio)"):
         _run_all(tasks)
+    # An open GOP's keyframe (not an IDR) goes on numbering its pictures from the source's last
+    # IDR, and a decoder that meets it after the head (numbered from the head's own IDR) can
+    # drop pictures it takes for late (ffmpeg does): so such a join is decoded and counted.
+    open_gop = not keyframe_is_idr(src, plan.k1, info.start_time)
     try:
-        duration = _join_checked([p for p, _, _ in edges], plan, mid, audio, out, work, wanted)
+        duration = _join_checked([p for p, _, _ in edges], plan, mid, audio, out, work, wanted,
+                                 decode_check=open_gop and plan.head > 0)
     except (_Unjoinable, PermanentError) as exc:
         for p in lent:  # a kept edge that would not join is not lent again
             kept[p].unlink(missing_ok=True)
@@ -441,9 +450,10 @@ def _smart_cut(src: Path, info: MediaInfo, plan: CutPlan, stream: dict[str, Any]
 
 
 def _join_checked(edges: list[Path], plan: CutPlan, mid: Path, audio: Path | None, out: Path,
-                  work: Path, wanted: set[bytes]) -> float:
+                  work: Path, wanted: set[bytes], decode_check: bool = False) -> float:
     """Join the pieces once the edges are seen to carry the source's parameter sets; the
-    joined clip's duration, after checking its frames."""
+    joined clip's duration, after checking its frames (`decode_check`: and that a decoder
+    shows every frame from the head to the middle's second keyframe)."""
     fdur = (plan.stop - plan.first) / plan.frames
     with step("check edges"):
         if any(_edge_param_sets(edge, work) != wanted for edge in edges):
@@ -454,7 +464,24 @@ def _join_checked(edges: list[Path], plan: CutPlan, mid: Path, audio: Path | Non
     with step("join"):
         _join(parts, audio, out, work)
     with step("check clip"):
-        return _check(out, plan.frames, plan.stop - plan.first, fdur)
+        duration = _check(out, plan.frames, plan.stop - plan.first, fdur)
+    if decode_check:
+        with step("decode the head's join"):
+            shown = decoded_frames(out, plan.after_k1 - plan.first - fdur / 2, work)
+        if shown != plan.before_after_k1:
+            raise _Unjoinable(f"a decoder shows {shown} of the first {plan.before_after_k1} "
+                              "frames after the head (an open GOP's keyframe)")
+    return duration
+
+
+def decoded_frames(path: Path, seconds: float, work: Path) -> int:
+    """How many video frames a decoder shows in the first `seconds` of `path`."""
+    listing = work / f"frames-{uuid.uuid4().hex}.txt"
+    stream = ffmpeg.output(ffmpeg.input(str(path))["v:0"], str(listing), t=f"{seconds:.6f}",
+                           f="framecrc")
+    ffrun.run(stream, what="decode the clip's first frames")
+    lines = listing.read_text().splitlines()
+    return sum(1 for line in lines if line and not line.startswith("#"))
 
 
 def _run_all(tasks: list[Any], at_once: int | None = None) -> list[Any]:

@@ -60,3 +60,22 @@ def test_keyframe_thumbnail_is_the_keyframe_at_or_before(gop2: Path, tmp_path: P
                   decode_gray(gop2, start=13.52, seconds=0.04)[0])
     assert np.abs(thumb - key).mean() < np.abs(thumb - asked).mean() / 3
     assert [p.name for p in tmp_path.iterdir()] == ["k.jpg"]
+
+
+def test_a_clip_without_picture_gets_its_waveform(media_dir: Path, tmp_path: Path) -> None:
+    """Sound alone (radio): the still is the waveform of the 10 s around the moment, drawn on
+    black — a tone draws a band, silence nothing."""
+    from testmedia.mediagen import make_video
+
+    tone = make_video(media_dir / "tone.m4a", 30, video=False)
+    out = make_thumbnail(tone, tmp_path / "w.jpg", at=20.0)
+    meta = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=width,height",
+                           "-of", "csv=p=0", str(out)], capture_output=True, text=True, check=True)
+    assert out.read_bytes()[:2] == b"\xff\xd8" and meta.stdout.strip() == "640,360"
+    drawn = decode_gray(out, size="160x90")[0]
+    silent = tmp_path / "silent.m4a"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "anullsrc=r=48000:cl=mono",
+                    "-t", "12", "-c:a", "aac", str(silent)], check=True)
+    blank = decode_gray(make_thumbnail(silent, tmp_path / "s.jpg"), size="160x90")[0]
+    assert drawn.mean() > blank.mean() + 5, (drawn.mean(), blank.mean())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.jpg", "silent.m4a", "w.jpg"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
 import psycopg.errors
 import pytest
@@ -98,6 +99,24 @@ def test_flag_runs_through_the_real_pipeline(ctx, broadcast, run_jobs):
     assert set(st["stages"]) == {"fetch", "cut", "asr"}
     assert all(v["seconds"] > 0 for v in st["stages"].values())
     assert "opposition" in st["transcript"]["text"].lower()
+
+
+def test_a_flag_on_sound_alone_runs_through_the_real_pipeline(sqlite_ctx, tmp_path, run_jobs):
+    """A radio programme (no picture): the clip is its sound, transcribed, and its still is the
+    waveform of the moment (a missing picture once failed the whole clip)."""
+    from testmedia.mediagen import make_video
+    from tests.conftest import BROADCAST_TEXT
+
+    radio = make_video(tmp_path / "radio.m4a", 30, video=False, speech=BROADCAST_TEXT)
+    res = file_flag(sqlite_ctx, ANN, str(radio), "3.3", "9.7")
+    run_jobs(sqlite_ctx)
+    st = clip_status(sqlite_ctx, ANN, res.clip_id)
+    assert st["status"] == "ready", st["error"]
+    assert st["duration"] == pytest.approx(6.4, abs=0.05)
+    assert "opposition" in st["transcript"]["text"].lower()
+    with sqlite_ctx.db.read() as s:
+        thumb = Path(s.get(Clip, res.clip_id).thumbnail_path)
+    assert thumb.read_bytes()[:2] == b"\xff\xd8"
 
 
 def test_merge_into_a_ready_clip_recuts_it(ctx, broadcast, run_jobs):
