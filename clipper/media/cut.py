@@ -33,6 +33,7 @@ from clipper.media.probe import (
     avc_parameter_sets,
     keyframe_is_idr,
     keyframe_parameter_sets,
+    keyframe_poc,
     mp4_frames,
     mp4_video_packets,
     probe_media,
@@ -80,6 +81,7 @@ class CutPlan:
     reason: str = ""  # why smart cut is impossible ("" when it is possible)
     after_k1: float = 0.0  # the keyframe after k1 in the clip (k2 when there is none)
     before_after_k1: int = 0  # the clip's frames shown before it
+    head_pts: tuple[float, ...] = ()  # the head's frames (a GOP at most)
 
 
 def frame_duration(frames: list[Frame]) -> float:
@@ -100,7 +102,8 @@ def plan_cut(frames: list[Frame], start: float, end: float) -> CutPlan:
     after_k1 = keys[1] if len(keys) > 1 else k2
     plan = CutPlan(kept[0].pts, kept[-1].pts + frame_duration(frames), len(kept), k1, k2,
                    head, mid, len(kept) - head - mid, after_k1=after_k1,
-                   before_after_k1=sum(f.pts < after_k1 - _EPS for f in kept))
+                   before_after_k1=sum(f.pts < after_k1 - _EPS for f in kept),
+                   head_pts=tuple(f.pts for f in kept[:head]))
     reason = ("clip shorter than a GOP" if mid == 0
               else "" if _dts_ok(frames) else "non-monotonic DTS")
     return CutPlan(**{**plan.__dict__, "reason": reason})
@@ -408,7 +411,13 @@ def _smart_cut(src: Path, info: MediaInfo, plan: CutPlan, stream: dict[str, Any]
                work: Path, store: EdgeStore | None = None,
                known: Path | None = None) -> tuple[float, int]:
     """The clip joined from re-encoded edges (or ones `store` kept), the copied middle and the
-    audio; its duration, and how many edges the store lent."""
+    audio; its duration, and how many edges the store lent.
+
+    An open GOP's keyframe (not an IDR) numbers its pictures on from the source's last IDR, and
+    a decoder that meets it after the head (numbered from the head's own IDR) drops those it
+    takes for late (ffmpeg does, for about half the start times). So for such a keyframe the
+    head is cut in two where needed (`head_splits`: the second part's own IDR numbers it so
+    that the middle follows it in order), and the join is decoded and counted."""
     blocker = smart_blocker(stream, info) or plan.reason
     if blocker:
         raise _Unjoinable(blocker)
@@ -418,9 +427,55 @@ def _smart_cut(src: Path, info: MediaInfo, plan: CutPlan, stream: dict[str, Any]
                   or _param_sets(src, plan.k1, work))
     with step("match encoder"):
         enc = _matching_encoder(src, plan.k1 - fdur / 2, stream, wanted, work, known)
-    head, mid, tail = work / "head.mp4", work / "mid.mp4", work / "tail.mp4"
+    splits, check = [plan.head], False
+    if plan.head and not keyframe_is_idr(src, plan.k1, info.start_time):
+        order = keyframe_poc(src, plan.k1, info.start_time)
+        splits, check = (head_splits(plan.head, *order) if order else [plan.head]), True
+    for attempt, second in enumerate(splits):
+        try:
+            return _smart_pieces(src, info, plan, stream, out, work / f"try{attempt}",
+                                 (enc, wanted), second, check, store, known)
+        except _OutOfOrder as exc:
+            log.info("open GOP: %s", exc)
+    raise _Unjoinable("no cut of the head lets a decoder show the open GOP's middle in order")
+
+
+def head_splits(head: int, lsb: int, max_lsb: int) -> list[int]:
+    """Pure: how many of the head's frames to encode as its last part, from an IDR of its own,
+    to try in turn before an open-GOP keyframe whose pic_order_cnt_lsb is `lsb` (of
+    `max_lsb`). x264 numbers a part's pictures 0, 2, 4…; a decoder places the keyframe after
+    them by the distance d of `lsb` from the part's last number, modulo `max_lsb`: in order
+    when 0 < d < max_lsb / 2. The whole head first unless that is sure to fail, then the
+    longest last part whose d sits in the middle of that range."""
+    def distance(n: int) -> int:
+        return (lsb - 2 * (n - 1)) % max_lsb
+
+    first = [head] if 0 < distance(head) < max_lsb // 2 else []
+    centred = next((n for n in range(head - 1, 0, -1)
+                    if max_lsb // 8 <= distance(n) <= 3 * max_lsb // 8), None)
+    return first + ([centred] if centred else [])
+
+
+class _OutOfOrder(_Unjoinable):
+    """A decoder drops frames where the head meets an open GOP's middle."""
+
+
+def _smart_pieces(src: Path, info: MediaInfo, plan: CutPlan, stream: dict[str, Any], out: Path,
+                  work: Path, encoder: tuple[dict[str, Any], set[bytes]], second: int,
+                  check: bool, store: EdgeStore | None,
+                  known: Path | None) -> tuple[float, int]:
+    """One try of the smart cut, its head's last `second` frames a piece of their own."""
+    enc, wanted = encoder
+    work.mkdir(exist_ok=True)
+    fdur = (plan.stop - plan.first) / plan.frames
+    mid, tail = work / "mid.mp4", work / "tail.mp4"
     audio = work / "audio.m4a" if info.has_audio else None
-    edges = ([(head, plan.first, plan.head)] if plan.head else []) + [(tail, plan.k2, plan.tail)]
+    heads = [(work / "head.mp4", plan.first, plan.head)] if plan.head else []
+    if plan.head and second < plan.head:
+        at = plan.head_pts[plan.head - second]
+        heads = [(work / "head-a.mp4", plan.first, plan.head - second),
+                 (work / "head.mp4", at, second)]
+    edges = heads + [(tail, plan.k2, plan.tail)]
     kept = {p: store.path(at, n, enc, wanted) for p, at, n in edges} if store else {}
     lent = {p for p, k in kept.items() if EdgeStore.fetch(k, p)}
     # The pieces are independent: run them side by side (ffmpeg start-up and I/O dominate).
@@ -431,13 +486,11 @@ def _smart_cut(src: Path, info: MediaInfo, plan: CutPlan, stream: dict[str, Any]
               for p, at, n in reversed(edges) if p not in lent]
     with step("pieces (edges, middle, audio)"):
         _run_all(tasks)
-    # An open GOP's keyframe (not an IDR) goes on numbering its pictures from the source's last
-    # IDR, and a decoder that meets it after the head (numbered from the head's own IDR) can
-    # drop pictures it takes for late (ffmpeg does): so such a join is decoded and counted.
-    open_gop = not keyframe_is_idr(src, plan.k1, info.start_time)
+    pieces = [(p, at) for p, at, _ in heads] + [(mid, plan.k1), (tail, plan.k2)]
     try:
-        duration = _join_checked([p for p, _, _ in edges], plan, mid, audio, out, work, wanted,
-                                 decode_check=open_gop and plan.head > 0)
+        duration = _join_checked(pieces, mid, plan, audio, out, work, wanted, check)
+    except _OutOfOrder:
+        raise  # the edges are sound, and so are the kept ones lent
     except (_Unjoinable, PermanentError) as exc:
         for p in lent:  # a kept edge that would not join is not lent again
             kept[p].unlink(missing_ok=True)
@@ -449,28 +502,31 @@ def _smart_cut(src: Path, info: MediaInfo, plan: CutPlan, stream: dict[str, Any]
     return duration, len(lent)
 
 
-def _join_checked(edges: list[Path], plan: CutPlan, mid: Path, audio: Path | None, out: Path,
-                  work: Path, wanted: set[bytes], decode_check: bool = False) -> float:
-    """Join the pieces once the edges are seen to carry the source's parameter sets; the
-    joined clip's duration, after checking its frames (`decode_check`: and that a decoder
-    shows every frame from the head to the middle's second keyframe)."""
+def _join_checked(pieces: list[tuple[Path, float]], mid: Path, plan: CutPlan,
+                  audio: Path | None, out: Path, work: Path, wanted: set[bytes],
+                  decode_check: bool = False) -> float:
+    """Join the pieces (each with the source time it starts at: the head's, the middle `mid`,
+    the tail) once the edges are seen to carry the source's parameter sets; the joined clip's
+    duration, after checking its frames (`decode_check`: and that a decoder shows every frame
+    up to the middle's second keyframe)."""
     fdur = (plan.stop - plan.first) / plan.frames
+    edges = [p for p, _ in pieces if p != mid]
     with step("check edges"):
         if any(_edge_param_sets(edge, work) != wanted for edge in edges):
             raise _EdgesDiffer("re-encoded edge parameter sets differ from the source's")
     # (A middle that lost frames shows in the joined clip's frame count, checked below.)
-    head = [(edges[0], plan.k1 - plan.first)] if plan.head else []
-    parts = head + [(mid, plan.k2 - plan.k1), (edges[-1], plan.stop - plan.k2)]
+    ends = [at for _, at in pieces[1:]] + [plan.stop]
     with step("join"):
-        _join(parts, audio, out, work)
+        _join([(p, end - at) for (p, at), end in zip(pieces, ends, strict=True)], audio, out,
+              work)
     with step("check clip"):
         duration = _check(out, plan.frames, plan.stop - plan.first, fdur)
     if decode_check:
         with step("decode the head's join"):
             shown = decoded_frames(out, plan.after_k1 - plan.first - fdur / 2, work)
         if shown != plan.before_after_k1:
-            raise _Unjoinable(f"a decoder shows {shown} of the first {plan.before_after_k1} "
-                              "frames after the head (an open GOP's keyframe)")
+            raise _OutOfOrder(f"a decoder shows {shown} of the first {plan.before_after_k1} "
+                              "frames, the head's and the middle's first GOP")
     return duration
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from clipper.domain import MediaInfo
 from clipper.errors import InvalidInput, PermanentError
 from clipper.media import ffrun
+from clipper.media.h264 import slice_poc_lsb, sps_order
 
 # Image "formats" that ffprobe reads as one-frame video: not a broadcast.
 _IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "gif", "webp_pipe", "tiff_pipe")
@@ -388,6 +389,20 @@ def keyframe_is_idr(path: Path, at: float, start_time: float) -> bool:
     GOP's recovery point or the file is not one this reads plainly."""
     found = _keyframe_nals(path, at, start_time)
     return found is not None and any(n and n[0] & 0x1F == 5 for n in found[0])
+
+
+def keyframe_poc(path: Path, at: float, start_time: float) -> tuple[int, int] | None:
+    """(pic_order_cnt_lsb, MaxPicOrderCntLsb) of the keyframe shown at `at` (as for
+    `keyframe_parameter_sets`); None when the file or its H.264 is not one this reads."""
+    found = _keyframe_nals(path, at, start_time)
+    if found is None:
+        return None
+    nals, avcc = found
+    sets = [n for n in nals if n and n[0] & 0x1F == 7] + sorted(n for n in avcc if n[0] & 0x1F == 7)
+    order = sps_order(sets[0]) if sets else None
+    first = next((n for n in nals if n and n[0] & 0x1F in (1, 5)), None)
+    lsb = slice_poc_lsb(first, order) if order and first else None
+    return None if lsb is None or order is None else (lsb, order.max_poc_lsb)
 
 
 def _keyframe_nals(path: Path, at: float,

@@ -287,15 +287,28 @@ def test_an_open_gop_source_is_cut_frame_exact(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Keyframes that are recovery points, not IDRs (open GOPs, as some broadcasters send):
     the tail is decoded from the keyframe before, as the head is. Such a keyframe numbers its
-    pictures on from the source's last IDR: after some heads (here from frame 58 or 28) a
-    decoder took the middle's first pictures for late ones and dropped them (10 frames
-    short); those clips are re-encoded whole, the others still smart-cut."""
+    pictures on from the source's last IDR: after a head from frame 58 or 28, a decoder took
+    the middle's first pictures for late ones and dropped them (4 frames short). Those heads
+    are encoded in two parts, the second numbered so that the middle follows it."""
     src = make_video(tmp_path / "open.mp4", 12,
                      extra=["-x264-params", "open-gop=1:keyint=50:min-keyint=50"])
-    for start, end, method in ((1.37, 6.81, "smart"), (0.53, 9.93, "smart"),
-                               (2.3, 8.1, "reencode"), (1.1, 7.7, "reencode")):
+    for start, end, encodes in ((1.37, 6.81, 2), (0.53, 9.93, 2), (2.3, 8.1, 3), (1.1, 7.7, 3)):
         commands = _edge_encodes(monkeypatch)
         result = cut_clip(src, start, end, tmp_path / "clip.mp4")
         assert_frame_exact(result.path, src, start, end)
-        assert result.method == method, (start, end)
-        assert commands and not any("-noaccurate_seek" in c for c in commands)
+        assert result.method == "smart" and len(commands) == encodes, (start, end, commands)
+        assert not any("-noaccurate_seek" in c for c in commands)
+
+
+def test_an_open_gop_head_nothing_orders_is_re_encoded(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When no cut of the head lets a decoder show the middle in order, the clip is re-encoded
+    whole, frame-exact (a decoder that dropped frames would lose them from the clip)."""
+    from clipper.media import cut as cutting
+
+    src = make_video(tmp_path / "open.mp4", 12,
+                     extra=["-x264-params", "open-gop=1:keyint=50:min-keyint=50"])
+    monkeypatch.setattr(cutting, "head_splits", lambda head, lsb, max_lsb: [head])
+    result = cut_clip(src, 2.3, 8.1, tmp_path / "clip.mp4")
+    assert result.method == "reencode"
+    assert_frame_exact(result.path, src, 2.3, 8.1)
