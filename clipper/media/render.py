@@ -25,6 +25,8 @@ Settings, chosen from measurements on the 2-vCPU workers (bench/render.py, 60 s 
   plus a sample-peak limiter at -2 dBFS instead, the gain tuned by up to three audio-only
   ebur128 passes (~0.3 CPU-s each per minute); loudnorm's dynamic mode alone ended 2-3 LU
   short of the target on such speech. Silence is passed through.
+- Sound alone (radio, podcasts) is drawn as its waveform (`showwaves`, 1280x720 25 fps: an
+  "audiogram") and that picture is shaped, captioned and branded like a video's.
 - MP4 with `+faststart`, written to a temp name beside `out`, checked (duration, size) and
   renamed into place. The captions and progress files go to a folder of their own inside
   `tmp_dir` (the pipeline passes the run's scratch folder, which the reconciler removes when a
@@ -33,6 +35,7 @@ Settings, chosen from measurements on the 2-vCPU workers (bench/render.py, 60 s 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
@@ -342,21 +345,41 @@ def _encode_opts() -> dict[str, Any]:
             "movflags": "+faststart", "f": "mp4"}
 
 
+#: The picture drawn for sound alone (radio, podcasts): its waveform, 16:9 at 25 fps, shaped,
+#: captioned and branded like any other picture (an "audiogram").
+WAVEFORM = {"width": 1280, "height": 720, "fps": 25.0, "colour": "0x3b82f6"}
+
+
+def picture_of(info: MediaInfo) -> MediaInfo:
+    """Pure: the picture a render shapes: the source's, or for sound alone its drawn waveform."""
+    if info.has_video or not info.has_audio:
+        return info
+    return dataclasses.replace(info, has_video=True, width=WAVEFORM["width"],
+                               height=WAVEFORM["height"], fps=WAVEFORM["fps"], sar=1.0,
+                               video_codec="waveform")
+
+
 def _graph(src: Path, jobs: Sequence[_Job], info: MediaInfo, trim_in: float, duration: float,
            audio_plan: AudioPlan | None, logo: Path | None) -> Any:
     inp = ffmpeg.input(str(src), **_trim_opts(trim_in, duration))
-    videos = _split(inp.video, "split", len(jobs))
+    picture, sound = inp.video, inp.audio
+    if not info.has_video:
+        wave, sound = _split(inp.audio, "asplit", 2)
+        picture = (wave.filter("showwaves", s=f"{WAVEFORM['width']}x{WAVEFORM['height']}",
+                               mode="cline", rate=WAVEFORM["fps"], colors=WAVEFORM["colour"])
+                   .filter("format", "yuv420p"))
+    videos = _split(picture, "split", len(jobs))
     logos = (_split(ffmpeg.input(str(logo)).video, "split", len(jobs)) if logo
              else [None] * len(jobs))
     audios: list[Any] = [None] * len(jobs)
     if info.has_audio:
-        a = inp.audio
+        a = sound
         for name, kwargs in audio_plan.filters if audio_plan else ():
             a = a.filter(name, **kwargs)
         audios = _split(a.filter("aresample", 48000), "asplit", len(jobs))
     outs = []
     for job, v, a, lg in zip(jobs, videos, audios, logos, strict=True):
-        streams = [_video_for(v, job, info, lg)] + ([a] if a is not None else [])
+        streams = [_video_for(v, job, picture_of(info), lg)] + ([a] if a is not None else [])
         outs.append(ffmpeg.output(*streams, str(job.tmp), **_encode_opts()))
     return ffmpeg.merge_outputs(*outs)
 
@@ -484,7 +507,7 @@ def render_shapes(src: Path, requests: Sequence[RenderRequest], *, words: Sequen
     `tmp_dir` (default: the system temp folder), removed when done.
     """
     info = probe_media(Path(src))
-    duration = _check(requests, info, trim_in, trim_out)
+    duration = _check(requests, picture_of(info), trim_in, trim_out)
     started = time.monotonic()
     (progress or (lambda _f, _s: None))(0.0, "measuring loudness")
     audio = plan_audio(Path(src), trim_in, duration, loudness) if info.has_audio else None
@@ -494,7 +517,7 @@ def render_shapes(src: Path, requests: Sequence[RenderRequest], *, words: Sequen
     work = Path(tempfile.mkdtemp(prefix="clipper_render_", dir=tmp_dir))
     jobs: list[_Job] = []
     try:
-        jobs += [_make_job(r, info, work, shifted, duration, attribution, highlight)
+        jobs += [_make_job(r, picture_of(info), work, shifted, duration, attribution, highlight)
                  for r in requests]
         _encode(Path(src), jobs, info, trim_in, duration, audio, logo, work, progress)
         seconds = time.monotonic() - started

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from render_fixtures import WORDS, ffmpeg
 
+from clipper.domain import Word
 from clipper.errors import InvalidInput
 from clipper.media import ffrun
 from clipper.media.render import (
@@ -183,6 +184,28 @@ def test_silent_and_picture_only_clips_render(render_dir: Path) -> None:
     assert a.settings["audio"]["normalised"] is False and "audio" in streams(a.path)
     b = render_shape(mute, render_dir / "mute-out.mp4", shape="16x9")
     assert "audio" not in streams(b.path) and b.duration == pytest.approx(1.0, abs=0.05)
+
+
+def test_sound_alone_renders_as_its_waveform_with_captions(render_dir: Path) -> None:
+    """A radio clip (no picture): each shape shows its waveform, captions burned on it, with
+    the sound brought to -14 LUFS (an "audiogram"); silence draws nothing."""
+    radio = render_dir / "radio.m4a"
+    ffmpeg("-f", "lavfi", "-i", "sine=frequency=300:sample_rate=48000:duration=4",
+           "-f", "lavfi", "-i", "anullsrc=r=48000:cl=mono", "-filter_complex",
+           "[0:a][1:a]concat=n=2:v=0:a=1", "-t", "8", "-c:a", "aac", str(radio))
+    words = [Word(0.5, 1.5, "radio"), Word(1.6, 2.6, "news")]
+    plain, captioned = (render_package_shapes(
+        radio, [RenderRequest(render_dir / f"radio-{tag}-9x16.mp4", "9x16", "pad")],
+        words=w, trim_in=0.0, trim_out=6.0)[0] for tag, w in (("plain", []), ("cc", words)))
+    assert (captioned.width, captioned.height) == (1080, 1920) and captioned.captions
+    assert captioned.duration == pytest.approx(6.0, abs=0.05)
+    assert {"video", "audio"} <= set(streams(captioned.path))
+    tone, quiet = (decode_gray(plain.path, size="54x96", start=t, seconds=0.04)[0]
+                   for t in (1.0, 5.0))
+    assert tone.max() > 60 and quiet.max() < 20  # the tone's band; silence is a flat line
+    cc = decode_gray(captioned.path, size="54x96", start=1.0, seconds=0.04)[0]
+    rows = np.abs(cc - tone).mean(axis=1)  # the words, drawn in the lower third only
+    assert rows[64:90].max() > 20 and rows[:60].max() < 1
 
 
 @pytest.mark.parametrize("kwargs", [

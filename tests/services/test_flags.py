@@ -102,8 +102,9 @@ def test_flag_runs_through_the_real_pipeline(ctx, broadcast, run_jobs):
 
 
 def test_a_flag_on_sound_alone_runs_through_the_real_pipeline(sqlite_ctx, tmp_path, run_jobs):
-    """A radio programme (no picture): the clip is its sound, transcribed, and its still is the
-    waveform of the moment (a missing picture once failed the whole clip)."""
+    """A radio programme (no picture): the clip is its sound, transcribed, its still is the
+    waveform of the moment (a missing picture once failed the whole clip), and it renders."""
+    from clipper.services.renders import request_render
     from testmedia.mediagen import make_video
     from tests.conftest import BROADCAST_TEXT
 
@@ -117,6 +118,13 @@ def test_a_flag_on_sound_alone_runs_through_the_real_pipeline(sqlite_ctx, tmp_pa
     with sqlite_ctx.db.read() as s:
         thumb = Path(s.get(Clip, res.clip_id).thumbnail_path)
     assert thumb.read_bytes()[:2] == b"\xff\xd8"
+    # Its social shape is its waveform with the words on it (an audiogram).
+    request_render(sqlite_ctx, ANN, res.clip_id, formats="9x16", fit="pad", export=False)
+    run_jobs(sqlite_ctx)
+    st = clip_status(sqlite_ctx, ANN, res.clip_id)
+    assert st["status"] == "rendered", st["error"]
+    (shape,) = st["renders"]
+    assert (shape["width"], shape["height"], shape["captions"]) == (1080, 1920, "burn")
 
 
 def test_merge_into_a_ready_clip_recuts_it(ctx, broadcast, run_jobs):
