@@ -545,6 +545,9 @@ def webhook_fault(database: str, mode: str, url: str) -> FaultRow:
             wait_for(lambda: {r.state for r in outbox_rows(ctx)} == {"delivered"}, GIVE_UP,
                      "every message delivered", every=0.25)
             delivered = time.monotonic() - back
+        with contextlib.suppress(TimeoutError):  # the hook notes a delivery after answering it
+            wait_for(lambda: len(hook.delivered) >= len(clips), 10, "the hook's notes",
+                     every=0.05)
         rows = outbox_rows(ctx)
         sent = Counter(b["clip_id"] for b in hook.delivered)
         broken = settle(ctx)
