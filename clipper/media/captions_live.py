@@ -28,6 +28,7 @@ import m3u8
 import webvtt
 from webvtt.errors import MalformedCaptionError, MalformedFileError
 
+from clipper.media.h264 import unescape
 from clipper.media.live import (
     PTS_HZ,
     PTS_WRAP,
@@ -651,11 +652,6 @@ def cc_pairs(cc_data: bytes) -> list[tuple[int, int]]:
     return out
 
 
-def _unescape(nal: bytes) -> bytes:
-    """A NAL unit's payload without emulation-prevention bytes (00 00 03 -> 00 00)."""
-    return nal.replace(b"\x00\x00\x03", b"\x00\x00") if b"\x00\x00\x03" in nal else nal
-
-
 def _sei_a53(rbsp: bytes) -> list[bytes]:
     """cc_data() of the A/53 user data messages of an SEI payload (after the NAL header)."""
     out, i = [], 0
@@ -689,9 +685,9 @@ def a53_cc_data(payload: bytes, stream_type: int) -> list[bytes]:
         head = payload[i + 3]  # the unit's type, read before copying it (slices are large)
         end = j if j >= 0 else len(payload)
         if stream_type == 0x1B and head & 0x1F == _H264_SEI:
-            out += _sei_a53(_unescape(payload[i + 4:end]))
+            out += _sei_a53(unescape(payload[i + 4:end]))
         elif stream_type == 0x24 and (head >> 1) & 0x3F == _HEVC_SEI_PREFIX:
-            out += _sei_a53(_unescape(payload[i + 5:end]))
+            out += _sei_a53(unescape(payload[i + 5:end]))
         elif stream_type in (0x01, 0x02) and head == _MPEG2_USER_DATA and \
                 payload[i + 4:i + 9] == _A53:
             out.append(payload[i + 9:end])

@@ -28,6 +28,7 @@ import ffmpeg
 from clipper.domain import CutResult, MediaInfo
 from clipper.errors import InvalidInput, PermanentError
 from clipper.media import ffrun
+from clipper.media.h264 import pic_init_qp
 from clipper.media.probe import (
     Frame,
     avc_parameter_sets,
@@ -221,35 +222,6 @@ def _param_sets(path: Path, at: float, work: Path) -> set[bytes]:
 #: SPS/PPS; results are cached per process, so later clips of the same programme skip the search.
 PRESETS = ("veryfast", "medium", "faster", "fast", "superfast", "ultrafast", "slow", "slower")
 _encoder_cache: dict[frozenset[bytes], dict[str, Any] | None] = {}  # -> preset, crf, params
-
-
-def _unescape(nal: bytes) -> bytes:
-    return nal.replace(b"\x00\x00\x03", b"\x00\x00")
-
-
-def pic_init_qp(pps: bytes) -> int | None:
-    """The PPS's pic_init_qp (x264 sets it from the CRF), parsed from its exp-Golomb fields."""
-    bits = "".join(f"{b:08b}" for b in _unescape(pps)[1:])
-    pos = 0
-
-    def ue() -> int:
-        nonlocal pos
-        zeros = bits.index("1", pos) - pos
-        value = int(bits[pos + zeros: pos + 2 * zeros + 1], 2) - 1
-        pos += 2 * zeros + 1
-        return value
-
-    try:
-        ue(), ue()  # pps id, sps id
-        pos += 2  # entropy coding, bottom field pic order
-        if ue() != 0:  # slice groups: not something x264 writes
-            return None
-        ue(), ue()  # num_ref_idx l0/l1 default
-        pos += 3  # weighted pred flag, weighted bipred idc
-        code = ue()
-        return 26 + ((code + 1) // 2 if code % 2 else -(code // 2))
-    except ValueError:
-        return None
 
 
 def _matching_encoder(src: Path, at: float, stream: dict[str, Any], wanted: set[bytes],

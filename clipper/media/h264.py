@@ -1,4 +1,5 @@
-"""The few H.264 header fields Clipper reads: a slice's picture order count and its SPS limits."""
+"""The few H.264 header fields Clipper reads: a slice's picture order count, its SPS limits and
+a PPS's initial QP."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ _HIGH_PROFILES = frozenset({100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 
 
 def unescape(nal: bytes) -> bytes:
     """A NAL unit's payload without its emulation-prevention bytes (00 00 03 -> 00 00)."""
-    return nal.replace(b"\x00\x00\x03", b"\x00\x00")
+    return nal.replace(b"\x00\x00\x03", b"\x00\x00") if b"\x00\x00\x03" in nal else nal
 
 
 class Bits:
@@ -116,5 +117,20 @@ def slice_poc_lsb(nal: bytes, sps: SpsOrder) -> int | None:
         if kind == 5:
             r.ue()  # idr_pic_id
         return r.u(sps.log2_max_poc_lsb)
+    except ValueError:
+        return None
+
+
+def pic_init_qp(pps: bytes) -> int | None:
+    """The PPS's pic_init_qp (x264 sets it from the CRF); None when it is not one this reads."""
+    try:
+        r = Bits(unescape(pps)[1:])
+        r.ue(), r.ue()  # pps id, sps id
+        r.u(2)  # entropy coding, bottom field pic order
+        if r.ue() != 0:  # slice groups: not something x264 writes
+            return None
+        r.ue(), r.ue()  # num_ref_idx l0/l1 default
+        r.u(3)  # weighted pred flag, weighted bipred idc
+        return 26 + r.se()
     except ValueError:
         return None
