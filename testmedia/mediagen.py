@@ -76,14 +76,38 @@ def make_video(path: Path, seconds: float, size: str = "320x180", rate: int = 25
     return path
 
 
-def make_hls(src: Path, out_dir: Path, hls_time: float = 4) -> Path:
-    """Remux `src` into an HLS VOD playlist (`index.m3u8` + .ts segments); returns the playlist."""
+def make_hls(src: Path, out_dir: Path, hls_time: float = 4, *, fmp4: bool = False,
+             single_file: bool = False) -> Path:
+    """Remux `src` into an HLS VOD playlist (`index.m3u8` + .ts segments; `fmp4`: an init.mp4
+    and .m4s segments; `single_file`: one file the playlist names by byte ranges); returns the
+    playlist."""
     out_dir.mkdir(parents=True, exist_ok=True)
     playlist = out_dir / "index.m3u8"
+    kind = ["-hls_segment_type", "fmp4"] if fmp4 else []
+    if single_file:
+        kind += ["-hls_flags", "single_file"]
+    name = "seg%04d.m4s" if fmp4 else "seg%04d.ts"
     _run([*FFMPEG, "-i", str(src), "-c", "copy", "-f", "hls", "-hls_time", str(hls_time),
-          "-hls_playlist_type", "vod", "-hls_segment_filename", str(out_dir / "seg%04d.ts"),
+          "-hls_playlist_type", "vod", *kind,
+          "-hls_segment_filename", str(out_dir / ("all.m4s" if single_file else name)),
           str(playlist)])
     return playlist
+
+
+def make_hls_renditions(src: Path, out_dir: Path, hls_time: float = 2) -> Path:
+    """Remux `src` into an fMP4 HLS master whose picture and sound are separate renditions
+    (an audio group, as broadcasters' packagers write); returns the master playlist."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _run([*FFMPEG, "-i", str(src), "-map", "0:v", "-map", "0:a", "-c", "copy", "-f", "hls",
+          "-hls_time", str(hls_time), "-hls_playlist_type", "vod", "-hls_segment_type", "fmp4",
+          "-var_stream_map", "v:0,agroup:aud a:0,agroup:aud,default:yes",
+          "-master_pl_name", "master.m3u8", "-hls_fmp4_init_filename", "init_%v.mp4",
+          "-hls_segment_filename", str(out_dir / "s%v_%04d.m4s"), str(out_dir / "p%v.m3u8")])
+    master = out_dir / "master.m3u8"
+    # yt-dlp takes a variant without CODECS for picture and sound together.
+    master.write_text(master.read_text().replace(
+        'AUDIO="group_aud"', 'AUDIO="group_aud",CODECS="avc1.64000d,mp4a.40.2"'))
+    return master
 
 
 def decode_gray(path: Path, *, size: str = "160x90", start: float | None = None,

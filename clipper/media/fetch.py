@@ -39,7 +39,8 @@ from yt_dlp.utils import DownloadError, download_range_func
 from clipper.domain import FetchedSection
 from clipper.errors import ClipperError, InvalidInput, PermanentError, TransientError
 from clipper.media import ffrun
-from clipper.media.probe import edit_list_lag, probe_media
+from clipper.media.fmp4 import FragmentPlan, Piece, fragment_plan
+from clipper.media.probe import edit_list_lag, probe_media, stream_span
 
 log = logging.getLogger(__name__)
 
@@ -277,6 +278,10 @@ def _ytdlp_download(url: str, section: tuple[float, float], workdir: Path,
                 log.info("%s ignores Range: reading it sequentially", url)
                 path = _sequential_section(answer, info, section, workdir, proxy)
                 return path, str(info.get("title") or "")
+            playlists = _fragmented_playlists(info, section, proxy)
+            if playlists is not None:
+                path = _fragmented_section(playlists, info, section, workdir, proxy)
+                return path, str(info.get("title") or "")
             info = ydl.process_ie_result(info, download=True)
         except DownloadError as exc:
             # yt-dlp reports a download that met a full disk only as "ffmpeg exited with code
@@ -477,6 +482,128 @@ def _sequential_section(answer: http.client.HTTPResponse, info: dict[str, Any],
         with _net_errors(), contextlib.closing(_http_get(url, headers, proxy)) as again:
             _save(again, b"", local)
     return _cut_local(local, section, workdir / f"section.{ext}", fmt)
+
+
+# --- HLS of fragmented MP4: its pieces read here, the section cut from them --------------------
+
+_PLAYLIST_MAX = 8 << 20
+_PIECE_THREADS = 4
+WIDEN = (0, 2, 8)
+"""Segments added on each side when the pieces did not cover the section (rounded EXTINFs)."""
+
+
+def _fragmented_playlists(info: dict[str, Any], section: tuple[float, float],
+                          proxy: str | None) -> list[tuple[str, str]] | None:
+    """(text, URL) of each HLS media playlist yt-dlp chose (one, or a video and an audio
+    rendition) when all are fragmented MP4 that `fragment_plan` reads; None otherwise (the
+    section download as usual). ffmpeg 5.1's HLS demuxer reads no packet of fMP4 segments
+    after `-ss`: the section came out empty."""
+    chosen = info.get("requested_formats") or [info]
+    if any(f.get("protocol") not in ("m3u8", "m3u8_native") or not isinstance(f.get("url"), str)
+           or not f["url"].startswith(_relay_prefix(proxy)) for f in chosen):
+        return None
+    found = []
+    for fmt in chosen:
+        with _net_errors(), contextlib.closing(
+                _http_get(fmt["url"], fmt.get("http_headers") or {}, proxy)) as answer:
+            body, final = answer.read(_PLAYLIST_MAX + 1), answer.geturl()
+        text = body.decode("utf-8", "replace")
+        if (len(body) > _PLAYLIST_MAX or "#EXT-X-MAP" not in text
+                or fragment_plan(text, final, section) is None):
+            return None
+        found.append((text, final))
+    return found
+
+
+def _fragmented_section(playlists: list[tuple[str, str]], info: dict[str, Any],
+                        section: tuple[float, float], workdir: Path, proxy: str | None) -> Path:
+    """The section of fMP4 playlists (a rendition each): init + the segments covering it in one
+    local file per rendition, cut there by the programme's own timestamps and joined. Time 0
+    is the first rendition's first frame (its video's; its sound's where it has none), as
+    ffmpeg counts an HLS programme; renditions share one clock."""
+    headers = dict(info.get("http_headers") or {})
+    origin: float | None = None
+    inputs: list[str] = []
+    for n, (text, url) in enumerate(playlists):
+        folder = workdir / f"rendition{n}"
+        folder.mkdir()
+        local, origin = _covering_pieces(text, url, section, folder, headers, proxy, origin)
+        inputs += ["-seek_timestamp", "1", "-ss", f"{origin + section[0]:.6f}",
+                   "-t", f"{section[1] - section[0]:.6f}", "-i", str(local)]
+    out = workdir / ("section.m4a" if info.get("ext") == "m4a" else "section.mp4")
+    ffrun.run(["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+               "-protocol_whitelist", ffrun.LOCAL_PROTOCOLS, *inputs,
+               *(x for n in range(len(playlists)) for x in ("-map", str(n))),
+               "-c", "copy", "-f", "mp4", str(out)], what="cut the section from its segments")
+    return out
+
+
+def _covering_pieces(text: str, url: str, section: tuple[float, float], folder: Path,
+                     headers: Mapping[str, str], proxy: str | None,
+                     origin: float | None) -> tuple[Path, float]:
+    """init + the segments of one playlist that cover `section`, as a local file, and the
+    programme's time 0 on its timestamps (`origin`, or read from its first segment)."""
+    for widen in WIDEN:
+        plan = fragment_plan(text, url, section, widen)
+        assert plan is not None  # _fragmented_playlists read it
+        if section[0] >= plan.duration:
+            raise _beyond_end(section[0], plan.duration)
+        local, first = _read_pieces(plan, folder, headers, proxy, origin is None)
+        try:
+            if first is not None:
+                origin = stream_span(first)[0]
+            start, end = stream_span(local)
+        except InvalidInput:
+            raise PermanentError("The source sent no playable media.", "Check the link.") from None
+        assert origin is not None
+        lo, hi = origin + section[0], origin + min(section[1], plan.duration)
+        if (plan.from_start or start <= lo + 1e-3) and (plan.to_end or end >= hi - 0.05):
+            break
+        log.info("%s: segments %s did not cover %.3f-%.3f; widening", url, (start, end), lo, hi)
+    return local, origin
+
+
+def _read_pieces(plan: FragmentPlan, folder: Path, headers: Mapping[str, str],
+                 proxy: str | None, with_first: bool) -> tuple[Path, Path | None]:
+    """Download the plan's pieces side by side; init + the covering segments as one local
+    file and (`with_first`) init + the first segment as another. Pieces are streamed to disk,
+    never held whole."""
+    wanted = list(dict.fromkeys([plan.init, *([plan.first] if with_first else []),
+                                 *plan.pieces]))
+    files = {piece: folder / f"piece-{i:05d}" for i, piece in enumerate(wanted)}
+    with ThreadPoolExecutor(_PIECE_THREADS) as pool:
+        done = [pool.submit(_save_piece, piece, path, headers, proxy)
+                for piece, path in files.items()]
+        try:
+            for future in done:
+                future.result()
+        except ClipperError as exc:
+            for future in done:
+                future.cancel()
+            raise (disk_full_error(folder) or exc) from None
+    first = (_join_files(folder / "first.mp4", [files[plan.init], files[plan.first]])
+             if with_first else None)
+    local = _join_files(folder / "pieces.mp4", [files[plan.init], *map(files.get, plan.pieces)])
+    for path in files.values():
+        path.unlink()
+    return local, first
+
+
+def _save_piece(piece: Piece, path: Path, headers: Mapping[str, str], proxy: str | None) -> None:
+    with _net_errors(), contextlib.closing(_http_get(piece.url, headers, proxy,
+                                                     piece.byte_range)) as answer:
+        if piece.byte_range and answer.status != 206:
+            raise PermanentError("The source ignores the byte ranges its playlist names "
+                                 f"({piece.byte_range} of {piece.url}).", "Check the link.")
+        _save(answer, b"", path)
+
+
+def _join_files(out: Path, parts: list[Any]) -> Path:
+    with out.open("wb") as sink:
+        for part in parts:
+            with Path(part).open("rb") as source:
+                shutil.copyfileobj(source, sink, _CHUNK)
+    return out
 
 
 def _fetch_once(url: str, section: tuple[float, float], dest_dir: Path, proxy: str | None,

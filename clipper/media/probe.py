@@ -41,11 +41,7 @@ def _media_streams(streams: list[dict[str, Any]], kind: str) -> list[dict[str, A
 
 def probe_media(path: Path) -> MediaInfo:
     """Describe a local media file; InvalidInput when it is not audio or video."""
-    try:
-        data = ffrun.probe(str(path))
-    except PermanentError as exc:
-        raise InvalidInput(f"{Path(path).name} is not a media file ({exc.message}).",
-                           "Upload an audio or video file.") from exc
+    data = probe_media_json(path)
     fmt = data.get("format") or {}
     video = _media_streams(data.get("streams") or [], "video")
     audio = _media_streams(data.get("streams") or [], "audio")
@@ -63,6 +59,29 @@ def probe_media(path: Path) -> MediaInfo:
         format_name=fmt.get("format_name", ""), start_time=float(fmt.get("start_time") or 0),
         sar=_ratio(v.get("sample_aspect_ratio")),
         coding={k: str(v[k]) for k in CODING if v.get(k) is not None})
+
+
+def stream_span(path: Path) -> tuple[float, float]:
+    """The first video stream's start (the first audio stream's where there is no video) and
+    the container's end, on the file's own timestamps (no start_time taken off)."""
+    data = probe_media_json(path)
+    streams = data.get("streams") or []
+    main = _media_streams(streams, "video") or _media_streams(streams, "audio")
+    if not main or main[0].get("start_time") in (None, "N/A"):
+        raise InvalidInput(f"{Path(path).name} has no audio or video to clip.",
+                           "Check the source.")
+    fmt = data.get("format") or {}
+    end = float(fmt.get("start_time") or 0) + float(fmt.get("duration") or 0)
+    return float(main[0]["start_time"]), end
+
+
+def probe_media_json(path: Path) -> dict[str, Any]:
+    """ffprobe's format and streams of a local file; InvalidInput when it is not media."""
+    try:
+        return ffrun.probe(str(path))
+    except PermanentError as exc:
+        raise InvalidInput(f"{Path(path).name} is not a media file ({exc.message}).",
+                           "Upload an audio or video file.") from exc
 
 
 #: What `MediaInfo.coding` keeps of ffprobe's video stream.

@@ -12,7 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mediacheck import IRREGULAR  # noqa: E402
 
-from testmedia.mediagen import make_hls, make_video, serve_dir  # noqa: E402
+from testmedia.mediagen import make_hls, make_hls_renditions, make_video, serve_dir  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -50,7 +50,26 @@ def hls(gop2: Path, media_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def server(media_dir: Path, gop2: Path, hls: Path):  # type: ignore[no-untyped-def]
+def fmp4_hls(gop2: Path, media_dir: Path) -> Path:
+    """gop2 as HLS of fragmented-MP4 segments (EXT-X-MAP), 2 s each."""
+    return make_hls(gop2, media_dir / "fmp4", hls_time=2, fmp4=True)
+
+
+@pytest.fixture(scope="session")
+def fmp4_single(gop2: Path, media_dir: Path) -> Path:
+    """gop2 as fMP4 HLS in one file, its segments named by EXT-X-BYTERANGE."""
+    return make_hls(gop2, media_dir / "fmp4single", hls_time=2, fmp4=True, single_file=True)
+
+
+@pytest.fixture(scope="session")
+def fmp4_renditions(gop2: Path, media_dir: Path) -> Path:
+    """gop2 as an fMP4 HLS master with picture and sound in separate renditions."""
+    return make_hls_renditions(gop2, media_dir / "renditions")
+
+
+@pytest.fixture(scope="session")
+def server(media_dir: Path, gop2: Path, hls: Path, fmp4_hls: Path, fmp4_single: Path,
+           fmp4_renditions: Path):  # type: ignore[no-untyped-def]
     """Loopback HTTP server over media_dir; paths under /flaky/ answer 503 twice, then serve."""
     seen: Counter[str] = Counter()
 

@@ -48,6 +48,75 @@ def test_section_near_the_start(server, hls: Path, tmp_path: Path) -> None:
     _fetch_and_cut(f"{base}/hls/index.m3u8", hls, 0.53, 3.01, 2.0, tmp_path)
 
 
+def test_fmp4_hls_section_reads_few_segments_and_is_exact(server, gop2: Path,
+                                                         tmp_path: Path) -> None:
+    """ffmpeg 5.1 reads no packet of fMP4 segments after -ss: Clipper reads the pieces."""
+    base, requested = server
+    before = len(requested)
+    _fetch_and_cut(f"{base}/fmp4/index.m3u8", gop2, 13.37, 16.01, 1.0, tmp_path)
+    got = requested[before:]
+    segments = sorted(p for p in got if p.endswith(".m4s"))
+    # The section's (12-18 s) and the first (time 0), of 12.
+    assert segments[0] == "/fmp4/seg0000.m4s" and 3 <= len(segments) <= 6, segments
+    assert "/fmp4/init.mp4" in got
+    assert not [p for p in tmp_path.rglob("*") if p.is_file() and "section-" not in p.name
+                and p.name != "clip.mp4"]  # the pieces went with the fetch
+
+
+@pytest.mark.parametrize("start", [0.0, 0.53, 21.9])
+def test_fmp4_hls_at_the_programmes_ends(server, gop2: Path, tmp_path: Path,
+                                         start: float) -> None:
+    base, _ = server
+    _fetch_and_cut(f"{base}/fmp4/index.m3u8", gop2, start, min(24.0, start + 2.5), 0.5, tmp_path)
+
+
+def test_fmp4_hls_in_one_file_by_byte_ranges(server, gop2: Path, tmp_path: Path) -> None:
+    base, _ = server
+    _fetch_and_cut(f"{base}/fmp4single/index.m3u8", gop2, 9.21, 12.87, 1.0, tmp_path)
+
+
+def test_fmp4_hls_with_picture_and_sound_in_separate_renditions(server, gop2: Path,
+                                                                tmp_path: Path) -> None:
+    base, requested = server
+    before = len(requested)
+    path = _fetch_and_cut(f"{base}/renditions/master.m3u8", gop2, 7.77, 10.2, 1.0, tmp_path)
+    info = probe_media(path)
+    assert info.has_video and info.has_audio
+    assert {"/renditions/init_0.mp4", "/renditions/init_1.mp4"} <= set(requested[before:])
+    sound = probe_media(tmp_path / "clip.mp4")
+    assert sound.has_audio and abs(sound.duration - 2.43) < 0.1
+
+
+def test_fmp4_hls_whose_extinfs_understate_is_widened(server, fmp4_hls: Path, gop2: Path,
+                                                      tmp_path: Path) -> None:
+    """Rounded EXTINFs (here 1 s for 2 s segments) point at the wrong segments: what came
+    is checked against the section, and more segments read, so the clip is still exact."""
+    base, _ = server
+    lying = fmp4_hls.parent / "lying.m3u8"
+    lying.write_text(fmp4_hls.read_text().replace("#EXTINF:2.000000,", "#EXTINF:1,"))
+    _fetch_and_cut(f"{base}/fmp4/lying.m3u8", gop2, 9.33, 11.1, 1.0, tmp_path)
+
+
+@pytest.mark.services
+def test_fmp4_hls_through_the_guard(server, fmp4_hls: Path, gop2: Path, tmp_path: Path) -> None:
+    """Every piece is asked of the guard's relay, as ffmpeg's segments are: a playlist whose
+    init segment lies on an address the guard refuses fails, and says so."""
+    from clipper.net.guard import GuardProxy
+
+    base, _ = server
+    hostile = fmp4_hls.parent / "hostile.m3u8"
+    hostile.write_text(fmp4_hls.read_text().replace('URI="init.mp4"',
+                                                    'URI="http://127.0.0.2:9/init.mp4"'))
+    with GuardProxy(["127.0.0.1"]) as guard:
+        sec = fetch_section(f"{base}/fmp4/index.m3u8", 5.1, 7.7, dest_dir=tmp_path / "src",
+                            pad=0.5, proxy=guard)
+        with pytest.raises(PermanentError, match=r"must not go: .*127\.0\.0\.2"):
+            fetch_section(f"{base}/fmp4/hostile.m3u8", 5.1, 7.7, dest_dir=tmp_path / "no",
+                          pad=0.5, proxy=guard, tries=1)
+    clip = cut_clip(sec.path, 5.1 - sec.offset, 7.7 - sec.offset, tmp_path / "clip.mp4", sec.info)
+    assert_frame_exact(clip.path, gop2, 5.1, 7.7)
+
+
 def test_404_is_permanent_and_readable(server, tmp_path: Path) -> None:
     base, _ = server
     with pytest.raises(PermanentError) as err:
@@ -62,7 +131,7 @@ def test_unsupported_url_is_permanent(server, media_dir: Path, tmp_path: Path) -
         fetch_section(f"{base}/page.html", 1, 2, dest_dir=tmp_path, pad=0)
 
 
-@pytest.mark.parametrize("path", ["hls/index.m3u8", "gop2.mp4"])
+@pytest.mark.parametrize("path", ["hls/index.m3u8", "gop2.mp4", "fmp4/index.m3u8"])
 def test_section_beyond_the_end_says_the_duration(server, tmp_path: Path, path: str) -> None:
     base, _ = server
     with pytest.raises(PermanentError, match=r"lasts only 24\.\d s"):
