@@ -110,6 +110,17 @@ def make_hls_renditions(src: Path, out_dir: Path, hls_time: float = 2) -> Path:
     return master
 
 
+def make_dash(src: Path, out_dir: Path, seconds: float = 2) -> Path:
+    """Remux `src` into a DASH VOD manifest (picture and sound as separate adaptation sets, a
+    segment template and timeline); returns the manifest."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest = out_dir / "manifest.mpd"
+    _run([*FFMPEG, "-i", str(src), "-map", "0:v", "-map", "0:a", "-c", "copy", "-f", "dash",
+          "-seg_duration", str(seconds), "-use_template", "1", "-use_timeline", "1",
+          str(manifest)])
+    return manifest
+
+
 def decode_gray(path: Path, *, size: str = "160x90", start: float | None = None,
                 seconds: float | None = None) -> np.ndarray:
     """Decode video frames as small grayscale arrays (frames, h, w), on ffmpeg's -ss timeline."""

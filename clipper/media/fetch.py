@@ -39,7 +39,7 @@ from yt_dlp.utils import DownloadError, download_range_func
 from clipper.domain import FetchedSection
 from clipper.errors import ClipperError, InvalidInput, PermanentError, TransientError
 from clipper.media import ffrun
-from clipper.media.fmp4 import FragmentPlan, Piece, fragment_plan
+from clipper.media.fmp4 import Piece, fragment_plan
 from clipper.media.probe import edit_list_lag, probe_media, stream_span
 
 log = logging.getLogger(__name__)
@@ -202,9 +202,13 @@ def _through_relay(info: dict[str, Any], proxy: str) -> None:
     """Point the formats' URLs (what yt-dlp hands ffmpeg) at the guard's relay: ffmpeg then
     reads every playlist, segment and redirect through the guard, which checks each one as
     ffmpeg reads it (a one-time scan cannot: the server may answer ffmpeg differently)."""
+    on_relay = _relay_prefix(proxy)
     for fmt in [info, *(info.get("formats") or []), *(info.get("requested_formats") or [])]:
         url = fmt.get("url")
-        if isinstance(url, str) and re.match(r"https?://", url, re.I):
+        # Not twice: requested_formats holds some of the same dicts as formats (DASH's picture
+        # and sound), and a relay URL relayed is a request to the guard itself, refused.
+        if (isinstance(url, str) and re.match(r"https?://", url, re.I)
+                and not url.startswith(on_relay)):
             fmt["url"] = relay_url(proxy, url)
 
 
@@ -518,16 +522,20 @@ def _fragmented_playlists(info: dict[str, Any], section: tuple[float, float],
 def _fragmented_section(playlists: list[tuple[str, str]], info: dict[str, Any],
                         section: tuple[float, float], workdir: Path, proxy: str | None) -> Path:
     """The section of fMP4 playlists (a rendition each): init + the segments covering it in one
-    local file per rendition, cut there by the programme's own timestamps and joined. Time 0
-    is the first rendition's first frame (its video's; its sound's where it has none), as
-    ffmpeg counts an HLS programme; renditions share one clock."""
+    local file per rendition, cut there by the programme's own timestamps and joined.
+
+    Time 0 is where ffmpeg (so yt-dlp's sections of other HLS, and players) starts the
+    programme: its earliest stream's first timestamp, over the renditions, which share a clock.
+    """
     headers = dict(info.get("http_headers") or {})
-    origin: float | None = None
-    inputs: list[str] = []
-    for n, (text, url) in enumerate(playlists):
-        folder = workdir / f"rendition{n}"
+    folders = [workdir / f"rendition{n}" for n in range(len(playlists))]
+    for folder in folders:
         folder.mkdir()
-        local, origin = _covering_pieces(text, url, section, folder, headers, proxy, origin)
+    origin = min(_origin(text, url, folder, headers, proxy)
+                 for (text, url), folder in zip(playlists, folders, strict=True))
+    inputs: list[str] = []
+    for (text, url), folder in zip(playlists, folders, strict=True):
+        local = _covering_pieces(text, url, section, folder, headers, proxy, origin)
         inputs += ["-seek_timestamp", "1", "-ss", f"{origin + section[0]:.6f}",
                    "-t", f"{section[1] - section[0]:.6f}", "-i", str(local)]
     out = workdir / ("section.m4a" if info.get("ext") == "m4a" else "section.mp4")
@@ -538,42 +546,54 @@ def _fragmented_section(playlists: list[tuple[str, str]], info: dict[str, Any],
     return out
 
 
+def _origin(text: str, url: str, folder: Path, headers: Mapping[str, str],
+            proxy: str | None) -> float:
+    """The earliest timestamp of a playlist's first segment (read with its init segment)."""
+    plan = fragment_plan(text, url, (0.0, 0.0))
+    assert plan is not None  # _fragmented_playlists read it
+    files = _read_pieces([plan.init, plan.first], folder, headers, proxy)
+    first = _join_files(folder / "first.mp4", files)
+    for path in files:
+        path.unlink()
+    return _span(first)[0]
+
+
+def _span(path: Path) -> tuple[float, float, float]:
+    try:
+        return stream_span(path)
+    except InvalidInput:
+        raise PermanentError("The source sent no playable media.", "Check the link.") from None
+
+
 def _covering_pieces(text: str, url: str, section: tuple[float, float], folder: Path,
-                     headers: Mapping[str, str], proxy: str | None,
-                     origin: float | None) -> tuple[Path, float]:
-    """init + the segments of one playlist that cover `section`, as a local file, and the
-    programme's time 0 on its timestamps (`origin`, or read from its first segment)."""
+                     headers: Mapping[str, str], proxy: str | None, origin: float) -> Path:
+    """init + the segments of one playlist that cover `section` (seconds after `origin` on
+    its timestamps), as one local file."""
     for widen in WIDEN:
         plan = fragment_plan(text, url, section, widen)
         assert plan is not None  # _fragmented_playlists read it
         if section[0] >= plan.duration:
             raise _beyond_end(section[0], plan.duration)
-        local, first = _read_pieces(plan, folder, headers, proxy, origin is None)
-        try:
-            if first is not None:
-                origin = stream_span(first)[0]
-            start, end = stream_span(local)
-        except InvalidInput:
-            raise PermanentError("The source sent no playable media.", "Check the link.") from None
-        assert origin is not None
+        files = _read_pieces([plan.init, *plan.pieces], folder, headers, proxy)
+        local = _join_files(folder / "pieces.mp4", files)
+        for path in files:
+            path.unlink()
+        _, start, end = _span(local)
         lo, hi = origin + section[0], origin + min(section[1], plan.duration)
         if (plan.from_start or start <= lo + 1e-3) and (plan.to_end or end >= hi - 0.05):
             break
         log.info("%s: segments %s did not cover %.3f-%.3f; widening", url, (start, end), lo, hi)
-    return local, origin
+    return local
 
 
-def _read_pieces(plan: FragmentPlan, folder: Path, headers: Mapping[str, str],
-                 proxy: str | None, with_first: bool) -> tuple[Path, Path | None]:
-    """Download the plan's pieces side by side; init + the covering segments as one local
-    file and (`with_first`) init + the first segment as another. Pieces are streamed to disk,
-    never held whole."""
-    wanted = list(dict.fromkeys([plan.init, *([plan.first] if with_first else []),
-                                 *plan.pieces]))
-    files = {piece: folder / f"piece-{i:05d}" for i, piece in enumerate(wanted)}
+def _read_pieces(pieces: list[Piece], folder: Path, headers: Mapping[str, str],
+                 proxy: str | None) -> list[Path]:
+    """Download `pieces` side by side into `folder`, one file each, streamed to disk (never
+    held whole); the files in the same order."""
+    files = [folder / f"piece-{i:05d}" for i in range(len(pieces))]
     with ThreadPoolExecutor(_PIECE_THREADS) as pool:
         done = [pool.submit(_save_piece, piece, path, headers, proxy)
-                for piece, path in files.items()]
+                for piece, path in zip(pieces, files, strict=True)]
         try:
             for future in done:
                 future.result()
@@ -581,12 +601,7 @@ def _read_pieces(plan: FragmentPlan, folder: Path, headers: Mapping[str, str],
             for future in done:
                 future.cancel()
             raise (disk_full_error(folder) or exc) from None
-    first = (_join_files(folder / "first.mp4", [files[plan.init], files[plan.first]])
-             if with_first else None)
-    local = _join_files(folder / "pieces.mp4", [files[plan.init], *map(files.get, plan.pieces)])
-    for path in files.values():
-        path.unlink()
-    return local, first
+    return files
 
 
 def _save_piece(piece: Piece, path: Path, headers: Mapping[str, str], proxy: str | None) -> None:

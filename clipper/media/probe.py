@@ -61,18 +61,20 @@ def probe_media(path: Path) -> MediaInfo:
         coding={k: str(v[k]) for k in CODING if v.get(k) is not None})
 
 
-def stream_span(path: Path) -> tuple[float, float]:
-    """The first video stream's start (the first audio stream's where there is no video) and
-    the container's end, on the file's own timestamps (no start_time taken off)."""
+def stream_span(path: Path) -> tuple[float, float, float]:
+    """(earliest start, latest start, end) of the file's first video and first audio stream,
+    on its own timestamps (no start_time taken off): ffmpeg counts a programme from the
+    earliest, and every stream has begun by the latest."""
     data = probe_media_json(path)
     streams = data.get("streams") or []
-    main = _media_streams(streams, "video") or _media_streams(streams, "audio")
-    if not main or main[0].get("start_time") in (None, "N/A"):
+    firsts = [found[0] for kind in ("video", "audio") if (found := _media_streams(streams, kind))]
+    starts = [float(s["start_time"]) for s in firsts if s.get("start_time") not in (None, "N/A")]
+    if not starts:
         raise InvalidInput(f"{Path(path).name} has no audio or video to clip.",
                            "Check the source.")
     fmt = data.get("format") or {}
     end = float(fmt.get("start_time") or 0) + float(fmt.get("duration") or 0)
-    return float(main[0]["start_time"]), end
+    return min(starts), max(starts), end
 
 
 def probe_media_json(path: Path) -> dict[str, Any]:

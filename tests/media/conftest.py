@@ -12,7 +12,13 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mediacheck import IRREGULAR  # noqa: E402
 
-from testmedia.mediagen import make_hls, make_hls_renditions, make_video, serve_dir  # noqa: E402
+from testmedia.mediagen import (  # noqa: E402
+    make_dash,
+    make_hls,
+    make_hls_renditions,
+    make_video,
+    serve_dir,
+)
 
 
 @pytest.fixture(scope="session")
@@ -68,8 +74,14 @@ def fmp4_renditions(gop2: Path, media_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def dash(gop2: Path, media_dir: Path) -> Path:
+    """gop2 as a DASH manifest, picture and sound apart."""
+    return make_dash(gop2, media_dir / "dash")
+
+
+@pytest.fixture(scope="session")
 def server(media_dir: Path, gop2: Path, hls: Path, fmp4_hls: Path, fmp4_single: Path,
-           fmp4_renditions: Path):  # type: ignore[no-untyped-def]
+           fmp4_renditions: Path, dash: Path):  # type: ignore[no-untyped-def]
     """Loopback HTTP server over media_dir; paths under /flaky/ answer 503 twice, then serve."""
     seen: Counter[str] = Counter()
 

@@ -48,12 +48,14 @@ def test_section_near_the_start(server, hls: Path, tmp_path: Path) -> None:
     _fetch_and_cut(f"{base}/hls/index.m3u8", hls, 0.53, 3.01, 2.0, tmp_path)
 
 
-def test_fmp4_hls_section_reads_few_segments_and_is_exact(server, gop2: Path,
+def test_fmp4_hls_section_reads_few_segments_and_is_exact(server, fmp4_hls: Path,
                                                          tmp_path: Path) -> None:
-    """ffmpeg 5.1 reads no packet of fMP4 segments after -ss: Clipper reads the pieces."""
+    """ffmpeg 5.1 reads no packet of fMP4 segments after -ss: Clipper reads the pieces. Its
+    times are ffmpeg's, as for other HLS: from the earliest stream's start (here the sound's,
+    22 ms before the first picture)."""
     base, requested = server
     before = len(requested)
-    _fetch_and_cut(f"{base}/fmp4/index.m3u8", gop2, 13.37, 16.01, 1.0, tmp_path)
+    _fetch_and_cut(f"{base}/fmp4/index.m3u8", fmp4_hls, 13.37, 16.01, 1.0, tmp_path)
     got = requested[before:]
     segments = sorted(p for p in got if p.endswith(".m4s"))
     # The section's (12-18 s) and the first (time 0), of 12.
@@ -64,22 +66,24 @@ def test_fmp4_hls_section_reads_few_segments_and_is_exact(server, gop2: Path,
 
 
 @pytest.mark.parametrize("start", [0.0, 0.53, 21.9])
-def test_fmp4_hls_at_the_programmes_ends(server, gop2: Path, tmp_path: Path,
+def test_fmp4_hls_at_the_programmes_ends(server, fmp4_hls: Path, tmp_path: Path,
                                          start: float) -> None:
     base, _ = server
-    _fetch_and_cut(f"{base}/fmp4/index.m3u8", gop2, start, min(24.0, start + 2.5), 0.5, tmp_path)
+    _fetch_and_cut(f"{base}/fmp4/index.m3u8", fmp4_hls, start, min(24.0, start + 2.5), 0.5,
+                   tmp_path)
 
 
-def test_fmp4_hls_in_one_file_by_byte_ranges(server, gop2: Path, tmp_path: Path) -> None:
+def test_fmp4_hls_in_one_file_by_byte_ranges(server, fmp4_single: Path, tmp_path: Path) -> None:
     base, _ = server
-    _fetch_and_cut(f"{base}/fmp4single/index.m3u8", gop2, 9.21, 12.87, 1.0, tmp_path)
+    _fetch_and_cut(f"{base}/fmp4single/index.m3u8", fmp4_single, 9.21, 12.87, 1.0, tmp_path)
 
 
-def test_fmp4_hls_with_picture_and_sound_in_separate_renditions(server, gop2: Path,
+def test_fmp4_hls_with_picture_and_sound_in_separate_renditions(server, fmp4_renditions: Path,
                                                                 tmp_path: Path) -> None:
     base, requested = server
     before = len(requested)
-    path = _fetch_and_cut(f"{base}/renditions/master.m3u8", gop2, 7.77, 10.2, 1.0, tmp_path)
+    path = _fetch_and_cut(f"{base}/renditions/master.m3u8", fmp4_renditions, 7.77, 10.2, 1.0,
+                          tmp_path)
     info = probe_media(path)
     assert info.has_video and info.has_audio
     assert {"/renditions/init_0.mp4", "/renditions/init_1.mp4"} <= set(requested[before:])
@@ -87,18 +91,18 @@ def test_fmp4_hls_with_picture_and_sound_in_separate_renditions(server, gop2: Pa
     assert sound.has_audio and abs(sound.duration - 2.43) < 0.1
 
 
-def test_fmp4_hls_whose_extinfs_understate_is_widened(server, fmp4_hls: Path, gop2: Path,
+def test_fmp4_hls_whose_extinfs_understate_is_widened(server, fmp4_hls: Path,
                                                       tmp_path: Path) -> None:
     """Rounded EXTINFs (here 1 s for 2 s segments) point at the wrong segments: what came
     is checked against the section, and more segments read, so the clip is still exact."""
     base, _ = server
     lying = fmp4_hls.parent / "lying.m3u8"
     lying.write_text(fmp4_hls.read_text().replace("#EXTINF:2.000000,", "#EXTINF:1,"))
-    _fetch_and_cut(f"{base}/fmp4/lying.m3u8", gop2, 9.33, 11.1, 1.0, tmp_path)
+    _fetch_and_cut(f"{base}/fmp4/lying.m3u8", fmp4_hls, 9.33, 11.1, 1.0, tmp_path)
 
 
 @pytest.mark.services
-def test_fmp4_hls_through_the_guard(server, fmp4_hls: Path, gop2: Path, tmp_path: Path) -> None:
+def test_fmp4_hls_through_the_guard(server, fmp4_hls: Path, tmp_path: Path) -> None:
     """Every piece is asked of the guard's relay, as ffmpeg's segments are: a playlist whose
     init segment lies on an address the guard refuses fails, and says so."""
     from clipper.net.guard import GuardProxy
@@ -114,7 +118,25 @@ def test_fmp4_hls_through_the_guard(server, fmp4_hls: Path, gop2: Path, tmp_path
             fetch_section(f"{base}/fmp4/hostile.m3u8", 5.1, 7.7, dest_dir=tmp_path / "no",
                           pad=0.5, proxy=guard, tries=1)
     clip = cut_clip(sec.path, 5.1 - sec.offset, 7.7 - sec.offset, tmp_path / "clip.mp4", sec.info)
-    assert_frame_exact(clip.path, gop2, 5.1, 7.7)
+    assert_frame_exact(clip.path, fmp4_hls, 5.1, 7.7)
+
+
+@pytest.mark.services
+def test_dash_section_through_the_guard_and_without(server, dash: Path, tmp_path: Path) -> None:
+    """DASH's picture and sound are two formats; each URL goes to the guard's relay once (a
+    relay URL relayed again is a request to the guard itself, which it refuses)."""
+    from clipper.net.guard import GuardProxy
+
+    base, requested = server
+    before = len(requested)
+    _fetch_and_cut(f"{base}/dash/manifest.mpd", dash, 11.21, 13.9, 1.0, tmp_path / "direct")
+    with GuardProxy(["127.0.0.1"]) as guard:
+        sec = fetch_section(f"{base}/dash/manifest.mpd", 3.3, 6.1, dest_dir=tmp_path / "src",
+                            pad=0.5, proxy=guard)
+        assert guard.unsafe_error() is None
+    clip = cut_clip(sec.path, 3.3 - sec.offset, 6.1 - sec.offset, tmp_path / "clip.mp4", sec.info)
+    assert_frame_exact(clip.path, dash, 3.3, 6.1)
+    assert sec.info.has_audio and any("chunk-stream1" in p for p in requested[before:])
 
 
 def test_404_is_permanent_and_readable(server, tmp_path: Path) -> None:
