@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 from urllib.parse import urlsplit
 
 import certifi
@@ -40,7 +40,7 @@ from clipper.domain import FetchedSection
 from clipper.errors import ClipperError, InvalidInput, PermanentError, TransientError
 from clipper.media import ffrun
 from clipper.media.fmp4 import Piece, fragment_plan
-from clipper.media.probe import edit_list_lag, probe_media, stream_span
+from clipper.media.probe import edit_list_lag, probe_media, stream_span, video_frames
 
 log = logging.getLogger(__name__)
 
@@ -187,15 +187,32 @@ def _ffmpeg_env(proxy: str | None) -> dict[str, str] | None:
     return env
 
 
-def remote_duration(url: str, proxy: str | None) -> float | None:
-    """Duration of a network source by ffprobe (same protocol rules as the download), if known."""
+def _remote_probe(url: str, proxy: str | None, entries: str) -> dict[str, Any]:
+    """ffprobe's `-show_entries` of a network source (same protocol rules as the download);
+    {} when it cannot be read."""
     args = ["ffprobe", "-v", "error", *ffmpeg_net_args(url, proxy), "-show_entries",
-            "format=duration", "-of", "json", relay_url(proxy, url) if proxy else url]
+            entries, "-of", "json", relay_url(proxy, url) if proxy else url]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False,
                           env=_ffmpeg_env(proxy))
+    with contextlib.suppress(ValueError):
+        found = json.loads(proc.stdout or "{}")
+        return found if isinstance(found, dict) else {}
+    return {}
+
+
+def remote_duration(url: str, proxy: str | None) -> float | None:
+    """Duration of a network source by ffprobe, if known."""
     with contextlib.suppress(ValueError, KeyError, TypeError):
-        return float(json.loads(proc.stdout)["format"]["duration"])
+        return float(_remote_probe(url, proxy, "format=duration")["format"]["duration"])
     return None
+
+
+def remote_has_video(url: str, proxy: str | None) -> bool:
+    """Whether a network source has a picture (a still attached to sound does not count)."""
+    streams = _remote_probe(url, proxy, "stream=codec_type:stream_disposition=attached_pic")
+    return any(s.get("codec_type") == "video"
+               and not (s.get("disposition") or {}).get("attached_pic")
+               for s in streams.get("streams") or [])
 
 
 def _through_relay(info: dict[str, Any], proxy: str) -> None:
@@ -226,8 +243,15 @@ def _beyond_end(begin: float, duration: float) -> PermanentError:
                           "Check the start time.")
 
 
+class _Download(NamedTuple):
+    path: Path
+    title: str
+    unindexed: bool = False
+    """From a plain file whose container has no keyframe index (`UNINDEXED`)."""
+
+
 def _download(url: str, section: tuple[float, float], workdir: Path, proxy: str | None,
-              guard: Guard | None) -> tuple[Path, str]:
+              guard: Guard | None) -> _Download:
     try:
         found = _ytdlp_download(url, section, workdir, proxy)
     except ClipperError:
@@ -265,7 +289,7 @@ def youtube_dl(options: dict[str, Any]) -> yt_dlp.YoutubeDL:
 
 
 def _ytdlp_download(url: str, section: tuple[float, float], workdir: Path,
-                    proxy: str | None) -> tuple[Path, str]:
+                    proxy: str | None) -> _Download:
     options = ydl_options(section, workdir, proxy, url)
     with _no_proxy_bypass(bool(proxy)), youtube_dl(options) as ydl:
         try:
@@ -277,15 +301,18 @@ def _ytdlp_download(url: str, section: tuple[float, float], workdir: Path,
                 raise _beyond_end(section[0], float(info["duration"]))
             if proxy:
                 _through_relay(info, proxy)
+            title, unindexed = str(info.get("title") or ""), _unindexed(info)
             answer = _whole_file_answer(info, proxy)
             if answer is not None:
                 log.info("%s ignores Range: reading it sequentially", url)
                 path = _sequential_section(answer, info, section, workdir, proxy)
-                return path, str(info.get("title") or "")
+                return _Download(path, title, unindexed)
             playlists = _fragmented_playlists(info, section, proxy)
             if playlists is not None:
                 path = _fragmented_section(playlists, info, section, workdir, proxy)
-                return path, str(info.get("title") or "")
+                return _Download(path, title)
+            if unindexed:
+                _section_as_mp4(ydl, info)
             info = ydl.process_ie_result(info, download=True)
         except DownloadError as exc:
             # yt-dlp reports a download that met a full disk only as "ffmpeg exited with code
@@ -295,7 +322,30 @@ def _ytdlp_download(url: str, section: tuple[float, float], workdir: Path,
              if d.get("filepath")]
     if not files or not files[0].exists():
         raise PermanentError("The download produced no file.", "Check the link.")
-    return files[0], str(info.get("title") or "")
+    return _Download(files[0], str(info.get("title") or ""), unindexed)
+
+
+UNINDEXED = ("ts", "mts", "m2ts", "mpg", "mpeg", "vob")
+"""MPEG transport and program streams: no keyframe index. ffmpeg's `-ss` lands where the time
+is and a stream copy drops the picture up to the next keyframe; and its MPEG-TS muxer moves a
+section's timestamps (0.2-0.4 s seen), where its MP4 muxer keeps them: such sections are
+written as MP4."""
+
+
+def _unindexed(info: dict[str, Any]) -> bool:
+    """yt-dlp chose one plain file (no playlist) in a container without a keyframe index."""
+    return (info.get("protocol") in ("http", "https") and not info.get("requested_formats")
+            and str(info.get("ext") or "").lower() in UNINDEXED)
+
+
+def _section_as_mp4(ydl: yt_dlp.YoutubeDL, info: dict[str, Any]) -> None:
+    """Have yt-dlp's ffmpeg write the section as MP4 (the format chosen again from `formats`
+    keeps this), without subtitle streams (teletext would not go into MP4)."""
+    for fmt in [info, *(info.get("formats") or [])]:
+        if str(fmt.get("ext") or "").lower() in UNINDEXED:
+            fmt["ext"] = "mp4"
+    args = ydl.params["external_downloader_args"]
+    args["ffmpeg_i"] = [*args["ffmpeg_i"], "-sn"]
 
 
 # --- servers that ignore Range: a sequential read, then a local cut ----------------------------
@@ -446,7 +496,8 @@ def _stream_prefix(url: str, headers: Mapping[str, str], proxy: str | None, seco
     return False
 
 
-def _cut_local(source: Path, section: tuple[float, float], out: Path, fmt: str) -> Path:
+def _cut_local(source: Path, section: tuple[float, float], out: Path, fmt: str,
+               extra: list[str] | None = None) -> Path:
     """The section from a local copy, the way yt-dlp's ffmpeg takes it from the network
     (`-ss start -t length -i … -c copy`): the same file, so the same exact offset."""
     try:
@@ -459,7 +510,8 @@ def _cut_local(source: Path, section: tuple[float, float], out: Path, fmt: str) 
     args = ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
             "-protocol_whitelist", ffrun.LOCAL_PROTOCOLS]
     args += (["-ss", str(lo)] if lo else []) + ["-t", str(hi - lo), "-i", str(source)]
-    ffrun.run([*args, "-c", "copy", "-f", fmt, str(out)], what="cut the section from the source")
+    ffrun.run([*args, *(extra or []), "-c", "copy", "-f", fmt, str(out)],
+              what="cut the section from the source")
     return out
 
 
@@ -485,6 +537,8 @@ def _sequential_section(answer: http.client.HTTPResponse, info: dict[str, Any],
         # Not readable as a stream after all (an odd layout): every byte, then.
         with _net_errors(), contextlib.closing(_http_get(url, headers, proxy)) as again:
             _save(again, b"", local)
+    if ext.lower() in UNINDEXED:  # as yt-dlp's section would be (see UNINDEXED)
+        return _cut_local(local, section, workdir / "section.mp4", "mp4", ["-sn"])
     return _cut_local(local, section, workdir / f"section.{ext}", fmt)
 
 
@@ -621,10 +675,42 @@ def _join_files(out: Path, parts: list[Any]) -> Path:
     return out
 
 
+LEADS = (2.5, 10.0, 30.0, 90.0)
+"""Seconds read before a section from an `UNINDEXED` container, in turn, when its picture
+began late (broadcast GOPs last 0.5-2 s, some 10 s)."""
+LATE = 0.5
+"""A section's picture beginning later than this after its start lacks frames it needs."""
+
+
+def _picture_late(path: Path, info: Any, lead: float, url: str, proxy: str | None) -> bool:
+    """Whether a section, read from `lead` seconds before its start, lacks the picture of its
+    start. One with no picture at all asks the source whether it has one (radio has none)."""
+    if not info.has_video:
+        return remote_has_video(url, proxy)
+    frames = video_frames(path, info.start_time)
+    return not frames or frames[0].pts > lead + LATE
+
+
 def _fetch_once(url: str, section: tuple[float, float], dest_dir: Path, proxy: str | None,
                 guard: Guard | None) -> FetchedSection:
+    for lead in (0.0, *LEADS):
+        wanted = (max(0.0, section[0] - lead), section[1])
+        found = _fetch_file(url, wanted, dest_dir, proxy, guard, section[0] - wanted[0],
+                            last=wanted[0] == 0 or lead == LEADS[-1])
+        if found is not None:
+            return found
+        log.info("%s: the picture of %.2f s began late; reading from %.0f s earlier", url,
+                 section[0], LEADS[LEADS.index(lead) + 1] if lead else LEADS[0])
+    raise AssertionError("unreachable: the last lead is kept")
+
+
+def _fetch_file(url: str, section: tuple[float, float], dest_dir: Path, proxy: str | None,
+                guard: Guard | None, lead: float, *, last: bool) -> FetchedSection | None:
+    """One section download (`lead` seconds before the one wanted), probed and moved into
+    `dest_dir`; None (nothing kept) when its picture began late (`_picture_late`) and an
+    earlier start is still to be tried."""
     with tempfile.TemporaryDirectory(dir=dest_dir, prefix=".fetch-") as work:
-        path, title = _download(url, section, Path(work), proxy, guard)
+        path, title, unindexed = _download(url, section, Path(work), proxy, guard)
         # The two ffprobe runs side by side (each ~0.1 s, mostly its start-up).
         with ThreadPoolExecutor(1) as side:
             lag_read = side.submit(edit_list_lag, path)
@@ -637,6 +723,8 @@ def _fetch_once(url: str, section: tuple[float, float], dest_dir: Path, proxy: s
                 raise PermanentError("The source sent no playable media for this section.",
                                      "Check the link and the times.") from None
             lag = lag_read.result()
+        if unindexed and not last and _picture_late(path, info, lead, url, proxy):
+            return None
         final = dest_dir / f"section-{uuid.uuid4().hex}{path.suffix}"
         shutil.move(path, final)
     return FetchedSection(final, section[0] + lag, info.duration, title,

@@ -51,6 +51,15 @@ def mpegts(gop2: Path, media_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def gop10ts(gop10: Path, media_dir: Path) -> Path:
+    """gop10 as MPEG-TS: no keyframe index, a keyframe each 10 s."""
+    out = media_dir / "gop10.ts"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(gop10), "-c", "copy", "-f", "mpegts",
+                    str(out)], check=True)
+    return out
+
+
+@pytest.fixture(scope="session")
 def hls(gop2: Path, media_dir: Path) -> Path:
     return make_hls(gop2, media_dir / "hls", hls_time=2)
 
@@ -81,7 +90,7 @@ def dash(gop2: Path, media_dir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def server(media_dir: Path, gop2: Path, hls: Path, fmp4_hls: Path, fmp4_single: Path,
-           fmp4_renditions: Path, dash: Path):  # type: ignore[no-untyped-def]
+           fmp4_renditions: Path, dash: Path, mpegts: Path, gop10ts: Path):  # type: ignore[no-untyped-def]
     """Loopback HTTP server over media_dir; paths under /flaky/ answer 503 twice, then serve."""
     seen: Counter[str] = Counter()
 

@@ -47,7 +47,7 @@ def _serve(media_dir: Path, *, ranges: bool) -> Iterator[Served]:
 
 
 @pytest.fixture(scope="module")
-def norange(media_dir: Path, bigstart: Path, gop10: Path) -> Iterator[Served]:
+def norange(media_dir: Path, bigstart: Path, gop10: Path, gop10ts: Path) -> Iterator[Served]:
     yield from _serve(media_dir, ranges=False)
 
 
@@ -93,6 +93,14 @@ def test_moov_at_the_end_without_range(norange: Served, gop10: Path, tmp_path: P
     with GuardProxy(["127.0.0.1"]) as guard:
         path = _fetch_and_cut(f"{base}/gop10.mp4", gop10, 12.33, 15.71, 1.5, tmp_path, guard)
     assert path.stat().st_size < gop10.stat().st_size / 2  # a section is kept, not the programme
+
+
+def test_mpeg_ts_without_range(norange: Served, gop10ts: Path, tmp_path: Path) -> None:
+    """Cut locally as yt-dlp would from the network: as MP4, from earlier while the picture is
+    late (see tests/media/test_fetch.py's .ts test)."""
+    base, _ = norange
+    path = _fetch_and_cut(f"{base}/gop10.ts", gop10ts, 13.37, 15.9, 1.0, tmp_path)
+    assert path.suffix == ".mp4"
 
 
 @pytest.mark.parametrize("name", ["bigstart.mp4", "gop10.mp4"])
