@@ -119,9 +119,10 @@ SENTENCES: tuple[tuple[str, str], ...] = (
     ("Late tonight the prime minister quit.", "quit"),
     ("The match ended two to one after ninety minutes of rain.", ""),
 )
-# Two phrases, two near-misses (of other watches' phrases): the test's run, ~9 s of airtime
-# shorter than the programme's first six sentences.
-QUICK = (SENTENCES[1], SENTENCES[2], SENTENCES[4], SENTENCES[5])
+# Two phrases and a near-miss (of another watch's phrase): the test's run, shorter than the
+# programme's first six sentences. (The airport near-miss is left out: tiny.en now and then
+# hears it as a phrase, and the check is that the bench runs, not the model.)
+QUICK = (SENTENCES[1], SENTENCES[2], SENTENCES[4])
 
 
 # ---------------------------------------------------------------- the programme
@@ -569,7 +570,7 @@ def main() -> None:
                     help="then measure N Whisper channels on one transcriber")
     ap.add_argument("--capacity-seconds", type=float, default=150.0)
     ap.add_argument("--quick", action="store_true",
-                    help="a 40 s programme, one channel, 10/8 only (checks the bench runs)")
+                    help="a ~25 s programme, one channel, 10/8 only (checks the bench runs)")
     a = ap.parse_args()
     if a.quick:
         a.channels, a.geometry, a.capacity = 1, "10/8", 0

@@ -42,7 +42,7 @@ def test_rota_benchmark_runs_on_both_databases() -> None:
 
 
 def test_live_asr_benchmark_quick_mode_runs() -> None:
-    """One Whisper channel (10/8) and one captioned channel airing a 42 s programme: about a
+    """One Whisper channel (10/8) and one captioned channel airing a ~25 s programme: about half a
     minute, most of it airtime."""
     out = subprocess.run([sys.executable, str(ROOT / "bench" / "live_asr.py"), "--quick"],
                          capture_output=True, text=True, timeout=240, check=True).stdout

@@ -90,3 +90,124 @@ def fragment_plan(text: str, url: str, section: tuple[float, float],
                         Piece(segments[0].absolute_uri, ranges[0]),
                         tuple(Piece(segments[i].absolute_uri, ranges[i]) for i in span), t,
                         span.start == 0, span.stop == len(segments))
+
+
+# ---------------------------------------------------------------- a stored live segment
+
+_PTS_HZ = 90_000
+_PTS_WRAP = 1 << 33
+
+
+def looks_like_fmp4(data: bytes) -> bool:
+    """Whether `data` begins as an MP4 (an fMP4 segment stored with its init segment does)."""
+    return data[4:8] in (b"ftyp", b"moov", b"styp", b"moof")
+
+
+def _boxes(data: bytes, start: int = 0, end: int | None = None) -> list[tuple[bytes, int, int]]:
+    """(type, payload start, box end) of the boxes in data[start:end]; stops at a bad size."""
+    end = len(data) if end is None else end
+    out, pos = [], start
+    while pos + 8 <= end:
+        size, kind = int.from_bytes(data[pos:pos + 4], "big"), data[pos + 4:pos + 8]
+        head = 8
+        if size == 1 and pos + 16 <= end:
+            size, head = int.from_bytes(data[pos + 8:pos + 16], "big"), 16
+        elif size == 0:
+            size = end - pos
+        if size < head or pos + size > end:
+            break
+        out.append((kind, pos + head, pos + size))
+        pos += size
+    return out
+
+
+def _child(data: bytes, start: int, end: int, kind: bytes) -> tuple[int, int] | None:
+    return next(((a, b) for k, a, b in _boxes(data, start, end) if k == kind), None)
+
+
+def _movie_timescale(data: bytes, moov: tuple[int, int]) -> int:
+    mvhd = _child(data, *moov, b"mvhd")
+    if mvhd is None:
+        return 1000
+    wide = 8 if data[mvhd[0]] == 1 else 0
+    return int.from_bytes(data[mvhd[0] + 12 + wide:mvhd[0] + 16 + wide], "big") or 1000
+
+
+def _edit_shift(data: bytes, trak: tuple[int, int], scale: int, movie_scale: int) -> int:
+    """Ticks (track timescale) the track's edit list moves its media by: empty edits first
+    delay it, the first real edit's media time starts it later (ffmpeg writes both: the
+    B-frame delay and the sound's lead over the picture)."""
+    edts = _child(data, *trak, b"edts")
+    elst = _child(data, *edts, b"elst") if edts else None
+    if elst is None:
+        return 0
+    a = elst[0]
+    wide = data[a] == 1
+    size = 20 if wide else 12
+    shift = 0
+    for i in range(int.from_bytes(data[a + 4:a + 8], "big")):
+        at = a + 8 + i * size
+        half = 8 if wide else 4
+        duration = int.from_bytes(data[at:at + half], "big")
+        media_time = int.from_bytes(data[at + half:at + 2 * half], "big", signed=True)
+        if media_time == -1:
+            shift += round(duration * scale / movie_scale)
+        else:
+            return shift - media_time
+    return shift
+
+
+def _timescales(data: bytes) -> dict[int, tuple[int, int]]:
+    """track_ID -> (its media timescale, its edit list's shift), from the init segment."""
+    tracks: dict[int, tuple[int, int]] = {}
+    for kind, a, b in _boxes(data):
+        if kind != b"moov":
+            continue
+        movie_scale = _movie_timescale(data, (a, b))
+        for trak_kind, ta, tb in _boxes(data, a, b):
+            tkhd, mdia = _child(data, ta, tb, b"tkhd"), _child(data, ta, tb, b"mdia")
+            mdhd = _child(data, *mdia, b"mdhd") if mdia else None
+            if trak_kind != b"trak" or tkhd is None or mdhd is None:
+                continue
+            wide = 8 if data[tkhd[0]] == 1 else 0
+            track = int.from_bytes(data[tkhd[0] + 12 + wide:tkhd[0] + 16 + wide], "big")
+            wide = 8 if data[mdhd[0]] == 1 else 0
+            scale = int.from_bytes(data[mdhd[0] + 12 + wide:mdhd[0] + 16 + wide], "big")
+            tracks[track] = (scale, _edit_shift(data, (ta, tb), scale, movie_scale))
+    return tracks
+
+
+def _first_composition_offset(data: bytes, trun: tuple[int, int]) -> int:
+    """The first sample's composition offset in a trun (0 when it carries none)."""
+    a = trun[0]
+    version, flags = data[a], int.from_bytes(data[a + 1:a + 4], "big")
+    if not flags & 0x800:
+        return 0
+    pos = a + 8 + (4 if flags & 0x1 else 0) + (4 if flags & 0x4 else 0)
+    pos += sum(4 for bit in (0x100, 0x200, 0x400) if flags & bit)
+    return int.from_bytes(data[pos:pos + 4], "big", signed=version == 1)
+
+
+def first_pts(data: bytes) -> int | None:
+    """The earliest presentation time (90 kHz, wrapped at 2^33, as MPEG-TS counts) of the
+    first fragment's tracks in `data`: an init segment followed by a media segment. None when
+    it cannot be read."""
+    scales = _timescales(data)
+    found = []
+    for kind, a, b in _boxes(data):
+        if kind != b"moof":
+            continue
+        for traf_kind, ta, tb in _boxes(data, a, b):
+            tfhd, tfdt = _child(data, ta, tb, b"tfhd"), _child(data, ta, tb, b"tfdt")
+            if traf_kind != b"traf" or tfhd is None or tfdt is None:
+                continue
+            scale, shift = scales.get(int.from_bytes(data[tfhd[0] + 4:tfhd[0] + 8], "big"),
+                                      (0, 0))
+            wide = data[tfdt[0]] == 1
+            base = int.from_bytes(data[tfdt[0] + 4:tfdt[0] + (12 if wide else 8)], "big")
+            trun = _child(data, ta, tb, b"trun")
+            if scale:
+                time = base + (_first_composition_offset(data, trun) if trun else 0) + shift
+                found.append(round(time * _PTS_HZ / scale))
+        break  # the first fragment's
+    return min(found) % _PTS_WRAP if found else None

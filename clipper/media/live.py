@@ -4,8 +4,9 @@ Pure helpers for the channel recorder (no network, no subprocess; cheap enough f
 channels per core):
 
 - `parse_playlist` reads a live HLS playlist with the `m3u8` package: each segment's absolute
-  URI, media sequence number, duration, EXT-X-PROGRAM-DATE-TIME (Unix seconds, or None) and
-  whether an EXT-X-DISCONTINUITY precedes it; a master playlist yields its variants instead.
+  URI, media sequence number, duration, EXT-X-PROGRAM-DATE-TIME (Unix seconds, or None),
+  whether an EXT-X-DISCONTINUITY precedes it and its init segment (EXT-X-MAP: fragmented MP4);
+  a master playlist yields its variants instead.
 - `first_pts` reads the earliest presentation timestamp (90 kHz) of a TS segment's audio and
   video streams from its first packets: what `ffprobe` reports as the format's start_time.
 - `pts_delta` subtracts two timestamps across the 33-bit wrap.
@@ -113,6 +114,7 @@ class LiveSegment:
     duration: float
     program_date_time: float | None  # Unix seconds of the first sample, or None
     discontinuity: bool  # EXT-X-DISCONTINUITY before it
+    init_uri: str | None = None  # absolute: its EXT-X-MAP (fragmented MP4), stored in front
 
 
 @dataclass(frozen=True)
@@ -166,7 +168,8 @@ def parse_playlist(text: str, url: str) -> LivePlaylist:
     segments = tuple(
         LiveSegment(uri=s.absolute_uri, seq=base_seq + i, duration=float(s.duration or 0.0),
                     program_date_time=_unix(s.current_program_date_time),
-                    discontinuity=bool(s.discontinuity))
+                    discontinuity=bool(s.discontinuity),
+                    init_uri=s.init_section.absolute_uri if s.init_section else None)
         for i, s in enumerate(pl.segments))
     return LivePlaylist(segments=segments, media_sequence=base_seq,
                         target_duration=float(pl.target_duration or 0.0),

@@ -8,8 +8,9 @@ come, never re-encoded), and every request goes through the process's one GuardP
 
 What a channel's URL is decides how it is recorded:
 - an HLS playlist: polled about every half target duration; new segments are fetched by media
-  sequence (at first only the newest few: the live edge) and stored unchanged. A sequence that
-  goes backwards, an EXT-X-DISCONTINUITY or a PTS jump marks the segment `discontinuity`;
+  sequence (at first only the newest few: the live edge) and stored unchanged (fragmented MP4
+  with its init segment in front, as `.mp4`). A sequence that goes backwards, an
+  EXT-X-DISCONTINUITY or a PTS jump marks the segment `discontinuity`;
 - an HTTP MPEG-TS stream (Content-Type video/mp2t, sync bytes, or a .ts URL): read continuously
   and cut into ~4 s segments at keyframes (`TsChopper`); reconnected when it drops;
 - anything else: a page yt-dlp resolves to a live stream; the manifest it names is recorded,
@@ -69,6 +70,8 @@ from clipper.media.captions_live import (
     place_vtt,
     subtitle_rendition,
 )
+from clipper.media.fmp4 import first_pts as fmp4_first_pts
+from clipper.media.fmp4 import looks_like_fmp4
 from clipper.media.live import (
     ArrivalClock,
     LivePlaylist,
@@ -267,11 +270,13 @@ class LastStored:
     first_pts: int | None
 
 
-def segment_path(media_dir: Path, name: str, seq: int, wall_start: float) -> Path:
-    """Where a segment is stored: by the UTC date and hour of its wall-clock start."""
+def segment_path(media_dir: Path, name: str, seq: int, wall_start: float,
+                 suffix: str = ".ts") -> Path:
+    """Where a segment is stored: by the UTC date and hour of its wall-clock start (`.mp4`
+    for fragmented MP4, stored with its init segment in front so that it plays alone)."""
     moment = datetime.fromtimestamp(wall_start, UTC)
     return (media_dir / "channels" / name / moment.strftime("%Y-%m-%d") / moment.strftime("%H")
-            / f"{seq}-{round(wall_start * 1000)}.ts")
+            / f"{seq}-{round(wall_start * 1000)}{suffix}")
 
 
 def _write_file(path: Path, data: bytes) -> None:
@@ -285,7 +290,8 @@ def store_segment(ctx: Context, channel: ChannelInfo, rec: Recorded) -> Path | N
     """Store one segment: the file first, then its row and the channel's state, in one
     transaction. None when it was stored already; ChannelGone (file removed) when the channel
     was removed meanwhile."""
-    path = segment_path(ctx.settings.media_dir, channel.name, rec.seq, rec.wall_start)
+    path = segment_path(ctx.settings.media_dir, channel.name, rec.seq, rec.wall_start,
+                        ".mp4" if looks_like_fmp4(rec.data) else ".ts")
     with ctx.db.session() as session:
         if session.scalar(select(ChannelSegment.id).where(
                 ChannelSegment.channel_id == channel.id, ChannelSegment.path == str(path))):
@@ -529,6 +535,7 @@ class ChannelRecorder(threading.Thread):
         self._last = last_stored(ctx, channel.id)
         self._hls_seq: int | None = self._last.seq if self._last else None
         self._ts_seq = self._last.seq + 1 if self._last else 0
+        self._init: tuple[str | None, bytes] = (None, b"")  # an fMP4 playlist's EXT-X-MAP
         self._arrival = ArrivalClock()
         # Captions: the subtitle rendition followed, the in-band reader, what the row says.
         self.subtitles: SubtitleFollower | None = None
@@ -646,6 +653,8 @@ class ChannelRecorder(threading.Thread):
                 return
             try:
                 data, _ = self.fetcher.get(seg.uri, MAX_SEGMENT_BYTES)
+                if seg.init_uri is not None:
+                    data = self._init_segment(seg.init_uri) + data
             except HttpStatus as exc:
                 if exc.status not in _GONE:
                     raise
@@ -656,9 +665,15 @@ class ChannelRecorder(threading.Thread):
                                 playlist.target_duration)
             self._hls_seq = seg.seq
 
+    def _init_segment(self, uri: str) -> bytes:
+        """An fMP4 playlist's init segment (EXT-X-MAP), fetched when it changes."""
+        if self._init[0] != uri:
+            self._init = (uri, self.fetcher.get(uri, MAX_SEGMENT_BYTES)[0])
+        return self._init[1]
+
     def _store_hls(self, seg: LiveSegment, data: bytes, estimate: float, restarted: bool,
                    target: float) -> None:
-        pts = first_pts(data)
+        pts = fmp4_first_pts(data) if seg.init_uri is not None else first_pts(data)
         reference = seg.program_date_time if seg.program_date_time is not None else estimate
         jumped = self._pts_jumped(pts, reference, 1.0 if seg.program_date_time else
                                   max(2.0, target))
@@ -736,7 +751,9 @@ class ChannelRecorder(threading.Thread):
         if reader is None:
             return
         try:
-            cues = reader.feed(rec.data, rec.first_pts, rec.wall_start)
+            # In-band captions are read from TS packets; fMP4 carries none this reads.
+            cues = ([] if looks_like_fmp4(rec.data)
+                    else reader.feed(rec.data, rec.first_pts, rec.wall_start))
         except Exception as exc:  # noqa: BLE001 - odd caption data must not stop the recording
             log.warning("channel %s: captions of segment %d unreadable: %s", self.channel.name,
                         rec.seq, exc)

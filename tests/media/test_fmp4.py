@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -82,3 +84,24 @@ def test_pieces_are_contiguous_and_cover_the_section(durations: list[float], at:
     assert index[0] == 0 or starts[index[0]] <= lo - SLACK + 1e-6
     assert index[-1] == len(durations) - 1 or starts[index[-1] + 1] >= lo + length + SLACK - 1e-6
     assert plan.from_start == (index[0] == 0) and plan.to_end == (index[-1] == len(durations) - 1)
+
+
+def test_first_pts_of_stored_fragments_is_ffprobes_start(fmp4_hls: Path) -> None:
+    """A live fMP4 segment stored with its init segment: its earliest presentation time, in
+    MPEG-TS ticks, read from the fragment's boxes as ffprobe reads it."""
+    import subprocess
+
+    from clipper.media.fmp4 import first_pts, looks_like_fmp4
+
+    folder = fmp4_hls.parent
+    init = (folder / "init.mp4").read_bytes()
+    for k in (0, 3, 11):
+        data = init + (folder / f"seg{k:04d}.m4s").read_bytes()
+        stored = folder / f"stored{k}.mp4"
+        stored.write_bytes(data)
+        probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=start_time",
+                                "-of", "csv=p=0", str(stored)], capture_output=True, text=True,
+                               check=True)
+        assert looks_like_fmp4(data) and not looks_like_fmp4(b"\x47" * 188)
+        assert abs(first_pts(data) - float(probe.stdout) * 90_000) <= 2
+    assert first_pts(init) is None and first_pts(b"not an mp4") is None

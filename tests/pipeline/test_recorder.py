@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -335,3 +336,80 @@ def test_a_restarted_recorder_resumes_without_duplicates(ctx: Context,
     assert len({r.path for r in rows}) == len(rows)
     on_disk = {str(p) for p in (ctx.settings.media_dir / "channels" / name).rglob("*.ts")}
     assert on_disk == {r.path for r in rows}
+
+
+# ---------------------------------------------------------------- fragmented MP4
+
+@contextlib.contextmanager
+def fmp4_live(folder: Path, *, aired: float = 3.0) -> Iterator[tuple[str, float]]:
+    """An fMP4 live channel on loopback: a 20 s programme in 1 s segments, segment k airing
+    over [epoch + k, epoch + k + 1) and published (with its program-date-time) once aired; a
+    sliding window of 6. Yields (playlist URL, epoch); `aired` seconds have aired at the start."""
+    from testmedia.mediagen import make_hls, make_video
+
+    vod = make_hls(make_video(folder / "src.mp4", 20, gop=25), folder / "vod", hls_time=1,
+                   fmp4=True)
+    lines = vod.read_text().splitlines()
+    names = [line for line in lines if line.endswith(".m4s")]
+    epoch = time.time() - aired
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, directory=str(vod.parent), **kwargs)
+
+        def log_message(self, format: str, *args: Any) -> None: ...
+
+        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            if self.path != "/live.m3u8":
+                return super().do_GET()
+            done = min(len(names), int(time.time() - epoch))
+            first = max(0, done - 6)
+            body = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-TARGETDURATION:1",
+                    f"#EXT-X-MEDIA-SEQUENCE:{first}", '#EXT-X-MAP:URI="init.mp4"']
+            for k in range(first, done):
+                moment = datetime.fromtimestamp(epoch + k, UTC).isoformat(timespec="milliseconds")
+                body += [f"#EXT-X-PROGRAM-DATE-TIME:{moment}", "#EXTINF:1.000,", names[k]]
+            data = ("\n".join(body) + "\n").encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/vnd.apple.mpegurl")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return None
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/live.m3u8", epoch
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_a_fragmented_mp4_channel_is_stored_playable_and_joins(
+        sqlite_ctx: Context, tmp_path: Path) -> None:
+    """Each fMP4 segment is stored with its init segment in front (`.mp4`: it plays alone), at
+    the broadcaster's times; its first PTS is read from its fragment; a section joins them."""
+    from clipper.media.concat import SegmentFile, join_segments
+
+    ctx = sqlite_ctx
+    with fmp4_live(tmp_path) as (url, epoch):
+        add_channel(ctx, "fmp4", url)
+        init = (tmp_path / "vod" / "init.mp4").read_bytes()
+        with recording(ctx):
+            rows = poll(at_least(ctx, "fmp4", 4), 20, "4 segments")
+    assert [r.seq for r in rows] == list(range(rows[0].seq, rows[0].seq + len(rows)))
+    for row in rows:
+        path = Path(row.path)
+        assert path.suffix == ".mp4" and abs(row.wall_start - (epoch + row.seq)) < 0.002
+        assert path.read_bytes() == init + (tmp_path / "vod" / f"seg{row.seq:04d}.m4s").read_bytes()
+        probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=start_time",
+                                "-of", "csv=p=0", row.path], capture_output=True, text=True,
+                               check=True)
+        assert abs(row.first_pts - float(probe.stdout) * 90_000) <= 2  # a tick of rounding
+    assert channel_row(ctx, "fmp4").clock == "program-date-time"
+    joined = join_segments([SegmentFile(Path(r.path), r.wall_start, r.duration) for r in rows],
+                           tmp_path / "joined.mp4")
+    frames = decode_gray(joined.path)
+    assert joined.offset == rows[0].wall_start and len(frames) == 25 * len(rows)
