@@ -172,9 +172,11 @@ def broadcast(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def broadcast_site(broadcast: Path) -> Iterator[tuple[str, list[str]]]:
-    """The broadcast served over loopback HTTP as MP4 and HLS (`/show.mp4`, `/hls/index.m3u8`)."""
+    """The broadcast served over loopback HTTP as MP4 and HLS (`/show.mp4`, `/hls/index.m3u8`;
+    fragmented-MP4 segments: `/fmp4/index.m3u8`)."""
     from testmedia.mediagen import make_hls, serve_dir
 
     make_hls(broadcast, broadcast.parent / "hls", hls_time=4)
+    make_hls(broadcast, broadcast.parent / "fmp4", hls_time=4, fmp4=True)
     with serve_dir(broadcast.parent) as site:
         yield site

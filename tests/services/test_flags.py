@@ -127,6 +127,21 @@ def test_a_flag_on_sound_alone_runs_through_the_real_pipeline(sqlite_ctx, tmp_pa
     assert (shape["width"], shape["height"], shape["captions"]) == (1080, 1920, "burn")
 
 
+def test_a_flag_on_fragmented_mp4_hls_runs_through_the_real_pipeline(sqlite_ctx, broadcast_site,
+                                                                      run_jobs):
+    """HLS of fMP4 segments (ffmpeg 5.1 read none of it after a seek: "no playable media"):
+    read piece by piece through the guard, cut, heard."""
+    base, requested = broadcast_site
+    before = len(requested)
+    res = file_flag(sqlite_ctx, ANN, f"{base}/fmp4/index.m3u8", "0:09.3", "0:15.7")
+    run_jobs(sqlite_ctx)
+    st = clip_status(sqlite_ctx, ANN, res.clip_id)
+    assert st["status"] == "ready", st["error"]
+    assert st["duration"] == pytest.approx(6.4, abs=0.05)
+    assert "new schools" in st["transcript"]["text"].lower()
+    assert "/fmp4/init.mp4" in requested[before:]
+
+
 def test_merge_into_a_ready_clip_recuts_it(ctx, broadcast, run_jobs):
     a = file_flag(ctx, ANN, str(broadcast), "2", "6")
     run_jobs(ctx)
