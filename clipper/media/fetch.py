@@ -299,6 +299,8 @@ def _ytdlp_download(url: str, section: tuple[float, float], workdir: Path,
                                      "Link one item.")
             if info.get("duration") and section[0] >= float(info["duration"]):
                 raise _beyond_end(section[0], float(info["duration"]))
+            if info.get("ext") == "unknown_video":
+                _name_the_container(info, proxy)
             if proxy:
                 _through_relay(info, proxy)
             title, unindexed = str(info.get("title") or ""), _unindexed(info)
@@ -323,6 +325,34 @@ def _ytdlp_download(url: str, section: tuple[float, float], workdir: Path,
     if not files or not files[0].exists():
         raise PermanentError("The download produced no file.", "Check the link.")
     return _Download(files[0], str(info.get("title") or ""), unindexed)
+
+
+_CONTAINER_EXT = {"mov": "mp4", "matroska": "mkv", "mpegts": "ts", "mpeg": "mpg", "flv": "flv",
+                  "mp3": "mp3", "ogg": "ogg", "wav": "wav", "aac": "aac", "avi": "avi"}
+"""ffprobe's first format name -> the extension (so the muxer) a section of it is written as."""
+
+
+def _name_container(format_name: str) -> str | None:
+    """Pure: the section's extension for ffprobe's `format_name` ("mov,mp4,m4a,..." -> "mp4");
+    None when unknown."""
+    return _CONTAINER_EXT.get(format_name.split(",")[0])
+
+
+def _name_the_container(info: dict[str, Any], proxy: str | None) -> None:
+    """A plain file yt-dlp could not name (no extension, a generic Content-Type such as
+    application/octet-stream: ext "unknown_video", which ffmpeg cannot write): its container,
+    read by ffprobe from its first bytes, names the section's."""
+    url = info.get("url")
+    if not isinstance(url, str):
+        return
+    found = _remote_probe(url, proxy, "format=format_name").get("format") or {}
+    ext = _name_container(str(found.get("format_name") or ""))
+    if ext is None:
+        raise PermanentError("The source's file is of no kind Clipper can cut.",
+                             "Link a video or audio file (MP4, WebM, MPEG-TS, MP3...).")
+    for fmt in [info, *(info.get("formats") or [])]:
+        if fmt.get("ext") == "unknown_video":
+            fmt["ext"] = ext
 
 
 UNINDEXED = ("ts", "mts", "m2ts", "mpg", "mpeg", "vob")

@@ -20,10 +20,10 @@ from clipper.media.fetch import (
 from clipper.media.probe import probe_media
 
 
-def _fetch_and_cut(url: str, source: Path, start: float, end: float, pad: float, tmp: Path) -> Path:
+def _fetch_and_cut(url: str, source: Path, start: float, end: float, pad: float, tmp: Path,
+                   lead: float = 0.0) -> Path:
+    """`lead`: seconds the section may begin earlier (MPEG-TS: see the .ts test)."""
     sec = fetch_section(url, start, end, dest_dir=tmp / "src", pad=pad)
-    # Read from earlier: see the .ts test.
-    lead = 10.0 if url.endswith("gop10.ts") else 2.5 if url.endswith(".ts") else 0.0
     assert sec.path.parent == tmp / "src" and sec.duration < end - start + 2 * pad + 2.5 + lead
     assert sec.info == probe_media(sec.path)  # what the fetch probed, for the cut
     clip = cut_clip(sec.path, start - sec.offset, end - sec.offset, tmp / "clip.mp4", sec.info)
@@ -150,10 +150,33 @@ def test_mpeg_ts_file_section_is_exact(server, media_dir: Path, tmp_path: Path, 
     0.2-0.4 s. The section is written as MP4 and read from earlier while its picture is late."""
     base, requested = server
     before = len(requested)
-    path = _fetch_and_cut(f"{base}/{name}", media_dir / name, start, start + 2.6, 1.0, tmp_path)
+    path = _fetch_and_cut(f"{base}/{name}", media_dir / name, start, start + 2.6, 1.0, tmp_path,
+                          lead=10.0 if name == "gop10.ts" else 2.5)
     assert path.suffix == ".mp4"
     tries = requested[before:].count(f"/{name}")
     assert tries >= 1 and (name == "gop2.ts" or tries >= 2), requested[before:]
+
+
+@pytest.mark.parametrize(("name", "source"), [("blob", "gop2.mp4"), ("blobts", "gop2.ts")])
+def test_a_file_without_extension_or_media_type_is_named_by_its_bytes(
+        server, media_dir: Path, tmp_path: Path, name: str, source: str) -> None:
+    """No extension, served as application/octet-stream: yt-dlp names it "unknown_video",
+    which ffmpeg cannot write; ffprobe reads what it is."""
+    import shutil
+
+    shutil.copy(media_dir / source, media_dir / name)
+    base, _ = server
+    path = _fetch_and_cut(f"{base}/{name}", media_dir / source, 9.37, 11.9, 1.0, tmp_path,
+                          lead=2.5 if source.endswith(".ts") else 0.0)
+    assert path.suffix == ".mp4"
+
+
+def test_a_file_of_no_media_kind_is_refused_clearly(server, media_dir: Path,
+                                                    tmp_path: Path) -> None:
+    (media_dir / "notmedia").write_bytes(b"\x00\x01 not a video at all " * 400)
+    base, _ = server
+    with pytest.raises(PermanentError, match="of no kind Clipper can cut"):
+        fetch_section(f"{base}/notmedia", 1, 2, dest_dir=tmp_path, pad=0, tries=1)
 
 
 def test_404_is_permanent_and_readable(server, tmp_path: Path) -> None:
