@@ -14,6 +14,7 @@ import functools
 import http.client
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -39,7 +40,7 @@ from yt_dlp.utils import DownloadError, download_range_func
 from clipper.domain import FetchedSection
 from clipper.errors import ClipperError, InvalidInput, PermanentError, TransientError
 from clipper.media import ffrun
-from clipper.media.fmp4 import Piece, fragment_plan
+from clipper.media.fmp4 import FragmentPlan, Piece, fragment_plan
 from clipper.media.probe import edit_list_lag, probe_media, stream_span, video_frames
 
 log = logging.getLogger(__name__)
@@ -612,34 +613,75 @@ def _fragmented_section(playlists: list[tuple[str, str]], info: dict[str, Any],
     programme: its earliest stream's first timestamp, over the renditions, which share a clock.
     """
     headers = dict(info.get("http_headers") or {})
-    folders = [workdir / f"rendition{n}" for n in range(len(playlists))]
-    for folder in folders:
-        folder.mkdir()
-    origin = min(_origin(text, url, folder, headers, proxy)
-                 for (text, url), folder in zip(playlists, folders, strict=True))
+    renditions = [_Rendition(text, url, workdir / f"rendition{n}")
+                  for n, (text, url) in enumerate(playlists)]
+    with ThreadPoolExecutor(len(renditions)) as side:
+        firsts = list(side.map(lambda r: r.read(section, 0, headers, proxy), renditions))
+    origin = min(firsts)
     inputs: list[str] = []
-    for (text, url), folder in zip(playlists, folders, strict=True):
-        local = _covering_pieces(text, url, section, folder, headers, proxy, origin)
+    for rendition in renditions:
+        for widen in WIDEN[1:]:
+            if rendition.covers(section, origin):
+                break
+            log.info("%s: its segments did not cover the section; widening", rendition.url)
+            rendition.read(section, widen, headers, proxy)
         inputs += ["-seek_timestamp", "1", "-ss", f"{origin + section[0]:.6f}",
-                   "-t", f"{section[1] - section[0]:.6f}", "-i", str(local)]
+                   "-t", f"{section[1] - section[0]:.6f}", "-i", str(rendition.local)]
     out = workdir / ("section.m4a" if info.get("ext") == "m4a" else "section.mp4")
     ffrun.run(["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
                "-protocol_whitelist", ffrun.LOCAL_PROTOCOLS, *inputs,
-               *(x for n in range(len(playlists)) for x in ("-map", str(n))),
+               *(x for n in range(len(renditions)) for x in ("-map", str(n))),
                "-c", "copy", "-f", "mp4", str(out)], what="cut the section from its segments")
     return out
 
 
-def _origin(text: str, url: str, folder: Path, headers: Mapping[str, str],
-            proxy: str | None) -> float:
-    """The earliest timestamp of a playlist's first segment (read with its init segment)."""
-    plan = fragment_plan(text, url, (0.0, 0.0))
-    assert plan is not None  # _fragmented_playlists read it
-    files = _read_pieces([plan.init, plan.first], folder, headers, proxy)
-    first = _join_files(folder / "first.mp4", files)
-    for path in files:
-        path.unlink()
-    return _span(first)[0]
+@dataclasses.dataclass
+class _Rendition:
+    """One fMP4 media playlist and what was read of it: `local`, init + the segments covering
+    the section, in `folder`."""
+
+    text: str
+    url: str
+    folder: Path
+    plan: FragmentPlan | None = None
+
+    @property
+    def local(self) -> Path:
+        return self.folder / "pieces.mp4"
+
+    def read(self, section: tuple[float, float], widen: int, headers: Mapping[str, str],
+             proxy: str | None) -> float:
+        """Download init, the first segment (the first time) and the segments covering
+        `section` (`widen` more each side) side by side; the first segment's earliest
+        timestamp (the programme's time 0 on this rendition), once read, else +inf."""
+        plan = fragment_plan(self.text, self.url, section, widen)
+        assert plan is not None  # _fragmented_playlists read it
+        if section[0] >= plan.duration:
+            raise _beyond_end(section[0], plan.duration)
+        first = self.plan is None
+        self.plan = plan
+        self.folder.mkdir(exist_ok=True)
+        wanted = list(dict.fromkeys([plan.init, *([plan.first] if first else []),
+                                     *plan.pieces]))
+        files = dict(zip(wanted, _read_pieces(wanted, self.folder, headers, proxy),
+                         strict=True))
+        _join_files(self.local, [files[plan.init], *(files[p] for p in plan.pieces)])
+        start = math.inf
+        if first:
+            start = _span(_join_files(self.folder / "first.mp4",
+                                      [files[plan.init], files[plan.first]]))[0]
+        for path in files.values():
+            path.unlink()
+        return start
+
+    def covers(self, section: tuple[float, float], origin: float) -> bool:
+        """Whether `local` holds every stream from the section's start to its end (or the
+        playlist's first or last segment: nothing more to read there)."""
+        assert self.plan is not None
+        _, start, end = _span(self.local)
+        lo, hi = origin + section[0], origin + min(section[1], self.plan.duration)
+        return ((self.plan.from_start or start <= lo + 1e-3)
+                and (self.plan.to_end or end >= hi - 0.05))
 
 
 def _span(path: Path) -> tuple[float, float, float]:
@@ -647,27 +689,6 @@ def _span(path: Path) -> tuple[float, float, float]:
         return stream_span(path)
     except InvalidInput:
         raise PermanentError("The source sent no playable media.", "Check the link.") from None
-
-
-def _covering_pieces(text: str, url: str, section: tuple[float, float], folder: Path,
-                     headers: Mapping[str, str], proxy: str | None, origin: float) -> Path:
-    """init + the segments of one playlist that cover `section` (seconds after `origin` on
-    its timestamps), as one local file."""
-    for widen in WIDEN:
-        plan = fragment_plan(text, url, section, widen)
-        assert plan is not None  # _fragmented_playlists read it
-        if section[0] >= plan.duration:
-            raise _beyond_end(section[0], plan.duration)
-        files = _read_pieces([plan.init, *plan.pieces], folder, headers, proxy)
-        local = _join_files(folder / "pieces.mp4", files)
-        for path in files:
-            path.unlink()
-        _, start, end = _span(local)
-        lo, hi = origin + section[0], origin + min(section[1], plan.duration)
-        if (plan.from_start or start <= lo + 1e-3) and (plan.to_end or end >= hi - 0.05):
-            break
-        log.info("%s: segments %s did not cover %.3f-%.3f; widening", url, (start, end), lo, hi)
-    return local
 
 
 def _read_pieces(pieces: list[Piece], folder: Path, headers: Mapping[str, str],
