@@ -11,6 +11,8 @@ import dataclasses
 
 import m3u8
 
+from clipper.media.mp4box import boxes, child
+
 SLACK = 0.5
 """Seconds of EXTINF rounding allowed for: a segment is taken if it may hold any of the
 section (or the keyframe the section's first frame needs) within this much."""
@@ -103,30 +105,8 @@ def looks_like_fmp4(data: bytes) -> bool:
     return data[4:8] in (b"ftyp", b"moov", b"styp", b"moof")
 
 
-def _boxes(data: bytes, start: int = 0, end: int | None = None) -> list[tuple[bytes, int, int]]:
-    """(type, payload start, box end) of the boxes in data[start:end]; stops at a bad size."""
-    end = len(data) if end is None else end
-    out, pos = [], start
-    while pos + 8 <= end:
-        size, kind = int.from_bytes(data[pos:pos + 4], "big"), data[pos + 4:pos + 8]
-        head = 8
-        if size == 1 and pos + 16 <= end:
-            size, head = int.from_bytes(data[pos + 8:pos + 16], "big"), 16
-        elif size == 0:
-            size = end - pos
-        if size < head or pos + size > end:
-            break
-        out.append((kind, pos + head, pos + size))
-        pos += size
-    return out
-
-
-def _child(data: bytes, start: int, end: int, kind: bytes) -> tuple[int, int] | None:
-    return next(((a, b) for k, a, b in _boxes(data, start, end) if k == kind), None)
-
-
 def _movie_timescale(data: bytes, moov: tuple[int, int]) -> int:
-    mvhd = _child(data, *moov, b"mvhd")
+    mvhd = child(data, *moov, "mvhd")
     if mvhd is None:
         return 1000
     wide = 8 if data[mvhd[0]] == 1 else 0
@@ -137,8 +117,8 @@ def _edit_shift(data: bytes, trak: tuple[int, int], scale: int, movie_scale: int
     """Ticks (track timescale) the track's edit list moves its media by: empty edits first
     delay it, the first real edit's media time starts it later (ffmpeg writes both: the
     B-frame delay and the sound's lead over the picture)."""
-    edts = _child(data, *trak, b"edts")
-    elst = _child(data, *edts, b"elst") if edts else None
+    edts = child(data, *trak, "edts")
+    elst = child(data, *edts, "elst") if edts else None
     if elst is None:
         return 0
     a = elst[0]
@@ -160,14 +140,14 @@ def _edit_shift(data: bytes, trak: tuple[int, int], scale: int, movie_scale: int
 def _timescales(data: bytes) -> dict[int, tuple[int, int]]:
     """track_ID -> (its media timescale, its edit list's shift), from the init segment."""
     tracks: dict[int, tuple[int, int]] = {}
-    for kind, a, b in _boxes(data):
-        if kind != b"moov":
+    for kind, a, b in boxes(data):
+        if kind != "moov":
             continue
         movie_scale = _movie_timescale(data, (a, b))
-        for trak_kind, ta, tb in _boxes(data, a, b):
-            tkhd, mdia = _child(data, ta, tb, b"tkhd"), _child(data, ta, tb, b"mdia")
-            mdhd = _child(data, *mdia, b"mdhd") if mdia else None
-            if trak_kind != b"trak" or tkhd is None or mdhd is None:
+        for trak_kind, ta, tb in boxes(data, a, b):
+            tkhd, mdia = child(data, ta, tb, "tkhd"), child(data, ta, tb, "mdia")
+            mdhd = child(data, *mdia, "mdhd") if mdia else None
+            if trak_kind != "trak" or tkhd is None or mdhd is None:
                 continue
             wide = 8 if data[tkhd[0]] == 1 else 0
             track = int.from_bytes(data[tkhd[0] + 12 + wide:tkhd[0] + 16 + wide], "big")
@@ -194,18 +174,18 @@ def first_pts(data: bytes) -> int | None:
     it cannot be read."""
     scales = _timescales(data)
     found = []
-    for kind, a, b in _boxes(data):
-        if kind != b"moof":
+    for kind, a, b in boxes(data):
+        if kind != "moof":
             continue
-        for traf_kind, ta, tb in _boxes(data, a, b):
-            tfhd, tfdt = _child(data, ta, tb, b"tfhd"), _child(data, ta, tb, b"tfdt")
-            if traf_kind != b"traf" or tfhd is None or tfdt is None:
+        for traf_kind, ta, tb in boxes(data, a, b):
+            tfhd, tfdt = child(data, ta, tb, "tfhd"), child(data, ta, tb, "tfdt")
+            if traf_kind != "traf" or tfhd is None or tfdt is None:
                 continue
             scale, shift = scales.get(int.from_bytes(data[tfhd[0] + 4:tfhd[0] + 8], "big"),
                                       (0, 0))
             wide = data[tfdt[0]] == 1
             base = int.from_bytes(data[tfdt[0] + 4:tfdt[0] + (12 if wide else 8)], "big")
-            trun = _child(data, ta, tb, b"trun")
+            trun = child(data, ta, tb, "trun")
             if scale:
                 time = base + (_first_composition_offset(data, trun) if trun else 0) + shift
                 found.append(round(time * _PTS_HZ / scale))

@@ -15,6 +15,7 @@ from clipper.domain import MediaInfo
 from clipper.errors import InvalidInput, PermanentError
 from clipper.media import ffrun
 from clipper.media.h264 import slice_poc_lsb, sps_order
+from clipper.media.mp4box import boxes, child
 
 # Image "formats" that ffprobe reads as one-frame video: not a broadcast.
 _IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "gif", "webp_pipe", "tiff_pipe")
@@ -192,8 +193,8 @@ def mp4_frames(path: Path, start_time: float = 0.0) -> tuple[list[Frame], float]
 
 def _movie_header(buf: bytes) -> tuple[int, int]:
     """The movie's timescale and duration (mvhd)."""
-    moov = _child(buf, 0, len(buf), "moov")
-    mvhd = _child(buf, *moov, "mvhd") if moov else None
+    moov = child(buf, 0, len(buf), "moov")
+    mvhd = child(buf, *moov, "mvhd") if moov else None
     if mvhd is None:
         raise ValueError("no mvhd")
     long = buf[mvhd[0]] == 1
@@ -204,7 +205,7 @@ def _movie_header(buf: bytes) -> tuple[int, int]:
 
 def _sync_samples(buf: bytes, stbl: tuple[int, int]) -> set[int] | None:
     """Indexes (0-based) of the sync samples (stss); None when every sample is one."""
-    stss = _child(buf, *stbl, "stss")
+    stss = child(buf, *stbl, "stss")
     if stss is None:
         return None
     count, = struct.unpack(">I", buf[stss[0] + 4:stss[0] + 8])
@@ -213,11 +214,11 @@ def _sync_samples(buf: bytes, stbl: tuple[int, int]) -> set[int] | None:
 
 def _data_end(buf: bytes) -> int:
     """Where the last sample of any track ends in the file."""
-    moov = _child(buf, 0, len(buf), "moov")
+    moov = child(buf, 0, len(buf), "moov")
     end = 0
-    for kind, s, e in _boxes(buf, *moov) if moov else ():
+    for kind, s, e in boxes(buf, *moov) if moov else ():
         stbl = _descend(buf, s, e, ("mdia", "minf", "stbl")) if kind == "trak" else None
-        stsz = _child(buf, *stbl, "stsz") if stbl else None
+        stsz = child(buf, *stbl, "stsz") if stbl else None
         count = struct.unpack(">I", buf[stsz[0] + 8:stsz[0] + 12])[0] if stsz else 0
         if stbl and count:
             offset, size = _sample_place(buf, stbl, count - 1)
@@ -233,25 +234,6 @@ def keyframe_times(path: Path) -> list[float]:
 
 # --- MP4 edit lists: where the first shown video frame lies relative to the edit's start ---
 
-def _boxes(buf: bytes, pos: int = 0, end: int | None = None):  # type: ignore[no-untyped-def]
-    end = len(buf) if end is None else end
-    while pos + 8 <= end:
-        size, kind = struct.unpack(">I4s", buf[pos:pos + 8])
-        head = 8
-        if size == 1:
-            size, head = struct.unpack(">Q", buf[pos + 8:pos + 16])[0], 16
-        elif size == 0:
-            size = end - pos
-        if size < head:
-            return
-        yield kind.decode("latin-1"), pos + head, pos + size
-        pos += size
-
-
-def _child(buf: bytes, start: int, end: int, kind: str) -> tuple[int, int] | None:
-    return next(((s, e) for k, s, e in _boxes(buf, start, end) if k == kind), None)
-
-
 def _elst_media_time(buf: bytes, start: int, end: int) -> int | None:
     version, = struct.unpack(">B", buf[start:start + 1])
     count, = struct.unpack(">I", buf[start + 4:start + 8])
@@ -265,10 +247,10 @@ def _elst_media_time(buf: bytes, start: int, end: int) -> int | None:
 
 def _video_trak(buf: bytes) -> tuple[int, int] | None:
     """The video track's box (its payload span) in a moov buffer."""
-    moov = _child(buf, 0, len(buf), "moov")
-    for kind, s, e in _boxes(buf, *moov) if moov else ():
-        mdia = _child(buf, s, e, "mdia") if kind == "trak" else None
-        hdlr = _child(buf, *mdia, "hdlr") if mdia else None
+    moov = child(buf, 0, len(buf), "moov")
+    for kind, s, e in boxes(buf, *moov) if moov else ():
+        mdia = child(buf, s, e, "mdia") if kind == "trak" else None
+        hdlr = child(buf, *mdia, "hdlr") if mdia else None
         if hdlr and buf[hdlr[0] + 8:hdlr[0] + 12] == b"vide":
             return s, e
     return None
@@ -277,8 +259,8 @@ def _video_trak(buf: bytes) -> tuple[int, int] | None:
 def _video_edit_start(buf: bytes) -> int | None:
     """media_time of the video track's first edit (track timescale units), if it has one."""
     trak = _video_trak(buf)
-    edts = _child(buf, *trak, "edts") if trak else None
-    elst = _child(buf, *edts, "elst") if edts else None
+    edts = child(buf, *trak, "edts") if trak else None
+    elst = child(buf, *edts, "elst") if edts else None
     return _elst_media_time(buf, *elst) if elst else None
 
 
@@ -306,15 +288,15 @@ def _raw_video_times(buf: bytes) -> tuple[list[int], list[int], int] | None:
     """The video samples' decode and presentation times before any edit, in decode order, and
     the track's timescale (see `_raw_video_pts`)."""
     trak = _video_trak(buf)
-    mdia = _child(buf, *trak, "mdia") if trak else None
-    mdhd = _child(buf, *mdia, "mdhd") if mdia else None
+    mdia = child(buf, *trak, "mdia") if trak else None
+    mdhd = child(buf, *mdia, "mdhd") if mdia else None
     stbl = _descend(buf, *mdia, ("minf", "stbl")) if mdia else None
     if not (mdhd and stbl):
         return None
     at = mdhd[0] + (20 if buf[mdhd[0]] == 1 else 12)
     timescale, = struct.unpack(">I", buf[at:at + 4])
-    steps = _table(buf, _child(buf, *stbl, "stts"))
-    offsets = [v for n, v in _table(buf, _child(buf, *stbl, "ctts"), signed=True)
+    steps = _table(buf, child(buf, *stbl, "stts"))
+    offsets = [v for n, v in _table(buf, child(buf, *stbl, "ctts"), signed=True)
                for _ in range(n)]
     dts, t = [], 0
     for n, delta in steps:
@@ -378,14 +360,14 @@ def avc_parameter_sets(path: Path) -> set[bytes] | None:
     """The SPS and PPS NAL units in an MP4's first `avcC` box (read in Python, no ffmpeg: the
     cut compares its re-encoded edges' with the source's); None when it has none."""
     buf = _read_moov(Path(path))
-    moov = _child(buf, 0, len(buf), "moov")
-    for kind, s, e in _boxes(buf, *moov) if moov else ():
+    moov = child(buf, 0, len(buf), "moov")
+    for kind, s, e in boxes(buf, *moov) if moov else ():
         stsd = _descend(buf, s, e, ("mdia", "minf", "stbl", "stsd")) if kind == "trak" else None
         # stsd: version/flags and entry count, then sample entries; avc1's children start
         # after its 78 bytes of visual sample entry fields.
-        entry = next(_boxes(buf, stsd[0] + 8, stsd[1]), None) if stsd else None
+        entry = next(boxes(buf, stsd[0] + 8, stsd[1]), None) if stsd else None
         if entry and entry[0] in ("avc1", "avc3"):
-            avcc = _child(buf, entry[1] + 78, entry[2], "avcC")
+            avcc = child(buf, entry[1] + 78, entry[2], "avcC")
             return _avcc_nals(buf[avcc[0]:avcc[1]]) if avcc else None
     return None
 
@@ -470,11 +452,11 @@ def _keyframe_sample(buf: bytes, pts: float) -> tuple[int, int, tuple[int, int]]
     if len(near) != 1:
         return None
     offset, size = _sample_place(buf, stbl, near[0])
-    stsd = _child(buf, *stbl, "stsd")
+    stsd = child(buf, *stbl, "stsd")
     if stsd is None or struct.unpack(">I", buf[stsd[0] + 4:stsd[0] + 8])[0] != 1:
         return None
-    entry = next(_boxes(buf, stsd[0] + 8, stsd[1]), None)
-    avcc = _child(buf, entry[1] + 78, entry[2], "avcC") if entry else None
+    entry = next(boxes(buf, stsd[0] + 8, stsd[1]), None)
+    avcc = child(buf, entry[1] + 78, entry[2], "avcC") if entry else None
     return (offset, size, avcc) if avcc else None
 
 
@@ -487,8 +469,8 @@ def _single_edit_shift(buf: bytes, trak: tuple[int, int], timescale: int,
     """Raw pts minus ffprobe's pts (track units) under no edit list or one edit (an empty edit,
     a delay, before it allowed); None for anything else. ffmpeg presents the first frame at or
     after the edit's start as the edit's time 0 (see `edit_list_lag`)."""
-    edts = _child(buf, *trak, "edts")
-    elst = _child(buf, *edts, "elst") if edts else None
+    edts = child(buf, *trak, "edts")
+    elst = child(buf, *edts, "elst") if edts else None
     if elst is None:
         return 0
     start = elst[0]
@@ -507,14 +489,14 @@ def _single_edit_shift(buf: bytes, trak: tuple[int, int], timescale: int,
 
 def _sample_place(buf: bytes, stbl: tuple[int, int], index: int) -> tuple[int, int]:
     """File offset and size of sample `index` (0-based), from stsz, stsc and stco/co64."""
-    stsz = _child(buf, *stbl, "stsz")
+    stsz = child(buf, *stbl, "stsz")
     if stsz is None:
         raise ValueError("no stsz")
     fixed, count = struct.unpack(">II", buf[stsz[0] + 4:stsz[0] + 12])
     sizes = [fixed] * count if fixed else _uints(buf, stsz[0] + 12, count)
-    stsc = _child(buf, *stbl, "stsc")
-    co64 = _child(buf, *stbl, "co64")
-    stco = co64 or _child(buf, *stbl, "stco")
+    stsc = child(buf, *stbl, "stsc")
+    co64 = child(buf, *stbl, "co64")
+    stco = co64 or child(buf, *stbl, "stco")
     if stsc is None or stco is None:
         raise ValueError("no stsc or stco")
     n_chunks, = struct.unpack(">I", buf[stco[0] + 4:stco[0] + 8])
@@ -537,7 +519,7 @@ def _sample_place(buf: bytes, stbl: tuple[int, int], index: int) -> tuple[int, i
 def _descend(buf: bytes, start: int, end: int, path: tuple[str, ...]) -> tuple[int, int] | None:
     span: tuple[int, int] | None = (start, end)
     for kind in path:
-        span = _child(buf, *span, kind) if span else None
+        span = child(buf, *span, kind) if span else None
     return span
 
 
