@@ -593,9 +593,12 @@ def _fragmented_playlists(info: dict[str, Any], section: tuple[float, float],
         return None
     found = []
     for fmt in chosen:
-        with _net_errors(), contextlib.closing(
-                _http_get(fmt["url"], fmt.get("http_headers") or {}, proxy)) as answer:
-            body, final = answer.read(_PLAYLIST_MAX + 1), answer.geturl()
+        try:
+            with contextlib.closing(_http_get(fmt["url"], fmt.get("http_headers") or {},
+                                              proxy)) as answer:
+                body, final = answer.read(_PLAYLIST_MAX + 1), answer.geturl()
+        except (*_NET_ERRORS, ClipperError):
+            return None  # the section download meets the same problem and reports it as usual
         text = body.decode("utf-8", "replace")
         if (len(body) > _PLAYLIST_MAX or "#EXT-X-MAP" not in text
                 or fragment_plan(text, final, section) is None):
