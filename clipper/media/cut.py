@@ -552,6 +552,11 @@ def _reencode(src: Path, info: MediaInfo, plan: CutPlan | None, start: float, en
     return duration
 
 
+def _frame_seconds(info: MediaInfo) -> float:
+    """One frame's length (a conservative 0.05 s where the rate is unknown)."""
+    return 1.0 / info.fps if info.fps > 0 else 0.05
+
+
 def cut_clip(src: Path, start: float, end: float, out: Path,
              info: MediaInfo | None = None, edges: EdgeStore | None = None,
              encoders: Path | None = None) -> CutResult:
@@ -567,6 +572,10 @@ def cut_clip(src: Path, start: float, end: float, out: Path,
     if info is None:
         with step("probe"):
             info = probe_media(src)
+    if -_frame_seconds(info) <= start < 0:
+        # A section fetched from exactly the clip's start shows its first frame up to a frame
+        # after it (the first at or after the start): that frame is where the clip begins.
+        start = 0.0
     if not 0 <= start < end or start >= info.duration:
         raise InvalidInput(f"Cannot cut {start:.2f}–{end:.2f} s "
                            f"from media lasting {info.duration:.2f} s.")

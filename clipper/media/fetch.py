@@ -732,37 +732,37 @@ def _join_files(out: Path, parts: list[Any]) -> Path:
 LEADS = (2.5, 10.0, 30.0, 90.0)
 """Seconds read before a section from an `UNINDEXED` container, in turn, when its picture
 began late (broadcast GOPs last 0.5-2 s, some 10 s)."""
-LATE = 0.5
-"""A section's picture beginning later than this after its start lacks frames it needs."""
 
 
-def _picture_late(path: Path, info: Any, lead: float, url: str, proxy: str | None) -> bool:
-    """Whether a section, read from `lead` seconds before its start, lacks the picture of its
-    start. One with no picture at all asks the source whether it has one (radio has none)."""
+def _picture_late(path: Path, info: Any, needed: float, url: str, proxy: str | None) -> bool:
+    """Whether a section lacks the frame its clip starts with: the first at or after `needed`
+    seconds into it. One with no picture at all asks the source whether it has one (radio
+    has none)."""
     if not info.has_video:
         return remote_has_video(url, proxy)
     frames = video_frames(path, info.start_time)
-    return not frames or frames[0].pts > lead + LATE
+    frame = 1.0 / info.fps if info.fps > 0 else 0.04
+    return not frames or frames[0].pts > needed + 0.9 * frame
 
 
 def _fetch_once(url: str, section: tuple[float, float], dest_dir: Path, proxy: str | None,
-                guard: Guard | None) -> FetchedSection:
+                guard: Guard | None, clip_start: float) -> FetchedSection:
     for lead in (0.0, *LEADS):
         wanted = (max(0.0, section[0] - lead), section[1])
-        found = _fetch_file(url, wanted, dest_dir, proxy, guard, section[0] - wanted[0],
+        found = _fetch_file(url, wanted, dest_dir, proxy, guard, clip_start - wanted[0],
                             last=wanted[0] == 0 or lead == LEADS[-1])
         if found is not None:
             return found
         log.info("%s: the picture of %.2f s began late; reading from %.0f s earlier", url,
-                 section[0], LEADS[LEADS.index(lead) + 1] if lead else LEADS[0])
+                 clip_start, LEADS[LEADS.index(lead) + 1] if lead else LEADS[0])
     raise AssertionError("unreachable: the last lead is kept")
 
 
 def _fetch_file(url: str, section: tuple[float, float], dest_dir: Path, proxy: str | None,
-                guard: Guard | None, lead: float, *, last: bool) -> FetchedSection | None:
-    """One section download (`lead` seconds before the one wanted), probed and moved into
-    `dest_dir`; None (nothing kept) when its picture began late (`_picture_late`) and an
-    earlier start is still to be tried."""
+                guard: Guard | None, needed: float, *, last: bool) -> FetchedSection | None:
+    """One section download, probed and moved into `dest_dir`; None (nothing kept) when its
+    picture began late (`_picture_late`: after `needed` s into it, where the clip starts) and
+    an earlier start is still to be tried."""
     with tempfile.TemporaryDirectory(dir=dest_dir, prefix=".fetch-") as work:
         path, title, unindexed = _download(url, section, Path(work), proxy, guard)
         # The two ffprobe runs side by side (each ~0.1 s, mostly its start-up).
@@ -777,7 +777,7 @@ def _fetch_file(url: str, section: tuple[float, float], dest_dir: Path, proxy: s
                 raise PermanentError("The source sent no playable media for this section.",
                                      "Check the link and the times.") from None
             lag = lag_read.result()
-        if unindexed and not last and _picture_late(path, info, lead, url, proxy):
+        if unindexed and not last and _picture_late(path, info, needed, url, proxy):
             return None
         final = dest_dir / f"section-{uuid.uuid4().hex}{path.suffix}"
         shutil.move(path, final)
@@ -805,7 +805,7 @@ def fetch_section(url: str, start: float, end: float, *, dest_dir: Path, pad: fl
         guard, proxy = proxy, proxy.url
     for attempt in range(max(1, tries)):
         try:
-            return _fetch_once(url, section, dest_dir, proxy, guard)
+            return _fetch_once(url, section, dest_dir, proxy, guard, start)
         except TransientError:
             if attempt + 1 >= max(1, tries):
                 raise

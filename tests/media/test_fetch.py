@@ -179,6 +179,18 @@ def test_a_file_of_no_media_kind_is_refused_clearly(server, media_dir: Path,
         fetch_section(f"{base}/notmedia", 1, 2, dest_dir=tmp_path, pad=0, tries=1)
 
 
+@pytest.mark.parametrize(("name", "start"), [("hls/index.m3u8", 5.3), ("fmp4/index.m3u8", 6.48),
+                                             ("gop2.ts", 5.64)])
+def test_a_section_without_pad_still_holds_the_clips_first_frame(
+        server, media_dir: Path, tmp_path: Path, name: str, start: float) -> None:
+    """pad 0: the section's first frame is the first at or after the start, up to a frame
+    after it (the cut begins there, not "before the media"), and an MPEG-TS section whose
+    picture begins at the next keyframe, 0.36 s late, is read again from earlier."""
+    base, _ = server
+    _fetch_and_cut(f"{base}/{name}", media_dir / name, start, start + 1.5, 0.0, tmp_path,
+                   lead=2.5 if name.endswith(".ts") else 0.0)
+
+
 def test_404_is_permanent_and_readable(server, tmp_path: Path) -> None:
     base, _ = server
     with pytest.raises(PermanentError) as err:
