@@ -785,6 +785,10 @@ def _fetch_file(url: str, section: tuple[float, float], dest_dir: Path, proxy: s
                           dataclasses.replace(info, path=final))
 
 
+FROM_THE_START = 0.25
+"""A section starting earlier than this (s) is read from the programme's start."""
+
+
 def fetch_section(url: str, start: float, end: float, *, dest_dir: Path, pad: float,
                   proxy: str | Guard | None = None, tries: int = 3) -> FetchedSection:
     """Download [start - pad, end + pad] of `url`; source time = result.offset + file time.
@@ -799,7 +803,9 @@ def fetch_section(url: str, start: float, end: float, *, dest_dir: Path, pad: fl
         raise InvalidInput(f"Bad section {start}–{end} s.", "The start must come before the end.")
     dest_dir = Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
-    section = (max(0.0, start - pad), end + pad)
+    # Near the start, from the start: ffmpeg's HLS reader seeking into a programme's first
+    # 0.08 s (before its first frame's decode time) dropped the whole picture of the section.
+    section = (0.0 if start - pad < FROM_THE_START else start - pad, end + pad)
     guard: Guard | None = None
     if proxy is not None and not isinstance(proxy, str):
         guard, proxy = proxy, proxy.url

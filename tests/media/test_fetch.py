@@ -50,6 +50,14 @@ def test_section_near_the_start(server, hls: Path, tmp_path: Path) -> None:
     _fetch_and_cut(f"{base}/hls/index.m3u8", hls, 0.53, 3.01, 2.0, tmp_path)
 
 
+def test_section_a_moment_after_the_start_keeps_its_picture(server, hls: Path,
+                                                            tmp_path: Path) -> None:
+    """ffmpeg's HLS reader seeking to 0.05 s (before the first frame's decode time is done)
+    dropped the whole picture: such a section is read from the start."""
+    base, _ = server
+    _fetch_and_cut(f"{base}/hls/index.m3u8", hls, 0.55, 1.25, 0.5, tmp_path)
+
+
 def test_fmp4_hls_section_reads_few_segments_and_is_exact(server, fmp4_hls: Path,
                                                          tmp_path: Path) -> None:
     """ffmpeg 5.1 reads no packet of fMP4 segments after -ss: Clipper reads the pieces. Its
