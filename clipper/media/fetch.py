@@ -669,12 +669,9 @@ class _Rendition:
         files = dict(zip(wanted, _read_pieces(wanted, self.folder, headers, proxy),
                          strict=True))
         _join_files(self.local, [files[plan.init], *(files[p] for p in plan.pieces)])
-        start = math.inf
-        if first:
-            start = _span(_join_files(self.folder / "first.mp4",
-                                      [files[plan.init], files[plan.first]]))[0]
+        start = _hls_start(self.folder, files[plan.init], files[plan.first]) if first else math.inf
         for path in files.values():
-            path.unlink()
+            path.unlink(missing_ok=True)
         return start
 
     def covers(self, section: tuple[float, float], origin: float) -> bool:
@@ -685,6 +682,28 @@ class _Rendition:
         lo, hi = origin + section[0], origin + min(section[1], self.plan.duration)
         return ((self.plan.from_start or start <= lo + 1e-3)
                 and (self.plan.to_end or end >= hi - 0.05))
+
+
+def _hls_start(folder: Path, init: Path, first: Path) -> float:
+    """Where ffmpeg's HLS reader starts a programme whose init and first segments these are:
+    its earliest stream's first timestamp as that reader sees it (it leaves out the sound's
+    priming that the MP4 reader of the same bytes counts: 23 ms earlier at 44.1 kHz), read
+    from a playlist of the two, here. The two files are moved to names that reader accepts."""
+    names = (folder / "init.mp4", folder / "first.m4s")
+    init.replace(names[0])
+    first.replace(names[1])
+    playlist = folder / "first.m3u8"
+    playlist.write_text("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:3600\n"
+                        f'#EXT-X-MAP:URI="{names[0].name}"\n#EXTINF:3600,\n{names[1].name}\n'
+                        "#EXT-X-ENDLIST\n")
+    try:
+        found = (ffrun.probe(str(playlist)).get("format") or {}).get("start_time")
+        return float(found)
+    except (PermanentError, TypeError, ValueError):
+        raise PermanentError("The source sent no playable media.", "Check the link.") from None
+    finally:
+        for path in (*names, playlist):
+            path.unlink(missing_ok=True)
 
 
 def _span(path: Path) -> tuple[float, float, float]:
