@@ -83,6 +83,26 @@ def test_fmp4_hls_at_the_programmes_ends(server, fmp4_hls: Path, tmp_path: Path,
                    tmp_path)
 
 
+def test_fmp4_hls_of_44_1_khz_sound_counts_time_as_ffmpegs_hls_reader(
+        server, media_dir: Path, tmp_path: Path) -> None:
+    """At 44.1 kHz the MP4 reader starts the sound 23 ms before ffmpeg's HLS reader does (its
+    priming): time 0 is the HLS reader's, or clips come a frame early."""
+    import subprocess
+
+    from testmedia.mediagen import make_hls
+
+    src = media_dir / "cd.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
+                    "testsrc2=size=320x180:rate=30000/1001", "-f", "lavfi", "-i",
+                    "sine=frequency=300:sample_rate=44100", "-t", "12", "-c:v", "libx264",
+                    "-g", "60", "-bf", "3", "-c:a", "aac", "-shortest", str(src)], check=True)
+    playlist = make_hls(src, media_dir / "cd", hls_time=6, fmp4=True)
+    base, _ = server
+    for start in (2.649, 3.12, 6.51):
+        _fetch_and_cut(f"{base}/cd/index.m3u8", playlist, start, start + 1.3, 0.5,
+                       tmp_path / str(start))
+
+
 def test_fmp4_hls_in_one_file_by_byte_ranges(server, fmp4_single: Path, tmp_path: Path) -> None:
     base, _ = server
     _fetch_and_cut(f"{base}/fmp4single/index.m3u8", fmp4_single, 9.21, 12.87, 1.0, tmp_path)
