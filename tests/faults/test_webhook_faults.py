@@ -6,7 +6,7 @@ up), and once the hook works again the stack's own deliverer sends every one of 
 The outbox's backoff (5 s, 15 s, 45 s ... after failed attempts) runs on the real clock here:
 the hook recovers as soon as every message has failed once, and the wait for delivery is bounded
 by the latest retry the rows were given, plus the drip's attempt deadlines (CLIPPER_WEBHOOK_TIMEOUT,
-3 s here: the deliverer posts one message at a time, and each dripped answer holds it that long)."""
+2 s here: the deliverer posts one message at a time, and each dripped answer holds it that long)."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ ANN = Actor.operator("ann")
 #: Three moments of the 30 s broadcast, one clip (and one clip-ready message) each.
 MOMENTS = ((1.0, 7.0), (10.0, 16.0), (20.0, 26.0))
 #: Each post's deadline: a dripped answer is abandoned after it.
-ATTEMPT_SECONDS = 3.0
+ATTEMPT_SECONDS = 2.0
 #: What a failed attempt in each fault leaves as the message's last error.
 ERRORS = {"down": "Connection refused", "500": "HTTP 500", "drip": "timed out"}
 
