@@ -1,8 +1,10 @@
-"""HLS playlists of fragmented-MP4 segments (EXT-X-MAP): which pieces hold a section (pure).
+"""Fragmented MP4 in HLS (EXT-X-MAP), pure: which pieces of a playlist hold a section, and the
+first PTS of a live segment stored with its init segment.
 
-ffmpeg 5.1's HLS demuxer reads no packet of such a playlist after `-ss` (FACTS.md: the section
+ffmpeg 5.1's HLS demuxer reads no packet of such a playlist after `-ss` (measured: every section
 came out empty), so fetch reads these pieces itself: the init segment, the segments that cover
-the section, and the first segment, whose first frame is the programme's time 0.
+the section, and the first segment, whose earliest timestamp (as that demuxer reads it) is the
+programme's time 0.
 """
 
 from __future__ import annotations
