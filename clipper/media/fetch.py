@@ -42,6 +42,7 @@ from clipper.errors import ClipperError, InvalidInput, PermanentError, Transient
 from clipper.media import ffrun
 from clipper.media.fmp4 import FragmentPlan, Piece, fragment_plan
 from clipper.media.probe import edit_list_lag, probe_media, stream_span, video_frames
+from clipper.media.spans import SpanPlan, span_plan
 
 log = logging.getLogger(__name__)
 
@@ -249,6 +250,9 @@ class _Download(NamedTuple):
     title: str
     unindexed: bool = False
     """From a plain file whose container has no keyframe index (`UNINDEXED`)."""
+    starts_at: float | None = None
+    """The source time of the file's time 0, when it was not cut at the section's start (with
+    `-ss`, whose first shown frame lags it: `edit_list_lag`)."""
 
 
 def _download(url: str, section: tuple[float, float], workdir: Path, proxy: str | None,
@@ -310,10 +314,15 @@ def _ytdlp_download(url: str, section: tuple[float, float], workdir: Path,
                 log.info("%s ignores Range: reading it sequentially", url)
                 path = _sequential_section(answer, info, section, workdir, proxy)
                 return _Download(path, title, unindexed)
-            playlists = _fragmented_playlists(info, section, proxy)
-            if playlists is not None:
+            playlists = _hls_playlists(info, proxy)
+            if playlists is not None and _fragmented(playlists, section):
                 path = _fragmented_section(playlists, info, section, workdir, proxy)
                 return _Download(path, title)
+            spans = span_plan(*playlists[0], section) if playlists and len(playlists) == 1 \
+                else None
+            if spans is not None:
+                path, begins = _spanned_section(spans, info, workdir, proxy)
+                return _Download(path, title, starts_at=begins)
             if unindexed:
                 _section_as_mp4(ydl, info)
             info = ydl.process_ie_result(info, download=True)
@@ -581,12 +590,10 @@ WIDEN = (0, 2, 8)
 """Segments added on each side when the pieces did not cover the section (rounded EXTINFs)."""
 
 
-def _fragmented_playlists(info: dict[str, Any], section: tuple[float, float],
-                          proxy: str | None) -> list[tuple[str, str]] | None:
+def _hls_playlists(info: dict[str, Any], proxy: str | None) -> list[tuple[str, str]] | None:
     """(text, URL) of each HLS media playlist yt-dlp chose (one, or a video and an audio
-    rendition) when all are fragmented MP4 that `fragment_plan` reads; None otherwise (the
-    section download as usual). ffmpeg 5.1's HLS demuxer reads no packet of fMP4 segments
-    after `-ss`: the section came out empty."""
+    rendition), read through the guard; None when it chose anything else, or a read failed
+    (the section download then meets the same problem and reports it as usual)."""
     chosen = info.get("requested_formats") or [info]
     if any(f.get("protocol") not in ("m3u8", "m3u8_native") or not isinstance(f.get("url"), str)
            or not f["url"].startswith(_relay_prefix(proxy)) for f in chosen):
@@ -598,13 +605,47 @@ def _fragmented_playlists(info: dict[str, Any], section: tuple[float, float],
                                               proxy)) as answer:
                 body, final = answer.read(_PLAYLIST_MAX + 1), answer.geturl()
         except (*_NET_ERRORS, ClipperError):
-            return None  # the section download meets the same problem and reports it as usual
-        text = body.decode("utf-8", "replace")
-        if (len(body) > _PLAYLIST_MAX or "#EXT-X-MAP" not in text
-                or fragment_plan(text, final, section) is None):
             return None
-        found.append((text, final))
+        if len(body) > _PLAYLIST_MAX:
+            return None
+        found.append((body.decode("utf-8", "replace"), final))
     return found
+
+
+def _fragmented(playlists: list[tuple[str, str]], section: tuple[float, float]) -> bool:
+    """Whether every playlist is fragmented MP4 that `fragment_plan` reads. ffmpeg 5.1's HLS
+    demuxer reads no packet of fMP4 segments after `-ss`: the section came out empty."""
+    return all("#EXT-X-MAP" in text and fragment_plan(text, url, section) is not None
+               for text, url in playlists)
+
+
+def _spanned_section(plan: SpanPlan, info: dict[str, Any], workdir: Path,
+                     proxy: str | None) -> tuple[Path, float]:
+    """A section after a discontinuity (`span_plan`): its span's segments joined here and
+    written as MP4 from their first frame on; and the playlist time of the file's time 0 (the
+    span's first timestamp lies at `plan.start`)."""
+    headers = dict(info.get("http_headers") or {})
+    wanted = list(dict.fromkeys([plan.first, *plan.pieces]))
+    files = dict(zip(wanted, _read_pieces(wanted, workdir, headers, proxy), strict=True))
+    local = _join_files(workdir / "span.ts", [files[p] for p in plan.pieces])
+    origin = _format_start(files[plan.first])
+    for path in files.values():
+        path.unlink()
+    begins = plan.start + _format_start(local) - origin
+    out = workdir / "section.mp4"
+    ffrun.run(["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+               "-protocol_whitelist", ffrun.LOCAL_PROTOCOLS, "-i", str(local), "-sn", "-dn",
+               "-c", "copy", "-f", "mp4", str(out)], what="join the section's segments")
+    local.unlink()
+    return out, begins
+
+
+def _format_start(path: Path) -> float:
+    """A local file's earliest timestamp (ffprobe's format start_time), as ffmpeg counts."""
+    try:
+        return float((ffrun.probe(str(path)).get("format") or {}).get("start_time") or 0.0)
+    except PermanentError:
+        raise PermanentError("The source sent no playable media.", "Check the link.") from None
 
 
 def _fragmented_section(playlists: list[tuple[str, str]], info: dict[str, Any],
@@ -658,7 +699,7 @@ class _Rendition:
         `section` (`widen` more each side) side by side; the first segment's earliest
         timestamp (the programme's time 0 on this rendition), once read, else +inf."""
         plan = fragment_plan(self.text, self.url, section, widen)
-        assert plan is not None  # _fragmented_playlists read it
+        assert plan is not None  # _fragmented read it
         if section[0] >= plan.duration:
             raise _beyond_end(section[0], plan.duration)
         first = self.plan is None
@@ -783,7 +824,7 @@ def _fetch_file(url: str, section: tuple[float, float], dest_dir: Path, proxy: s
     picture began late (`_picture_late`: after `needed` s into it, where the clip starts) and
     an earlier start is still to be tried."""
     with tempfile.TemporaryDirectory(dir=dest_dir, prefix=".fetch-") as work:
-        path, title, unindexed = _download(url, section, Path(work), proxy, guard)
+        path, title, unindexed, starts_at = _download(url, section, Path(work), proxy, guard)
         # The two ffprobe runs side by side (each ~0.1 s, mostly its start-up).
         with ThreadPoolExecutor(1) as side:
             lag_read = side.submit(edit_list_lag, path)
@@ -800,7 +841,8 @@ def _fetch_file(url: str, section: tuple[float, float], dest_dir: Path, proxy: s
             return None
         final = dest_dir / f"section-{uuid.uuid4().hex}{path.suffix}"
         shutil.move(path, final)
-    return FetchedSection(final, section[0] + lag, info.duration, title,
+    offset = section[0] + lag if starts_at is None else starts_at
+    return FetchedSection(final, offset, info.duration, title,
                           dataclasses.replace(info, path=final))
 
 

@@ -89,8 +89,29 @@ def dash(gop2: Path, media_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def discontinuous(gop2: Path, media_dir: Path) -> tuple[Path, Path]:
+    """A VOD stitched from two programmes (`disc/index.m3u8`): gop2's 24 s, an
+    EXT-X-DISCONTINUITY, then 8 s of another whose timestamps start again; and that second
+    programme's own playlist (`disc/b/index.m3u8`), which says what its frames are."""
+    folder = media_dir / "disc"
+    a = make_hls(gop2, folder / "a", hls_time=2)
+    b = make_hls(make_video(media_dir / "second.mp4", 8, gop=50), folder / "b", hls_time=2)
+
+    def body(playlist: Path) -> list[str]:
+        lines = playlist.read_text().splitlines()
+        return [f"{playlist.parent.name}/{line}" if line.endswith(".ts") else line
+                for line in lines if line.startswith("#EXTINF") or line.endswith(".ts")]
+
+    (folder / "index.m3u8").write_text("\n".join([
+        "#EXTM3U", "#EXT-X-VERSION:3", "#EXT-X-TARGETDURATION:2", "#EXT-X-PLAYLIST-TYPE:VOD",
+        *body(a), "#EXT-X-DISCONTINUITY", *body(b), "#EXT-X-ENDLIST"]) + "\n")
+    return folder / "index.m3u8", b
+
+
+@pytest.fixture(scope="session")
 def server(media_dir: Path, gop2: Path, hls: Path, fmp4_hls: Path, fmp4_single: Path,
-           fmp4_renditions: Path, dash: Path, mpegts: Path, gop10ts: Path):  # type: ignore[no-untyped-def]
+           fmp4_renditions: Path, dash: Path, mpegts: Path, gop10ts: Path,
+           discontinuous: tuple[Path, Path]):  # type: ignore[no-untyped-def]
     """Loopback HTTP server over media_dir; paths under /flaky/ answer 503 twice, then serve."""
     seen: Counter[str] = Counter()
 

@@ -219,6 +219,30 @@ def test_a_section_without_pad_still_holds_the_clips_first_frame(
                    lead=2.5 if name.endswith(".ts") else 0.0)
 
 
+@pytest.mark.parametrize(("start", "pad"), [(25.37, 1.0), (29.01, 2.0), (24.3, 0.5)])
+def test_a_section_after_a_discontinuity_is_placed_by_the_playlist(
+        server, discontinuous: tuple[Path, Path], tmp_path: Path, start: float,
+        pad: float) -> None:
+    """Timestamps start again after EXT-X-DISCONTINUITY: ffmpeg's reader lost every packet
+    ("no playable media"); the span's segments are read here, placed by their EXTINFs."""
+    _, second = discontinuous
+    base, requested = server
+    before = len(requested)
+    sec = fetch_section(f"{base}/disc/index.m3u8", start, start + 2.2, dest_dir=tmp_path / "src",
+                        pad=pad)
+    clip = cut_clip(sec.path, start - sec.offset, start + 2.2 - sec.offset,
+                    tmp_path / "clip.mp4", sec.info)
+    assert_frame_exact(clip.path, second, start - 24, start - 24 + 2.2)
+    assert not [p for p in requested[before:] if p.startswith("/disc/a/") and p != "/disc/a/"]
+
+
+def test_a_section_before_a_discontinuity_is_read_as_ever(server, media_dir: Path,
+                                                         tmp_path: Path) -> None:
+    base, _ = server
+    _fetch_and_cut(f"{base}/disc/index.m3u8", media_dir / "disc" / "a" / "index.m3u8", 13.37,
+                   15.5, 1.0, tmp_path)
+
+
 def test_404_is_permanent_and_readable(server, tmp_path: Path) -> None:
     base, _ = server
     with pytest.raises(PermanentError) as err:
