@@ -37,7 +37,7 @@ import yt_dlp
 from yt_dlp.postprocessor.ffmpeg import EXT_TO_OUT_FORMATS
 from yt_dlp.utils import DownloadError, download_range_func
 
-from clipper.domain import FetchedSection
+from clipper.domain import FetchedSection, MediaInfo
 from clipper.errors import ClipperError, InvalidInput, PermanentError, TransientError
 from clipper.media import ffrun
 from clipper.media.fmp4 import FragmentPlan, Piece, fragment_plan
@@ -719,7 +719,7 @@ class _Rendition:
         """Whether `local` holds every stream from the section's start to its end (or the
         playlist's first or last segment: nothing more to read there)."""
         assert self.plan is not None
-        _, start, end = _span(self.local)
+        start, end = _span(self.local)
         lo, hi = origin + section[0], origin + min(section[1], self.plan.duration)
         return ((self.plan.from_start or start <= lo + 1e-3)
                 and (self.plan.to_end or end >= hi - 0.05))
@@ -738,16 +738,13 @@ def _hls_start(folder: Path, init: Path, first: Path) -> float:
                         f'#EXT-X-MAP:URI="{names[0].name}"\n#EXTINF:3600,\n{names[1].name}\n'
                         "#EXT-X-ENDLIST\n")
     try:
-        found = (ffrun.probe(str(playlist)).get("format") or {}).get("start_time")
-        return float(found)
-    except (PermanentError, TypeError, ValueError):
-        raise PermanentError("The source sent no playable media.", "Check the link.") from None
+        return _format_start(playlist)
     finally:
         for path in (*names, playlist):
             path.unlink(missing_ok=True)
 
 
-def _span(path: Path) -> tuple[float, float, float]:
+def _span(path: Path) -> tuple[float, float]:
     try:
         return stream_span(path)
     except InvalidInput:
@@ -781,10 +778,10 @@ def _save_piece(piece: Piece, path: Path, headers: Mapping[str, str], proxy: str
         _save(answer, b"", path)
 
 
-def _join_files(out: Path, parts: list[Any]) -> Path:
+def _join_files(out: Path, parts: list[Path]) -> Path:
     with out.open("wb") as sink:
         for part in parts:
-            with Path(part).open("rb") as source:
+            with part.open("rb") as source:
                 shutil.copyfileobj(source, sink, _CHUNK)
     return out
 
@@ -794,7 +791,8 @@ LEADS = (2.5, 10.0, 30.0, 90.0)
 began late (broadcast GOPs last 0.5-2 s, some 10 s)."""
 
 
-def _picture_late(path: Path, info: Any, needed: float, url: str, proxy: str | None) -> bool:
+def _picture_late(path: Path, info: MediaInfo, needed: float, url: str,
+                  proxy: str | None) -> bool:
     """Whether a section lacks the frame its clip starts with: the first at or after `needed`
     seconds into it. One with no picture at all asks the source whether it has one (radio
     has none)."""

@@ -62,10 +62,10 @@ def probe_media(path: Path) -> MediaInfo:
         coding={k: str(v[k]) for k in CODING if v.get(k) is not None})
 
 
-def stream_span(path: Path) -> tuple[float, float, float]:
-    """(earliest start, latest start, end) of the file's first video and first audio stream,
-    on its own timestamps (no start_time taken off): ffmpeg counts a programme from the
-    earliest, and every stream has begun by the latest."""
+def stream_span(path: Path) -> tuple[float, float]:
+    """(latest start, end) of the file's first video and first audio stream, on its own
+    timestamps (no start_time taken off): every stream has begun by the first, and the file
+    ends at the second."""
     data = probe_media_json(path)
     streams = data.get("streams") or []
     firsts = [found[0] for kind in ("video", "audio") if (found := _media_streams(streams, kind))]
@@ -75,7 +75,7 @@ def stream_span(path: Path) -> tuple[float, float, float]:
                            "Check the source.")
     fmt = data.get("format") or {}
     end = float(fmt.get("start_time") or 0) + float(fmt.get("duration") or 0)
-    return min(starts), max(starts), end
+    return max(starts), end
 
 
 def probe_media_json(path: Path) -> dict[str, Any]:
